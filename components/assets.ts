@@ -1,0 +1,56 @@
+// Reads what the plan needs from disk, once: templates, the daemon bundle, web page sources, the version.
+// The plan itself does no I/O; the Pulumi program, `npm run render` and the testbed all load assets here.
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { buildSync } from "esbuild";
+import type { Assets } from "./plan";
+
+export const PROJECT_ROOT = join(__dirname, "..");
+
+function readTree(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const path = join(d, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else out.set(relative(dir, path), readFileSync(path));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Bundles daemons/main.ts into one file for the server's Node 18; deterministic for the same sources. */
+export function bundleDaemons(): string {
+  const result = buildSync({
+    entryPoints: [join(PROJECT_ROOT, "daemons/main.ts")],
+    bundle: true,
+    platform: "node",
+    target: "node18",
+    format: "cjs",
+    write: false,
+    legalComments: "none",
+    banner: { js: "// chatmaild: the chatmail relay's daemons, bundled by esbuild from daemons/main.ts" },
+  });
+  return result.outputFiles[0].text;
+}
+
+function version(): string {
+  const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as { version: string };
+  let revision = "unknown";
+  try {
+    revision = execFileSync("git", ["rev-parse", "HEAD"], { cwd: PROJECT_ROOT, encoding: "utf8" }).trim();
+  } catch {
+    // Not a git checkout (a release tarball): the version alone identifies it.
+  }
+  return `chatmail-relay ${version} ${revision}\n`;
+}
+
+export function loadAssets(opts: { wwwFolder?: string } = {}): Assets {
+  const templates = new Map(
+    [...readTree(join(PROJECT_ROOT, "templates"))].map(([name, data]) => [name, data.toString("utf8")]),
+  );
+  const wwwDir = opts.wwwFolder ? opts.wwwFolder : join(PROJECT_ROOT, "www");
+  return { templates, daemonBundle: bundleDaemons(), website: readTree(wwwDir), version: version() };
+}

@@ -1,0 +1,71 @@
+// Facts that several server files share: paths, sockets, users, fixed ports. Templates get them through the
+// render context, so a socket named in dovecot.conf and in a daemon's unit is the same string.
+import type { RelayConfig } from "../config";
+
+export const USERS = {
+  vmail: "vmail",
+  opendkim: "opendkim",
+  iroh: "iroh",
+} as const;
+
+export const PATHS = {
+  /** The chatmail.ini the daemons read. */
+  chatmailIni: "/usr/local/lib/chatmaild/chatmail.ini",
+  /** The bundled daemons (one Node program, see daemons/main.ts). */
+  daemonBundle: "/usr/local/lib/chatmaild/chatmaild.js",
+  doveauthSocket: "/run/doveauth/doveauth.socket",
+  metadataSocket: "/run/chatmail-metadata/metadata.socket",
+  lastloginSocket: "/run/chatmail-lastlogin/lastlogin.socket",
+  webRoot: "/var/www/html",
+  /** Printable invites (QR codes with tokens) live outside the web root, readable by root only. */
+  invitesDir: "/root/chatmail-invites",
+  dkimKeyDir: "/etc/dkimkeys",
+  dkimPrivateKey: "/etc/dkimkeys/opendkim.private",
+  opendkimSocketDir: "/var/spool/postfix/opendkim",
+  irohRelayBinary: "/usr/local/bin/iroh-relay",
+  nocreateFile: "/etc/chatmail-nocreate",
+  selfSignedCert: "/etc/ssl/certs/mailserver.pem",
+  selfSignedKey: "/etc/ssl/private/mailserver.key",
+  version: "/etc/chatmail-version",
+} as const;
+
+export const PORTS = {
+  smtp: 25,
+  http: 80,
+  imap: 143,
+  https: 443,
+  smtps: 465,
+  submission: 587,
+  imaps: 993,
+  irohRelayHttp: 3340,
+  stun: 3478,
+  mtail: 3903,
+  /** acmetool's redirector/challenge responder, behind nginx on port 80. */
+  acmetool: 402,
+  /** nginx's HTTPS site behind the ALPN multiplexer on 443. */
+  httpsInternal: 8443,
+} as const;
+
+export const DKIM_SELECTOR = "opendkim";
+
+/** Certificate and key paths for the TLS mode in use; every TLS-speaking service reads these. */
+export function tlsPaths(config: RelayConfig): { cert: string; key: string } {
+  switch (config.tlsMode) {
+    case "acme":
+      return {
+        cert: `/var/lib/acme/live/${config.mailDomain}/fullchain`,
+        key: `/var/lib/acme/live/${config.mailDomain}/privkey`,
+      };
+    case "self-signed":
+      return { cert: PATHS.selfSignedCert, key: PATHS.selfSignedKey };
+    case "external":
+      return { cert: config.tlsCertPath, key: config.tlsKeyPath };
+  }
+}
+
+/** Ports open to the Internet: the Hetzner firewall opens exactly these. */
+export function publicPorts(config: RelayConfig): { tcp: number[]; udp: number[] } {
+  const tcp = [22, PORTS.smtp, PORTS.http, PORTS.imap, PORTS.https, PORTS.smtps, PORTS.submission, PORTS.imaps];
+  const udp = config.irohRelay === undefined ? [PORTS.stun] : [];
+  return { tcp, udp };
+}

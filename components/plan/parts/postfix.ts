@@ -1,0 +1,24 @@
+// Postfix: the MTA on ports 25, 465 and 587 and the loopback re-injection listeners of the encryption filter.
+import type { PlanContext } from "../context";
+import { ids, packages, service, templateFile, user } from "../units";
+import type { Unit } from "../types";
+
+export function postfix(ctx: PlanContext): Unit[] {
+  const file = (name: string, then?: string) =>
+    templateFile(ctx, `/etc/postfix/${name}`, `postfix/${name}.njk`, then ? { then } : {});
+  const files = [
+    file("main.cf"),
+    file("master.cf"),
+    file("submission_header_cleanup"),
+    file("lmtp_header_cleanup"),
+    file("login_map"),
+    file("smtp_tls_policy_map"),
+  ];
+  return [
+    packages("postfix", ["postfix"], ["postfix postfix/main_mailer_type select No configuration"]),
+    // postfix (made by its package) reaches the OpenDKIM milter socket through the opendkim group.
+    user("postfix", { home: "/var/spool/postfix", extraGroups: ["opendkim"], phase: "configure" }),
+    ...files,
+    service("postfix.service", { restartOn: ids(files), after: ["service:dovecot.service"] }),
+  ];
+}

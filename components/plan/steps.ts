@@ -1,0 +1,174 @@
+// Turns units into steps: the exact sh script and stdin that run on the server. The Pulumi components send
+// these as remote commands and the testbed sends the very same bytes over SSH, so both deploy identically.
+// Every script appends one line to RUN_LOG, which lets tests see which units ran.
+import { createHash } from "node:crypto";
+import { PHASES, type Phase, type Plan, type Step, type Unit } from "./types";
+
+/** One line per executed step: time, unit id, hash. */
+export const RUN_LOG = "/var/lib/chatmail-deploy/runs.log";
+
+export const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+/** Quotes a word for sh. */
+export const q = (s: string) => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+const isText = (c: string | Uint8Array): c is string => typeof c === "string";
+
+function body(unit: Unit): { script: string; stdin: string } {
+  switch (unit.kind) {
+    case "check":
+      return { script: unit.script, stdin: "" };
+    case "user":
+      return {
+        script: [
+          `getent group ${q(unit.group)} >/dev/null || groupadd --system ${q(unit.group)}`,
+          `id -u ${q(unit.name)} >/dev/null 2>&1 || useradd --system --gid ${q(unit.group)} --home-dir ${q(unit.home)} --no-create-home --shell /usr/sbin/nologin ${q(unit.name)}`,
+          ...unit.extraGroups.map((g) => `usermod --append --groups ${q(g)} ${q(unit.name)}`),
+        ].join("\n"),
+        stdin: "",
+      };
+    case "packages":
+      return {
+        script: [
+          "missing=",
+          `for p in ${unit.packages.map(q).join(" ")}; do`,
+          `  dpkg-query -W -f='\${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"`,
+          "done",
+          '[ -z "$missing" ] && exit 0',
+          "export DEBIAN_FRONTEND=noninteractive",
+          ...unit.debconf.map((line) => `echo ${q(line)} | debconf-set-selections`),
+          "# Installing must not start services with the packages' default configuration.",
+          "printf '#!/bin/sh\\nexit 101\\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
+          "trap 'rm -f /usr/sbin/policy-rc.d' EXIT",
+          "apt-get update -q",
+          "apt-get install -y -q --no-install-recommends $missing",
+        ].join("\n"),
+        stdin: "",
+      };
+    case "directory":
+      return {
+        script: `install -d -o ${q(unit.owner)} -g ${q(unit.group)} -m ${unit.mode} ${q(unit.path)}`,
+        stdin: "",
+      };
+    case "file": {
+      const dir = unit.path.slice(0, unit.path.lastIndexOf("/")) || "/";
+      const name = unit.path.slice(unit.path.lastIndexOf("/") + 1);
+      const write = isText(unit.content) ? 'cat >"$tmp"' : 'base64 -d >"$tmp"';
+      return {
+        script: [
+          `mkdir -p ${q(dir)}`,
+          `tmp=$(mktemp ${q(`${dir}/.${name}.XXXXXX`)})`,
+          `trap 'rm -f "$tmp"' EXIT`,
+          write,
+          `chown ${q(`${unit.owner}:${unit.group}`)} "$tmp"`,
+          `chmod ${unit.mode} "$tmp"`,
+          `mv -f "$tmp" ${q(unit.path)}`,
+          ...(unit.then ? [unit.then] : []),
+        ].join("\n"),
+        stdin: isText(unit.content) ? unit.content : Buffer.from(unit.content).toString("base64") + "\n",
+      };
+    }
+    case "sysctl": {
+      const file = `/etc/sysctl.d/90-chatmail-${unit.key}.conf`;
+      return {
+        script: [
+          `echo ${q(`${unit.key} = ${unit.value}`)} >${q(file)}`,
+          "# Containers often have a read-only /proc/sys; the file still applies at the next boot.",
+          `sysctl -q -w ${q(`${unit.key}=${unit.value}`)} || echo ${q(`warning: could not set ${unit.key} now`)} >&2`,
+        ].join("\n"),
+        stdin: "",
+      };
+    }
+    case "once":
+      return { script: `[ -e ${q(unit.creates)} ] && exit 0\n${unit.script}`, stdin: "" };
+    case "download":
+      return {
+        script: [
+          `dest=${q(unit.path)}`,
+          `want=${unit.sha256}`,
+          `if [ -f "$dest" ] && [ "$(sha256sum <"$dest" | cut -d' ' -f1)" = "$want" ]; then exit 0; fi`,
+          "work=$(mktemp -d)",
+          `trap 'rm -rf "$work"' EXIT`,
+          `curl -fsSL --retry 3 -o "$work/archive" ${q(unit.url)}`,
+          `tar -xzf "$work/archive" -C "$work" ${q(unit.member)}`,
+          `got=$(sha256sum <"$work/"${q(unit.member)} | cut -d' ' -f1)`,
+          `if [ "$got" != "$want" ]; then`,
+          `  echo "$dest: sha256 of ${unit.member} in ${unit.url} is $got, expected $want; the installed file is left unchanged" >&2`,
+          "  exit 1",
+          "fi",
+          `install -m 0755 "$work/"${q(unit.member)} "$dest.new"`,
+          'mv -f "$dest.new" "$dest"',
+        ].join("\n"),
+        stdin: "",
+      };
+    case "service": {
+      const n = q(unit.name);
+      const lines = ["systemctl daemon-reload"];
+      lines.push(unit.enabled ? `systemctl enable ${n}` : `systemctl disable ${n} 2>/dev/null || true`);
+      // Restart covers the first start too; a service with only reload triggers is reloaded when running.
+      if (!unit.running) lines.push(`systemctl stop ${n} 2>/dev/null || true`);
+      else if (unit.restartOn.length > 0 || unit.reloadOn.length === 0) lines.push(`systemctl restart ${n}`);
+      else lines.push(`systemctl is-active --quiet ${n} && systemctl reload ${n} || systemctl restart ${n}`);
+      return { script: lines.join("\n"), stdin: "" };
+    }
+  }
+}
+
+function filesOf(unit: Unit): string[] {
+  if (unit.kind === "file" || unit.kind === "download") return [unit.path];
+  if (unit.kind === "directory") return [unit.path + "/"];
+  return [];
+}
+
+/** Compiles units into steps; throws on a dangling reference or a duplicate id (a bug in the plan code). */
+export function compileSteps(units: readonly Unit[]): Step[] {
+  const byId = new Map<string, Unit>();
+  for (const u of units) {
+    if (byId.has(u.id)) throw new Error(`plan: duplicate unit id ${u.id}`);
+    byId.set(u.id, u);
+  }
+  const hashes = new Map<string, string>();
+  const steps: Step[] = [];
+  const earlier = new Map<Phase, string[]>(PHASES.map((p) => [p, []]));
+  for (const unit of units) {
+    for (const ref of [...unit.after, ...(unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn] : [])]) {
+      if (!hashes.has(ref)) throw new Error(`plan: ${unit.id} refers to ${ref}, which is not an earlier unit`);
+    }
+    const { script: core, stdin } = body(unit);
+    const triggers = unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn].map((r) => hashes.get(r)) : [];
+    const hash = sha256(JSON.stringify([unit.kind, core, sha256(stdin), triggers]));
+    hashes.set(unit.id, hash);
+    // The run-log line comes first: a step that exits early (nothing to do) still counts as run.
+    const script = [
+      "set -eu",
+      `mkdir -p ${RUN_LOG.slice(0, RUN_LOG.lastIndexOf("/"))}`,
+      `echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) ${unit.id} ${hash}" >>${RUN_LOG}`,
+      core,
+      "",
+    ].join("\n");
+    const phaseIndex = PHASES.indexOf(unit.phase);
+    const previousPhase = PHASES.slice(0, phaseIndex)
+      .reverse()
+      .find((p) => earlier.get(p)!.length > 0);
+    const dependsOn = [...(previousPhase ? earlier.get(previousPhase)! : []), ...unit.after];
+    steps.push({
+      id: unit.id,
+      kind: unit.kind,
+      phase: unit.phase,
+      dependsOn: [...new Set(dependsOn)],
+      script,
+      stdin,
+      secret: unit.kind === "file" && unit.secret,
+      hash,
+      files: filesOf(unit),
+    });
+    earlier.get(unit.phase)!.push(unit.id);
+  }
+  return steps;
+}
+
+/** Orders units by phase (keeping the parts' order within a phase) and compiles them. */
+export function planOf(units: readonly Unit[]): Plan {
+  const ordered = PHASES.flatMap((phase) => units.filter((u) => u.phase === phase));
+  return { units: ordered, steps: compileSteps(ordered) };
+}

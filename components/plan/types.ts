@@ -1,0 +1,142 @@
+// The relay as data: a plan is an ordered list of units, each a small record that says what must be true on
+// the server. steps.ts turns each unit into the shell script and stdin that the Pulumi components and the
+// testbed run over SSH; nothing else interprets units.
+
+/** Units run phase by phase: every unit of a phase waits for all units of the phases before it. */
+export const PHASES = ["preflight", "system", "install", "configure", "activate"] as const;
+export type Phase = (typeof PHASES)[number];
+
+interface UnitBase {
+  /** Stable id built from what the unit is (`file:/etc/postfix/main.cf`); it becomes the Pulumi resource name. */
+  readonly id: string;
+  /** When the unit runs; see PHASES. */
+  readonly phase: Phase;
+  /** Ids of units of the same phase that must run first. */
+  readonly after: readonly string[];
+}
+
+/** A refusal check that runs before anything changes. */
+export interface CheckUnit extends UnitBase {
+  readonly kind: "check";
+  /** What is checked, for logs and the plan summary. */
+  readonly description: string;
+  /** sh script that exits non-zero with a message on stderr when the server is not fit. */
+  readonly script: string;
+}
+
+/** A system group and user (created if missing; supplementary groups added). */
+export interface UserUnit extends UnitBase {
+  readonly kind: "user";
+  readonly name: string;
+  /** Primary group, created with the same name if missing. */
+  readonly group: string;
+  readonly home: string;
+  /** Supplementary groups, which must exist already. */
+  readonly extraGroups: readonly string[];
+}
+
+/** Debian packages that must be installed; services they bring are not started by the install. */
+export interface PackagesUnit extends UnitBase {
+  readonly kind: "packages";
+  readonly packages: readonly string[];
+  /** debconf answers given before installing, as `package question type value` lines. */
+  readonly debconf: readonly string[];
+}
+
+export interface DirectoryUnit extends UnitBase {
+  readonly kind: "directory";
+  readonly path: string;
+  readonly owner: string;
+  readonly group: string;
+  /** Octal mode, like "0750". */
+  readonly mode: string;
+}
+
+/** A file written atomically (temporary file, then rename) with owner, group and mode. */
+export interface FileUnit extends UnitBase {
+  readonly kind: "file";
+  readonly path: string;
+  readonly owner: string;
+  readonly group: string;
+  readonly mode: string;
+  /** Text is sent as is (readable in `pulumi preview --diff`); bytes are sent base64-encoded. */
+  readonly content: string | Uint8Array;
+  /** Content holds a secret (invite tokens): Pulumi masks it and the testbed never logs it. */
+  readonly secret: boolean;
+  /** sh commands run after the file is in place, like `postmap`. */
+  readonly then?: string;
+}
+
+/** A kernel setting, applied now and kept in /etc/sysctl.d. */
+export interface SysctlUnit extends UnitBase {
+  readonly kind: "sysctl";
+  readonly key: string;
+  readonly value: string;
+}
+
+/** A step that must never run twice, such as generating the DKIM key: skipped while `creates` exists. */
+export interface OnceUnit extends UnitBase {
+  readonly kind: "once";
+  readonly description: string;
+  /** Path whose existence means the step is done. */
+  readonly creates: string;
+  readonly script: string;
+}
+
+/** A release archive downloaded, its member checked against sha256, then installed. */
+export interface DownloadUnit extends UnitBase {
+  readonly kind: "download";
+  readonly url: string;
+  /** sha256 of the extracted member (the binary), in hex. */
+  readonly sha256: string;
+  /** Path of the member inside the tar.gz archive, like `./iroh-relay`. */
+  readonly member: string;
+  readonly path: string;
+}
+
+/** A systemd service brought to the wanted state, restarted or reloaded when the units it names changed. */
+export interface ServiceUnit extends UnitBase {
+  readonly kind: "service";
+  /** systemd unit name, like `postfix.service` or `chatmail-expire.timer`. */
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly running: boolean;
+  /** Units whose change restarts the service (their hashes are part of this unit's hash). */
+  readonly restartOn: readonly string[];
+  /** Units whose change only reloads the service. */
+  readonly reloadOn: readonly string[];
+}
+
+export type Unit =
+  | CheckUnit
+  | UserUnit
+  | PackagesUnit
+  | DirectoryUnit
+  | FileUnit
+  | SysctlUnit
+  | OnceUnit
+  | DownloadUnit
+  | ServiceUnit;
+
+/** A unit ready to run: what goes over SSH, and a hash that changes exactly when the unit must run again. */
+export interface Step {
+  readonly id: string;
+  readonly kind: Unit["kind"];
+  readonly phase: Phase;
+  /** Ids of all units this step waits for (phases and `after` resolved). */
+  readonly dependsOn: readonly string[];
+  /** sh script, run with `sh -s`-like semantics by the remote shell. Never holds a secret. */
+  readonly script: string;
+  /** Data fed to the script on standard input ("" for none). May hold a secret: see `secret`. */
+  readonly stdin: string;
+  readonly secret: boolean;
+  /** sha256 (hex) over script, stdin and, for services, the hashes of the units they restart or reload on. */
+  readonly hash: string;
+  /** The files this step writes, for the plan summary and `pulumi preview --diff`. */
+  readonly files: readonly string[];
+}
+
+export interface Plan {
+  readonly units: readonly Unit[];
+  readonly steps: readonly Step[];
+}
