@@ -247,6 +247,12 @@ export const OPTIONS = {
   }),
   hetznerServerType: string({ description: "Hetzner server type.", default: "cx23", deployOnly: true }),
   hetznerLocation: string({ description: "Hetzner location.", default: "fsn1", deployOnly: true }),
+  hetznerAllowReplace: boolean({
+    description:
+      "Let a change of image or user data replace the server (a new server, new DKIM key, empty mailboxes). Off: such changes are ignored.",
+    default: false,
+    deployOnly: true,
+  }),
   dnsProvider: choice({
     description: "cloudflare: the program manages every DNS record; none: publish the zoneFile output yourself.",
     default: "cloudflare",

@@ -117,6 +117,7 @@ function body(unit: Unit): { script: string; stdin: string } {
 function filesOf(unit: Unit): string[] {
   if (unit.kind === "file" || unit.kind === "download") return [unit.path];
   if (unit.kind === "directory") return [unit.path + "/"];
+  if (unit.kind === "once") return [unit.creates];
   return [];
 }
 

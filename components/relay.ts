@@ -1,0 +1,154 @@
+// Relay: the whole chatmail relay as one component: a host, its configuration from the plan, and its DNS.
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { PATHS, publicPorts } from "./plan/facts";
+import { CloudflareDns } from "./cloudflareDns";
+import type { RelayConfig } from "./config";
+import { relayRecords, zoneFile, type DnsFacts } from "./dns";
+import { ExistingHost } from "./existingHost";
+import { HetznerHost } from "./hetznerHost";
+import type { Host } from "./host";
+import { planRelay, type Assets, type Plan } from "./plan";
+import { ServerConfig } from "./serverConfig";
+
+export interface RelayArgs {
+  readonly config: RelayConfig;
+  readonly assets: Assets;
+  /** The SSH private key, as a secret. */
+  readonly sshPrivateKey: pulumi.Input<string>;
+}
+
+export class Relay extends pulumi.ComponentResource {
+  readonly ipv4: pulumi.Output<string>;
+  readonly ipv6: pulumi.Output<string | undefined>;
+  readonly webUrl: string;
+  readonly zoneFile: pulumi.Output<string>;
+  readonly dcaccountLink: string;
+  /** One `dcaccount:` link per invite token; secret. */
+  readonly inviteLinks: pulumi.Output<string[]>;
+  readonly plan: Plan;
+
+  constructor(name: string, args: RelayArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("chatmail:index:Relay", name, {}, opts);
+    const { config } = args;
+    const parent = { parent: this };
+    const host = makeHost(name, args, parent);
+    this.plan = planRelay(config, args.assets);
+    const server = new ServerConfig(`${name}-config`, { plan: this.plan, host }, parent);
+
+    const facts = dnsFacts(name, config, this.plan, host, server, parent);
+    const shape = relayRecords(config, {
+      ipv4: host.hasIpv4 ? "192.0.2.1" : undefined,
+      ipv6: host.hasIpv6 ? "2001:db8::1" : undefined,
+      dkimPublicKey: "shape",
+      acmeAccountUrl: config.tlsMode === "acme" ? "" : undefined,
+    });
+    const records = facts.apply((f) => relayRecords(config, f));
+    if (config.dnsProvider === "cloudflare") {
+      new CloudflareDns(
+        `${name}-dns`,
+        {
+          ...(config.cloudflareZoneId
+            ? { zoneId: config.cloudflareZoneId }
+            : { zoneName: config.cloudflareZoneName || parentDomain(config.mailDomain) }),
+          shape,
+          records,
+        },
+        parent,
+      );
+    }
+
+    this.ipv4 = host.ipv4;
+    this.ipv6 = host.ipv6;
+    this.webUrl = `https://${config.mailDomain}/`;
+    this.zoneFile = records.apply((r) => zoneFile(config, r));
+    this.dcaccountLink = `dcaccount:https://${config.mailDomain}/new`;
+    this.inviteLinks = pulumi.secret(config.inviteTokens.map((t) => `${this.dcaccountLink}?${t}`));
+    this.registerOutputs({ ipv4: this.ipv4, ipv6: this.ipv6, zoneFile: this.zoneFile });
+  }
+}
+
+function makeHost(name: string, args: RelayArgs, parent: pulumi.CustomResourceOptions): Host {
+  const { config } = args;
+  if (config.hostProvider === "existing") {
+    return new ExistingHost(
+      `${name}-host`,
+      {
+        address: config.hostAddress,
+        user: config.sshUser,
+        port: config.sshPort,
+        privateKey: args.sshPrivateKey,
+        ...(config.sshHostKey ? { hostKey: config.sshHostKey } : {}),
+      },
+      parent,
+    );
+  }
+  const ports = publicPorts(config);
+  return new HetznerHost(
+    `${name}-host`,
+    {
+      mailDomain: config.mailDomain,
+      serverType: config.hetznerServerType,
+      location: config.hetznerLocation,
+      image: config.serverOs,
+      sshPublicKey: config.sshPublicKey,
+      privateKey: args.sshPrivateKey,
+      ...(config.sshHostKey ? { hostKey: config.sshHostKey } : {}),
+      tcpPorts: ports.tcp,
+      udpPorts: ports.udp,
+      ipv6: !config.disableIpv6,
+      allowReplace: config.hetznerAllowReplace,
+    },
+    parent,
+  );
+}
+
+/**
+ * What DNS needs from the server: addresses, and the DKIM public key read back after the key was made there
+ * (so the private key never enters Pulumi state), and in ACME mode the account URI.
+ */
+function dnsFacts(
+  name: string,
+  config: RelayConfig,
+  plan: Plan,
+  host: Host,
+  server: ServerConfig,
+  parent: pulumi.CustomResourceOptions,
+): pulumi.Output<DnsFacts> {
+  const read = (id: string, script: string, after: string[], triggers: pulumi.Input<string>[]) =>
+    new command.remote.Command(
+      `${name}-${id}`,
+      {
+        connection: host.connection,
+        create: script,
+        triggers,
+        addPreviousOutputInEnv: false,
+      },
+      { ...parent, dependsOn: after.map((s) => server.commands.get(s)!), ...(host.server ? { deletedWith: host.server } : {}) },
+    ).stdout.apply((s) => s.trim());
+  const dkimStep = plan.steps.find((s) => s.kind === "once" && s.files.includes(PATHS.dkimPrivateKey));
+  const dkim = dkimStep
+    ? read(
+        "read-dkim-public-key",
+        `openssl pkey -in ${PATHS.dkimPrivateKey} -pubout | sed '/-----/d' | tr -d '\\n'`,
+        [dkimStep.id],
+        [dkimStep.hash, host.serverId],
+      )
+    : pulumi.output("");
+  const lastSteps = plan.steps.filter((s) => s.phase === "activate").map((s) => s.id);
+  const acme =
+    config.tlsMode === "acme"
+      ? read("read-acme-account", "acmetool account-url 2>/dev/null || true", lastSteps, [host.serverId])
+      : pulumi.output(undefined);
+  return pulumi.all([host.ipv4, host.ipv6, dkim, acme]).apply(([ipv4, ipv6, dkimPublicKey, acmeAccountUrl]) => ({
+    ...(ipv4 ? { ipv4 } : {}),
+    ...(ipv6 ? { ipv6 } : {}),
+    ...(dkimPublicKey ? { dkimPublicKey } : {}),
+    ...(acmeAccountUrl !== undefined ? { acmeAccountUrl } : {}),
+  }));
+}
+
+/** chat.example.org is served by the zone example.org. */
+export function parentDomain(domain: string): string {
+  return domain.split(".").slice(1).join(".");
+}
