@@ -1,0 +1,208 @@
+// Just enough RFC 5322 / RFC 2045-2046 parsing for the filter's checks, on the message Buffer itself:
+// header fields are kept as byte offsets and decoded only when asked for, bodies and parts are subarrays,
+// so even a 30 MB message is never copied. Behaviour follows Python's email package where the upstream
+// checks depended on it (first header wins, default type text/plain, CRLF before a boundary belongs to it).
+
+const LF = 0x0a;
+const CR = 0x0d;
+const SP = 0x20;
+const TAB = 0x09;
+const COLON = 0x3a;
+
+// A header field name longer than this is not one (Postfix's header_size_limit is far above any real name).
+const MAX_HEADER_NAME_BYTES = 256;
+// A header value longer than this is treated as malformed rather than decoded into a string: no check needs
+// more, and a huge header must not cost a second copy of the message.
+const MAX_HEADER_VALUE_BYTES = 256 * 1024;
+
+interface Field {
+  name: string;
+  valueStart: number;
+  end: number;
+}
+
+export class MimeEntity {
+  private constructor(
+    private readonly bytes: Buffer,
+    private readonly fields: Field[],
+    /** The raw body, after the blank line that ends the header section. */
+    readonly body: Buffer,
+  ) {}
+
+  static parse(bytes: Buffer): MimeEntity {
+    const fields: Field[] = [];
+    let pos = 0;
+    let bodyStart = bytes.length;
+    while (pos < bytes.length) {
+      const lf = bytes.indexOf(LF, pos);
+      const lineEnd = lf < 0 ? bytes.length : lf + 1;
+      const contentEnd = lf < 0 ? bytes.length : lf > pos && bytes[lf - 1] === CR ? lf - 1 : lf;
+      if (contentEnd === pos) {
+        // Empty line: end of the header section.
+        bodyStart = lineEnd;
+        break;
+      }
+      const first = bytes[pos];
+      if ((first === SP || first === TAB) && fields.length > 0) {
+        fields[fields.length - 1].end = contentEnd; // folded continuation line
+        pos = lineEnd;
+        continue;
+      }
+      const colon = headerNameEnd(bytes, pos, contentEnd);
+      if (colon < 0) {
+        // Not a header line: the body starts here (Python records a missing-separator defect and does the same).
+        bodyStart = pos;
+        break;
+      }
+      fields.push({ name: bytes.toString("latin1", pos, colon).toLowerCase(), valueStart: colon + 1, end: contentEnd });
+      pos = lineEnd;
+    }
+    return new MimeEntity(bytes, fields, bytes.subarray(Math.min(bodyStart, bytes.length)));
+  }
+
+  /**
+   * The first field of that name, unfolded and trimmed, like Python's `message.get(name)`. Undefined when the
+   * field is absent or longer than MAX_HEADER_VALUE_BYTES.
+   */
+  header(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    const f = this.fields.find((x) => x.name === lower);
+    if (!f || f.end - f.valueStart > MAX_HEADER_VALUE_BYTES) return undefined;
+    return this.bytes
+      .toString("utf8", f.valueStart, f.end)
+      .replace(/\r?\n(?=[ \t])/g, "")
+      .trim();
+  }
+
+  hasHeader(name: string): boolean {
+    const lower = name.toLowerCase();
+    return this.fields.some((x) => x.name === lower);
+  }
+
+  /** Lower-cased "type/subtype"; "text/plain" when absent or invalid (RFC 2045 5.2). */
+  get contentType(): string {
+    return parseContentType(this.header("content-type")).type;
+  }
+
+  /**
+   * The parts of a multipart entity, each a subarray of the message; undefined when the entity is not
+   * multipart or its boundary never occurs (Python then treats the body as plain text).
+   */
+  parts(): Buffer[] | undefined {
+    const ct = parseContentType(this.header("content-type"));
+    if (!ct.type.startsWith("multipart/")) return undefined;
+    const boundary = ct.params.get("boundary");
+    if (!boundary) return undefined;
+    return splitMultipart(this.body, boundary);
+  }
+}
+
+/** End of a header name (index of the colon) for a line at `start`, or -1 if the line is no header field. */
+function headerNameEnd(bytes: Buffer, start: number, end: number): number {
+  const limit = Math.min(end, start + MAX_HEADER_NAME_BYTES);
+  for (let i = start; i < limit; i++) {
+    const b = bytes[i];
+    if (b === COLON) return i > start ? i : -1;
+    if (b < 0x21 || b > 0x7e) return -1; // RFC 5322 2.2: printable US-ASCII except ":"
+  }
+  return -1;
+}
+
+export interface ContentType {
+  type: string;
+  params: Map<string, string>;
+}
+
+export function parseContentType(value: string | undefined): ContentType {
+  const params = new Map<string, string>();
+  if (value === undefined) return { type: "text/plain", params };
+  const pieces = splitParams(value);
+  const type = pieces[0].trim().toLowerCase();
+  for (const piece of pieces.slice(1)) {
+    const eq = piece.indexOf("=");
+    if (eq <= 0) continue;
+    const name = piece.slice(0, eq).trim().toLowerCase();
+    let v = piece.slice(eq + 1).trim();
+    if (v.startsWith('"')) v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1");
+    if (!params.has(name)) params.set(name, v);
+  }
+  return { type: /^[^\s/]+\/[^\s/]+$/.test(type) ? type : "text/plain", params };
+}
+
+/** Splits at ";" outside quoted strings. */
+function splitParams(value: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (quoted && c === "\\" && i + 1 < value.length) {
+      cur += c + value[++i];
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (c === ";" && !quoted) {
+      out.push(cur);
+      cur = "";
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+/**
+ * RFC 2046 5.1.1: a delimiter line is "--" boundary, optionally "--" (the last one), optional blanks, then the
+ * line end. The line break before a delimiter belongs to it. Without a closing delimiter the last part runs to
+ * the end (as Python does, recording a defect).
+ */
+export function splitMultipart(body: Buffer, boundary: string): Buffer[] | undefined {
+  const delimiter = Buffer.from(`--${boundary}`, "utf8");
+  const parts: Buffer[] = [];
+  let found = false;
+  let partStart = -1;
+  let pos = 0;
+  for (;;) {
+    const at = body.indexOf(delimiter, pos);
+    if (at < 0) break;
+    pos = at + 1;
+    if (at > 0 && body[at - 1] !== LF) continue;
+    let j = at + delimiter.length;
+    let closing = false;
+    if (body[j] === 0x2d && body[j + 1] === 0x2d) {
+      closing = true;
+      j += 2;
+    }
+    while (body[j] === SP || body[j] === TAB) j++;
+    let next: number;
+    if (j >= body.length) next = body.length;
+    else if (body[j] === LF) next = j + 1;
+    else if (body[j] === CR && body[j + 1] === LF) next = j + 2;
+    else continue;
+    found = true;
+    if (partStart >= 0) {
+      let end = at;
+      if (end > partStart && body[end - 1] === LF) end--;
+      if (end > partStart && body[end - 1] === CR) end--;
+      parts.push(body.subarray(partStart, end));
+    }
+    if (closing) return parts;
+    partStart = next;
+    pos = next;
+  }
+  if (!found) return undefined;
+  if (partStart >= 0) parts.push(body.subarray(partStart));
+  return parts;
+}
+
+/** Python's `str.strip()` for the ASCII whitespace the checks meet, on bytes. */
+export function trimAscii(b: Buffer): Buffer {
+  let s = 0;
+  let e = b.length;
+  while (s < e && isSpace(b[s])) s++;
+  while (e > s && isSpace(b[e - 1])) e--;
+  return b.subarray(s, e);
+}
+
+function isSpace(c: number): boolean {
+  return c === SP || c === TAB || c === LF || c === CR || c === 0x0b || c === 0x0c;
+}

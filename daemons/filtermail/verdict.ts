@@ -1,0 +1,141 @@
+// The filter's decision as a pure function of direction, envelope, message bytes and policy: no sockets,
+// no clock, no files (the one file-system question, a recipient's enforceE2EEincoming marker, comes in as a
+// callback). Rules and their order follow relay-daemons.md 8.3-8.5 and the Rust filter's additions (8.8).
+
+import { domainOf, parseFromHeader, recipientMatchesPassthrough } from "./address";
+import { MimeEntity, trimAscii } from "./mime";
+import { checkArmoredPayload } from "./openpgp";
+import { REPLIES, type Reply } from "./replies";
+
+export type Direction = "outgoing" | "incoming";
+
+export interface VerdictEnvelope {
+  mailFrom: string;
+  rcptTos: readonly string[];
+}
+
+export interface VerdictPolicy {
+  mailDomain: string;
+  /** Envelope senders that may send unencrypted mail (outgoing; exact match). */
+  passthroughSenders: readonly string[];
+  /** Recipients that may get unencrypted mail (outgoing; exact, or "@domain"). */
+  passthroughRecipients: readonly string[];
+  /** Incoming: true when this local address has no enforceE2EEincoming marker. */
+  incomingCleartextAllowed(recipient: string): boolean;
+}
+
+export type Verdict =
+  | {
+      accept: true;
+      /** Envelope sender to reinject with ("" when an incoming From does not match, see 8.8 step 3). */
+      mailFrom: string;
+      /** Lines for the log; the mtail metrics count them (relay-daemons.md 8.6). */
+      log: string[];
+    }
+  | { accept: false; reply: Reply; log: string[] };
+
+// Log lines that are a contract with mtail's delivered_mail.mtail: do not reword.
+export const LOG = {
+  outgoingEncrypted: "Outgoing: Filtering encrypted mail.",
+  outgoingUnencrypted: "Outgoing: Filtering unencrypted mail.",
+  incomingEncrypted: "Incoming: Filtering encrypted mail.",
+  incomingUnencrypted: "Incoming: Filtering unencrypted mail.",
+  incomingMailerDaemon: (from: string) => `Incoming: Filtering mailer-daemon message from ${from}`,
+  rejected: "Rejected unencrypted mail.",
+} as const;
+
+export function decide(direction: Direction, envelope: VerdictEnvelope, message: Buffer, policy: VerdictPolicy): Verdict {
+  const log: string[] = [];
+  const entity = MimeEntity.parse(message);
+  const fromValue = entity.header("from");
+  const fromAddr = fromValue === undefined ? undefined : parseFromHeader(fromValue);
+  if (fromAddr === undefined) return { accept: false, reply: REPLIES.invalidFromHeader(fromValue ?? ""), log };
+  const fromMatches = envelope.mailFrom.toLowerCase() === fromAddr.toLowerCase();
+  const encrypted = isEncrypted(entity, direction) || isSecureJoin(entity);
+
+  if (direction === "outgoing") {
+    if (!fromMatches) return { accept: false, reply: REPLIES.fromMismatch(fromAddr, envelope.mailFrom), log };
+    const accept: Verdict = { accept: true, mailFrom: envelope.mailFrom, log };
+    if (encrypted) {
+      log.push(LOG.outgoingEncrypted);
+      return accept;
+    }
+    log.push(LOG.outgoingUnencrypted);
+    if (policy.passthroughSenders.includes(envelope.mailFrom)) return accept;
+    if (isSelfSentSetupMessage(entity, envelope, fromAddr)) return accept;
+    if (envelope.rcptTos.every((r) => recipientMatchesPassthrough(r, policy.passthroughRecipients))) return accept;
+    log.push(LOG.rejected);
+    return { accept: false, reply: REPLIES.encryptionNeeded, log };
+  }
+
+  // Incoming: a From that does not match the envelope is not refused, but the mail is reinjected with the null
+  // sender so that no bounce goes to a possibly forged address (Rust filtermail issue #67).
+  const accept: Verdict = { accept: true, mailFrom: fromMatches ? envelope.mailFrom : "", log };
+  if (encrypted) {
+    log.push(LOG.incomingEncrypted);
+    return accept;
+  }
+  log.push(LOG.incomingUnencrypted);
+  if (isBounce(entity, fromAddr)) {
+    log.push(LOG.incomingMailerDaemon(fromAddr));
+    return accept;
+  }
+  // Cleartext only reaches local addresses that did not ask for end-to-end encryption (no marker file);
+  // a recipient outside the relay's own domain has no such choice to make and is refused.
+  const allowed = (r: string) => domainOf(r) === policy.mailDomain.toLowerCase() && policy.incomingCleartextAllowed(r);
+  if (envelope.rcptTos.every(allowed)) return accept;
+  log.push(LOG.rejected);
+  return { accept: false, reply: REPLIES.encryptionNeeded, log };
+}
+
+/** RFC 3156 PGP/MIME with a real encrypted payload (upstream `check_encrypted`). */
+export function isEncrypted(entity: MimeEntity, direction: Direction): boolean {
+  if (entity.contentType !== "multipart/encrypted") return false;
+  const parts = entity.parts();
+  // Upstream accepts zero parts (nothing to read, but also nothing encrypted); we require at least one.
+  if (!parts || parts.length === 0 || parts.length > 2) return false;
+  const version = MimeEntity.parse(parts[0]);
+  if (version.contentType !== "application/pgp-encrypted") return false;
+  if (!trimAscii(version.body).equals(VERSION_1)) return false;
+  // QUIRK kept from upstream: a multipart/encrypted with only the version part passes (relay-daemons.md 8.5).
+  if (parts.length === 1) return true;
+  const data = MimeEntity.parse(parts[1]);
+  if (data.contentType !== "application/octet-stream") return false;
+  return checkArmoredPayload(data.body, direction);
+}
+
+const VERSION_1 = Buffer.from("Version: 1");
+const SECURE_JOIN_REQUESTS = ["vc-request", "vg-request"];
+
+/** An unencrypted Secure-Join vc/vg-request handshake message (upstream `is_securejoin`). */
+export function isSecureJoin(entity: MimeEntity): boolean {
+  const value = entity.header("secure-join");
+  if (value === undefined || !SECURE_JOIN_REQUESTS.includes(value)) return false;
+  const parts = entity.parts();
+  if (!parts || parts.length !== 1) return false;
+  const part = MimeEntity.parse(parts[0]);
+  if (part.contentType !== "text/plain") return false;
+  const text = trimAscii(part.body).toString("utf8").toLowerCase();
+  return SECURE_JOIN_REQUESTS.some((r) => text === `secure-join: ${r}`);
+}
+
+/** An Autocrypt Setup Message sent only to the sender itself (relay-daemons.md 8.3 step 7). */
+function isSelfSentSetupMessage(entity: MimeEntity, envelope: VerdictEnvelope, fromAddr: string): boolean {
+  return (
+    envelope.rcptTos.length === 1 &&
+    envelope.rcptTos[0] === fromAddr &&
+    entity.header("subject") === "Autocrypt Setup Message" &&
+    entity.contentType === "multipart/mixed"
+  );
+}
+
+/** A delivery status notification from a mailer daemon (relay-daemons.md 8.4 step 3). */
+function isBounce(entity: MimeEntity, fromAddr: string): boolean {
+  const autoSubmitted = entity.header("auto-submitted");
+  return (
+    autoSubmitted !== undefined &&
+    autoSubmitted !== "" &&
+    fromAddr.toLowerCase().startsWith("mailer-daemon@") &&
+    entity.contentType === "multipart/report"
+  );
+}
