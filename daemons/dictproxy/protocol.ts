@@ -1,0 +1,131 @@
+// The Dovecot dict proxy protocol (dict-client, protocol 3 as sent by Dovecot 2.3) as pure functions: one request
+// line in, one typed request out; one reply value out, one line out. relay-daemons.md §4.2 lists the commands.
+// Every field is tab-escaped by Dovecot with \001 (str_tabescape), which we undo here, so that a password with a
+// TAB or a `"` reaches doveauth intact (upstream chatmaild never unescaped; see §14.2).
+
+/** A request line that cannot be understood; the server logs it and answers F where an answer is due. */
+export class DictProtocolError extends Error {}
+
+export type DictRequest =
+  | { kind: "hello"; fields: string[] }
+  | { kind: "lookup"; key: string; user: string | undefined }
+  | { kind: "iterate"; flags: number; maxRows: number; path: string; user: string | undefined }
+  | { kind: "begin"; tid: string; user: string }
+  | { kind: "set"; tid: string; key: string; value: string }
+  | { kind: "unset"; tid: string; key: string }
+  | { kind: "commit"; tid: string }
+  | { kind: "rollback"; tid: string }
+  | { kind: "unknown"; command: string };
+
+/** Commands whose sender waits for a reply line; an error there still gets a reply (`F`) so Dovecot never hangs. */
+export const COMMANDS_WITH_REPLY = new Set(["L", "I", "C"]);
+
+const UNESCAPES: Record<string, string> = { "0": "\0", "1": "\u0001", t: "\t", r: "\r", l: "\n" };
+const ESCAPES: Record<string, string> = { "\0": "0", "\u0001": "1", "\t": "t", "\r": "r", "\n": "l" };
+
+/** Undoes Dovecot's \001 tab-escaping of one field. */
+export function unescapeField(field: string): string {
+  if (!field.includes("\u0001")) return field;
+  let out = "";
+  for (let i = 0; i < field.length; i++) {
+    const c = field[i];
+    if (c !== "\u0001") {
+      out += c;
+      continue;
+    }
+    const next = field[++i];
+    const plain = next === undefined ? undefined : UNESCAPES[next];
+    if (plain === undefined) throw new DictProtocolError(`bad \\001 escape at offset ${i - 1}`);
+    out += plain;
+  }
+  return out;
+}
+
+/** Tab-escapes a reply value the way Dovecot's dict client unescapes it. */
+export function escapeField(value: string): string {
+  return value.replace(/[\0\u0001\t\r\n]/g, (c) => `\u0001${ESCAPES[c]}`);
+}
+
+function need(fields: string[], count: number, command: string, what: string): void {
+  if (fields.length < count) throw new DictProtocolError(`${command} needs ${what}`);
+}
+
+function integerField(text: string, name: string): number {
+  if (!/^\d{1,10}$/.test(text)) throw new DictProtocolError(`${name} must be a decimal number, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** Parses one request line (without its LF). Throws DictProtocolError for a malformed line. */
+export function parseRequest(line: string): DictRequest {
+  if (line.includes("\0")) throw new DictProtocolError("raw NUL byte in request (Dovecot escapes NUL as \\0010)");
+  const command = line[0] ?? "";
+  const f = line.slice(1).split("\t").map(unescapeField);
+  switch (command) {
+    case "H":
+      return { kind: "hello", fields: f };
+    case "L":
+      need(f, 1, "L", "a key");
+      return { kind: "lookup", key: f[0], user: f[1] || undefined };
+    case "I":
+      need(f, 3, "I", "flags, max rows and a path");
+      return {
+        kind: "iterate",
+        flags: integerField(f[0], "iterate flags"),
+        maxRows: integerField(f[1], "iterate max rows"),
+        path: f[2],
+        user: f[3] || undefined,
+      };
+    case "B":
+      need(f, 2, "B", "a transaction id and a user");
+      return { kind: "begin", tid: f[0], user: f[1] };
+    case "S":
+      need(f, 2, "S", "a transaction id and a key");
+      // A missing value is an empty one: the push hook sets /private/messagenew to "".
+      return { kind: "set", tid: f[0], key: f[1], value: f[2] ?? "" };
+    case "U":
+      need(f, 2, "U", "a transaction id and a key");
+      return { kind: "unset", tid: f[0], key: f[1] };
+    case "C":
+      return { kind: "commit", tid: f[0] };
+    case "R":
+      return { kind: "rollback", tid: f[0] };
+    default:
+      return { kind: "unknown", command };
+  }
+}
+
+/** What a lookup handler answers: a value, not found, or failure (Dovecot then reports a temporary error). */
+export type LookupResult = { found: true; value: string } | { found: false } | "fail";
+
+export const NOT_FOUND: LookupResult = { found: false };
+export const found = (value: string): LookupResult => ({ found: true, value });
+
+/** The reply line (with LF) for a lookup result: `O<value>`, `N` or `F`. */
+export function formatLookupReply(result: LookupResult): string {
+  if (result === "fail") return "F\n";
+  return result.found ? `O${escapeField(result.value)}\n` : "N\n";
+}
+
+/** Iterate rows then the empty end line that Dovecot waits for ("If we don't return empty line Dovecot will timeout"). */
+export function formatIterateReply(rows: Iterable<readonly [string, string]>): string {
+  let out = "";
+  for (const [key, value] of rows) out += `O${escapeField(key)}\t${escapeField(value)}\n`;
+  return `${out}\n`;
+}
+
+/** Commit answer: bare `O`/`F` without the transaction id, as chatmaild has always answered Dovecot 2.3. */
+export function formatCommitReply(ok: boolean): string {
+  return ok ? "O\n" : "F\n";
+}
+
+/**
+ * JSON in the spelling of Python's json.dumps defaults (`", "` and `": "` separators, non-ASCII as \uXXXX), so
+ * replies stay byte-identical to upstream's and stay ASCII on the wire.
+ */
+export function pythonJson(value: Record<string, string>): string {
+  const str = (s: string): string =>
+    JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return `{${Object.entries(value)
+    .map(([k, v]) => `${str(k)}: ${str(v)}`)
+    .join(", ")}}`;
+}

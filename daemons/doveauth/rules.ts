@@ -1,0 +1,40 @@
+// Who may create an address at first login: the checks of relay-daemons.md §5.4 in their order, first failure
+// wins. Pure; the caller says whether the nocreate file exists. Returns the log line for a refusal.
+import type { RelayConfig } from "../../components/config/options";
+
+export type CreationConfig = Pick<
+  RelayConfig,
+  "inviteTokens" | "passwordMinLength" | "usernameMinLength" | "usernameMaxLength"
+>;
+
+/** Local parts Delta Chat generates and Dovecot's auth_username_chars allow (upstream HEAD). */
+const LOCALPART_CHARS = /^[a-z0-9._-]+$/;
+
+export function creationRefusal(
+  config: CreationConfig,
+  addr: string,
+  password: string,
+  nocreate: { exists: boolean; path: string },
+): string | undefined {
+  // The operator's kill switch beats everything, invite tokens included.
+  if (nocreate.exists) return `blocked account creation because ${JSON.stringify(nocreate.path)} exists.`;
+  let passwordLength = [...password].length;
+  if (config.inviteTokens.length > 0) {
+    // The token is a prefix of the password; the first configured token that matches counts, and its length
+    // does not count towards the minimum.
+    const token = config.inviteTokens.find((t) => t !== "" && password.startsWith(t));
+    if (token === undefined) return "blocked account creation because password didn't contain invite token(s).";
+    passwordLength -= [...token].length;
+  }
+  if (passwordLength < config.passwordMinLength) {
+    return `Password needs to be at least ${config.passwordMinLength} characters long`;
+  }
+  const parts = addr.split("@");
+  if (parts.length !== 2) return `user ${JSON.stringify(addr)} is not a proper e-mail address`;
+  const localpart = parts[0];
+  if (localpart.length > config.usernameMaxLength || localpart.length < config.usernameMinLength) {
+    return `localpart ${localpart} has to be between ${config.usernameMinLength} and ${config.usernameMaxLength} chars long`;
+  }
+  if (!LOCALPART_CHARS.test(localpart)) return `localpart ${JSON.stringify(localpart)} contains invalid characters`;
+  return undefined;
+}

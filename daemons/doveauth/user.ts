@@ -1,0 +1,109 @@
+// One account on disk, in the layout of existing relays (relay-daemons.md §3): <mailboxesDir>/<addr>/ holds the
+// SHA512-CRYPT `password` (its existence is the account, its mtime the last login day) and the empty
+// `enforceE2EEincoming` marker. Every path is built here from a checked address, so no daemon can be steered
+// outside mailboxesDir by `..`, `/` or NUL in an address.
+import { randomInt } from "node:crypto";
+import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "../log";
+import { VMAIL_USER } from "../paths";
+
+export class InvalidAddressError extends Error {}
+
+/** Throws InvalidAddressError unless `addr` can name a directory inside mailboxesDir. */
+export function requireAddress(addr: string | undefined): string {
+  if (!addr || !addr.includes("@") || /[/\0]/.test(addr) || addr === "." || addr === "..") {
+    throw new InvalidAddressError(`invalid address ${JSON.stringify(addr ?? null)}`);
+  }
+  return addr;
+}
+
+export interface Account {
+  readonly addr: string;
+  /** Dovecot's home and Maildir root. */
+  readonly maildir: string;
+  readonly passwordPath: string;
+  /** Present: incoming cleartext mail is refused (filtermail incoming reads it). */
+  readonly enforceE2EEPath: string;
+}
+
+export function accountFor(mailboxesDir: string, addr: string): Account {
+  const maildir = join(mailboxesDir, requireAddress(addr));
+  return {
+    addr,
+    maildir,
+    passwordPath: join(maildir, "password"),
+    enforceE2EEPath: join(maildir, "enforceE2EEincoming"),
+  };
+}
+
+/** The stored hash, or undefined when there is no account. An empty file counts as none and is logged. */
+export async function readPasswordHash(account: Account, log: Logger): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await readFile(account.passwordPath, "latin1");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+    throw err;
+  }
+  if (text.trim() === "") {
+    log.error(`password is empty for: ${account.addr}`);
+    return undefined;
+  }
+  return text;
+}
+
+/** The passdb/userdb reply fields, in upstream's key order. */
+export function userdbRecord(account: Account, passwordHash: string): Record<string, string> {
+  return { addr: account.addr, home: account.maildir, uid: VMAIL_USER, gid: VMAIL_USER, password: passwordHash };
+}
+
+/** Writes via a temporary sibling and rename, so readers see the old or the new content, never a part. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${randomInt(0, 10_000_000)}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
+
+/** Stores a hash (creating the maildir) and marks the account as refusing incoming cleartext. */
+export async function setPassword(account: Account, passwordHash: string): Promise<void> {
+  await mkdir(account.maildir, { recursive: true });
+  await writeFileAtomic(account.passwordPath, Buffer.from(passwordHash, "latin1"));
+  await writeFile(account.enforceE2EEPath, "", { flag: "a" });
+}
+
+/** Last login with day precision: the password file's mtime set to the UTC midnight of `ts`, at most once a day. */
+export async function setLastLogin(account: Account, ts: number, log: Logger): Promise<void> {
+  let mtime: number;
+  try {
+    mtime = Math.trunc((await stat(account.passwordPath)).mtimeMs / 1000);
+  } catch {
+    log.warn(`Can not get last login timestamp for ${account.addr}`);
+    return;
+  }
+  const day = Math.floor(ts / 86400) * 86400;
+  if (mtime !== day) await utimes(account.passwordPath, day, day);
+}
+
+export async function getLastLogin(account: Account): Promise<number | undefined> {
+  try {
+    return Math.trunc((await stat(account.passwordPath)).mtimeMs / 1000);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every directory name in mailboxesDir that looks like an address (Dovecot's userdb iteration). */
+export async function listAddresses(mailboxesDir: string): Promise<string[]> {
+  try {
+    return (await readdir(mailboxesDir)).filter((name) => name.includes("@")).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}

@@ -1,0 +1,125 @@
+// newaccount: the instant-onboarding endpoint (relay-daemons.md §10, client-contract.md §3.1). Delta Chat POSTs to
+// https://<domain>/new (or the legacy /cgi-bin/newemail.py of printed QR codes); nginx proxies both here, query
+// string included. We answer {"email", "password"} with CSPRNG values; doveauth creates the account at first
+// login. A small HTTP service instead of CGI: no process start per request and no fcgiwrap to run.
+import { randomInt } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { RelayConfig } from "../../components/config/options";
+import { pythonJson } from "../dictproxy/protocol";
+import { createLogger, type Logger } from "../log";
+import type { Service } from "../service";
+
+/** Paths nginx forwards; the second keeps QR codes printed for old relays working. */
+export const NEW_ACCOUNT_PATHS = ["/new", "/cgi-bin/newemail.py"] as const;
+const USERNAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+// Python's string.ascii_letters + digits + punctuation, as upstream's newemail.py.
+const PASSWORD_ALPHABET =
+  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+/** Extra password characters beyond the minimum, as upstream (12 characters by default). */
+const PASSWORD_EXTRA_LENGTH = 3;
+
+export type NewAccountConfig = Pick<
+  RelayConfig,
+  "mailDomain" | "usernameMaxLength" | "passwordMinLength" | "inviteTokens" | "tlsMode" | "newAccountPort"
+>;
+
+function randomString(alphabet: string, length: number): string {
+  let out = "";
+  for (let i = 0; i < length; i++) out += alphabet[randomInt(alphabet.length)];
+  return out;
+}
+
+/** RFC 3986 percent-encoding of everything but unreserved characters and `safe` (Python's urllib quote). */
+function quote(text: string, safe: string): string {
+  return Array.from(Buffer.from(text, "utf8"))
+    .map((b) => {
+      const c = String.fromCharCode(b);
+      return /[A-Za-z0-9_.~-]/.test(c) || safe.includes(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+    })
+    .join("");
+}
+
+export type NewAccountResult =
+  | { ok: true; email: string; password: string; dcloginUrl?: string }
+  | { ok: false; status: number; reason: string };
+
+/**
+ * Credentials for one new account. `query` is the raw query string (`/new?TOKEN`): with invite tokens configured it
+ * must be one of them and becomes the password's prefix; without them no token is accepted.
+ */
+export function newAccount(config: NewAccountConfig, query: string): NewAccountResult {
+  let prefix = "";
+  if (config.inviteTokens.length > 0) {
+    if (query === "") return { ok: false, status: 403, reason: "This relay needs an invite link or QR code; ask the admin for an invite." };
+    if (!config.inviteTokens.includes(query)) return { ok: false, status: 403, reason: "The invite token is not valid." };
+    prefix = query;
+  } else if (query !== "") {
+    return { ok: false, status: 403, reason: "This relay does not use invite tokens." };
+  }
+  const email = `${randomString(USERNAME_ALPHABET, config.usernameMaxLength)}@${config.mailDomain}`;
+  const password = prefix + randomString(PASSWORD_ALPHABET, config.passwordMinLength + PASSWORD_EXTRA_LENGTH);
+  if (config.tlsMode !== "self-signed") return { ok: true, email, password };
+  // Self-signed relays: clients must accept the certificate, which only a dclogin: URL can say (ic=3).
+  const dcloginUrl = `dclogin:${quote(email, "@[]")}?p=${quote(password, "")}&v=1&ic=3`;
+  return { ok: true, email, password, dcloginUrl };
+}
+
+export interface NewAccountOptions {
+  port?: number;
+  host?: string;
+  log?: Logger;
+}
+
+export interface NewAccountService extends Service {
+  readonly port: number;
+}
+
+function send(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", ...extra });
+  res.end(`${body}\n`);
+}
+
+export async function startNewAccount(config: NewAccountConfig, opts: NewAccountOptions = {}): Promise<NewAccountService> {
+  const log = opts.log ?? createLogger("newaccount");
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? "" : url.slice(q + 1);
+    if (!(NEW_ACCOUNT_PATHS as readonly string[]).includes(path)) {
+      send(res, 404, pythonJson({ reason: "not found" }));
+      return;
+    }
+    if (req.method !== "POST") {
+      send(res, 405, pythonJson({ reason: "use POST" }), { Allow: "POST" });
+      return;
+    }
+    const result = newAccount(config, query);
+    if (!result.ok) {
+      log.warn(`refused new account: ${result.reason}`);
+      send(res, result.status, pythonJson({ reason: result.reason }));
+      return;
+    }
+    const body: Record<string, string> = { email: result.email, password: result.password };
+    if (result.dcloginUrl) body.dclogin_url = result.dcloginUrl;
+    send(res, 200, pythonJson(body));
+    req.resume();
+  };
+  const server = createServer(handle);
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? config.newAccountPort, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : 0,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,28 @@
+// Fixed paths and sockets the daemons share with their systemd units and with Postfix/Dovecot/nginx templates.
+// They match existing cmdeploy relays (relay-daemons.md §1, §3), so a relay keeps working when it moves here.
+// Templates import these constants instead of spelling the paths again.
+
+/** The relay config the daemons read on the server. */
+export const CHATMAIL_INI = "/usr/local/lib/chatmaild/chatmail.ini";
+/** Where systemd puts the bundled multi-call daemon program. */
+export const CHATMAILD_JS = "/usr/local/lib/chatmaild/chatmaild.js";
+
+/** doveauth's dict socket: Dovecot's passdb/userdb (`uri = proxy:<socket>:auth` in auth.conf). */
+export const DOVEAUTH_SOCKET = "/run/doveauth/doveauth.socket";
+/** The IMAP METADATA dict socket (`mail_attribute_dict = proxy:<socket>:metadata`). */
+export const METADATA_SOCKET = "/run/chatmail-metadata/metadata.socket";
+/** The last_login plugin's dict socket (`last_login_dict = proxy:<socket>:lastlogin`). */
+export const LASTLOGIN_SOCKET = "/run/chatmail-lastlogin/lastlogin.socket";
+/** Dovecot dict names after the socket in the `proxy:` URIs above. */
+export const DICT_NAMES = { doveauth: "auth", metadata: "metadata", lastlogin: "lastlogin" } as const;
+
+/** While this file exists no new addresses are created (the operator's kill switch). */
+export const NOCREATE_FILE = "/etc/chatmail-nocreate";
+/** Sub-directory of mailboxesDir holding the push notifications still to deliver. */
+export const PENDING_NOTIFICATIONS_DIR = "pending_notifications";
+/** Where fsreport's Prometheus text file goes by default (node-exporter textfile collector style). */
+export const FSREPORT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
+/** Legacy public metrics file served by nginx on relays before 1.10. */
+export const LEGACY_METRICS_FILE = "/var/www/html/metrics";
+/** The user all daemons run as, owner of the mailboxes. */
+export const VMAIL_USER = "vmail";
