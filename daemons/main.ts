@@ -16,7 +16,7 @@ import { quotaExpire, runExpire } from "./expire";
 import { startFiltermail } from "./filtermail";
 import { buildReport, legacyMetricsText, prometheusText, summaryText, writePublic } from "./fsreport";
 import { startLastlogin } from "./lastlogin";
-import { createLogger } from "./log";
+import { createLogger } from "./dictproxy/log";
 import { startMetadata } from "./metadata";
 import { startNewAccount } from "./newaccount";
 import { DOVEAUTH_SOCKET, FSREPORT_TEXTFILE_DIR, LASTLOGIN_SOCKET, LEGACY_METRICS_FILE, METADATA_SOCKET, NOCREATE_FILE } from "./paths";

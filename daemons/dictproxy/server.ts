@@ -4,7 +4,7 @@
 // requests are answered strictly in order because Dovecot pairs replies with requests by position.
 import { chmodSync, unlinkSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
-import type { Logger } from "../log";
+import type { Logger } from "./log";
 import type { Service } from "../service";
 import {
   COMMANDS_WITH_REPLY,
@@ -137,7 +137,7 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
       log.error(`conn ${conn.id}: ${what} (command ${JSON.stringify(line[0] ?? "")}, ${line.length} bytes)`);
       if (!(err instanceof DictProtocolError)) log.debug(String((err as Error).stack));
       // Commands that wait for a line still get one, so Dovecot reports an error instead of timing out.
-      if (COMMANDS_WITH_REPLY.has(line[0] ?? "")) reply(conn, line[0] === "I" ? "F\n" : "F\n");
+      if (COMMANDS_WITH_REPLY.has(line[0] ?? "")) reply(conn, "F\n");
     }
   };
 

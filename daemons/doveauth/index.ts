@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import type { RelayConfig } from "../../components/config/options";
 import { found, NOT_FOUND, pythonJson, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
-import { createLogger, type Logger } from "../log";
+import { createLogger, type Logger } from "../dictproxy/log";
 import { DOVEAUTH_SOCKET, NOCREATE_FILE } from "../paths";
 import type { Service } from "../service";
 import { inlineHasher, type PasswordHasher } from "./hashpool";

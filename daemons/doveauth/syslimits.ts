@@ -5,7 +5,7 @@ import { loadavg } from "node:os";
 import { readFile, statfs } from "node:fs/promises";
 import { parseSizeMb } from "../../components/config/load";
 import type { RelayConfig } from "../../components/config/options";
-import type { Logger } from "../log";
+import type { Logger } from "../dictproxy/log";
 
 export type LimitsConfig = Pick<RelayConfig, "maxLoad1m" | "minAvailableMemory" | "minFreeDiskSpace" | "mailboxesDir">;
 

@@ -5,7 +5,7 @@
 import { randomInt } from "node:crypto";
 import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "../log";
+import type { Logger } from "../dictproxy/log";
 import { VMAIL_USER } from "../paths";
 
 export class InvalidAddressError extends Error {}

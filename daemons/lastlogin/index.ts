@@ -5,7 +5,7 @@ import type { RelayConfig } from "../../components/config/options";
 import { NOT_FOUND } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { accountFor, InvalidAddressError, setLastLogin } from "../doveauth/user";
-import { createLogger, type Logger } from "../log";
+import { createLogger, type Logger } from "../dictproxy/log";
 import { LASTLOGIN_SOCKET } from "../paths";
 import type { Service } from "../service";
 

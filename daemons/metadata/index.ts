@@ -9,7 +9,7 @@ import type { RelayConfig } from "../../components/config/options";
 import { found, NOT_FOUND, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { InvalidAddressError } from "../doveauth/user";
-import { createLogger, type Logger } from "../log";
+import { createLogger, type Logger } from "../dictproxy/log";
 import { METADATA_SOCKET, PENDING_NOTIFICATIONS_DIR } from "../paths";
 import type { Service } from "../service";
 import { createNotifier, type Notifier } from "./notifier";

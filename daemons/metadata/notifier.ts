@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "../log";
+import type { Logger } from "../dictproxy/log";
 import type { TokenStore } from "./tokens";
 
 /** Delay before try n (seconds): 0, 8, 64, 512, 4096 = 8^n, upstream's schedule. */

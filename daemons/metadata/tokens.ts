@@ -5,7 +5,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { accountFor, writeFileAtomic } from "../doveauth/user";
-import type { Logger } from "../log";
+import type { Logger } from "../dictproxy/log";
 
 /** Tokens not refreshed for this long are dropped. */
 export const TOKEN_VALIDITY_S = 90 * 86400;

@@ -6,7 +6,7 @@ import { randomInt } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { RelayConfig } from "../../components/config/options";
 import { pythonJson } from "../dictproxy/protocol";
-import { createLogger, type Logger } from "../log";
+import { createLogger, type Logger } from "../dictproxy/log";
 import type { Service } from "../service";
 
 /** Paths nginx forwards; the second keeps QR codes printed for old relays working. */
