@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, iniKey, parseChatmailIni, renderChatmailIni } from "../../components/config";
+
+// A chatmail.ini as `cmdeploy init` writes it (1.7.0), with an operator's edits.
+const CMDEPLOY_INI = `[params]
+# the domain
+mail_domain = chat.example.org
+max_user_send_per_minute = 80
+max_mailbox_size = 100M
+max_message_size = 31457280
+delete_mails_after = 20
+delete_large_after = 7
+delete_inactive_users_after = 90
+username_min_length = 9
+username_max_length = 9
+password_min_length = 9
+passthrough_senders =
+passthrough_recipients = echo@chat.example.org
+filtermail_smtp_port = 10080
+postfix_reinject_port = 10025
+filtermail_smtp_port_incoming = 10081
+postfix_reinject_port_incoming = 10026
+disable_ipv6 = False
+imap_rawlog = false
+privacy_postal =
+    Example Org e.V.
+    Example Street 1
+privacy_mail = privacy@example.org
+privacy_pdo =
+privacy_supervisor =
+languages = EN RU
+invite_token = s3cr3tTok3n privil3g3d
+passdb_path = /home/vmail/passdb.sqlite
+filtermail_http_port_incoming = 10082
+`;
+
+describe("parseChatmailIni", () => {
+  it("reads a cmdeploy chatmail.ini into the same typed config", () => {
+    const { config } = parseChatmailIni(CMDEPLOY_INI);
+    expect(config.mailDomain).toBe("chat.example.org");
+    expect(config.maxUserSendPerMinute).toBe(80);
+    expect(config.maxMailboxSize).toBe("100M");
+    expect(config.passthroughRecipients).toEqual(["echo@chat.example.org"]);
+    expect(config.passthroughSenders).toEqual([]);
+    expect(config.disableIpv6).toBe(false);
+    expect(config.privacyPostal).toBe("Example Org e.V.\nExample Street 1");
+    expect(config.languages).toEqual(["EN", "RU"]);
+    expect(config.inviteTokens).toEqual(["s3cr3tTok3n", "privil3g3d"]);
+    expect(config.mailboxesDir).toBe("/home/vmail/mail/chat.example.org");
+  });
+
+  it("reports keys that set nothing here instead of dropping them silently", () => {
+    expect(parseChatmailIni(CMDEPLOY_INI).unknownKeys).toEqual(["filtermail_http_port_incoming", "passdb_path"]);
+  });
+
+  it("maps cmdeploy's tls_external_cert_and_key to tlsMode external", () => {
+    const { config } = parseChatmailIni(
+      "[params]\nmail_domain = chat.example.org\ntls_external_cert_and_key = /etc/c.pem /etc/k.pem\n",
+    );
+    expect([config.tlsMode, config.tlsCertPath, config.tlsKeyPath]).toEqual(["external", "/etc/c.pem", "/etc/k.pem"]);
+  });
+
+  it("rejects a file without [params]", () => {
+    expect(() => parseChatmailIni("mail_domain = x.example.org\n")).toThrow(/no \[params\] section/);
+  });
+
+  it("rejects bad values naming the ini option's config name", () => {
+    expect(() => parseChatmailIni("[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 5X\n")).toThrow(
+      ConfigError,
+    );
+    expect(() => parseChatmailIni("[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 5X\n")).toThrow(
+      /maxMailboxSize: "5X"/,
+    );
+  });
+});
+
+describe("renderChatmailIni", () => {
+  it("round-trips: the daemons read back exactly the config the plan was made from", () => {
+    const { config } = parseChatmailIni(CMDEPLOY_INI);
+    const again = parseChatmailIni(renderChatmailIni(config));
+    expect(again.unknownKeys).toEqual([]);
+    expect(again.config).toEqual(config);
+  });
+
+  it("writes no deploy-only option (no SSH key, no cloud settings)", () => {
+    const text = renderChatmailIni(parseChatmailIni(CMDEPLOY_INI).config);
+    for (const key of ["ssh_private_key", "host_provider", "hetzner_server_type", "dns_provider"]) {
+      expect(text).not.toContain(key);
+    }
+  });
+});
+
+describe("iniKey", () => {
+  it("spells option names as existing relays do", () => {
+    expect(iniKey("maxUserSendPerMinute")).toBe("max_user_send_per_minute");
+    expect(iniKey("disableIpv6")).toBe("disable_ipv6");
+    expect(iniKey("maxLoad1m")).toBe("max_load_1m");
+    expect(iniKey("inviteTokens")).toBe("invite_token");
+  });
+});

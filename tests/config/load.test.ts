@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, OPTIONS, type RelayConfig } from "../../components/config";
+
+const base = { mailDomain: "chat.example.org" };
+const load = (raw: Record<string, string | number | boolean | string[]>) => loadConfig({ ...base, ...raw });
+const errorOf = (raw: Record<string, string | number | boolean | string[]>): string => {
+  try {
+    load(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("loadConfig", () => {
+  it("applies every default of the options table", () => {
+    const config = load({});
+    for (const [name, option] of Object.entries(OPTIONS)) {
+      if (option.default !== undefined) expect(config[name as keyof RelayConfig], name).toEqual(option.default);
+    }
+    expect(config.mailboxesDir).toBe("/home/vmail/mail/chat.example.org");
+    expect(config.irohRelay).toBeUndefined();
+  });
+
+  it("requires mailDomain and says what to set", () => {
+    expect(() => loadConfig({})).toThrow(/mailDomain: required/);
+  });
+
+  it.each([
+    ["mailDomain", "chat.example.org", "chat.example.org"],
+    ["mailDomain", "a-b.c.example", "a-b.c.example"],
+    ["maxUserSendPerMinute", "120", 120],
+    ["maxUserSendPerMinute", 5, 5],
+    ["maxMailboxSize", "2G", "2G"],
+    ["maxMailboxSize", "100MB", "100MB"],
+    ["maxMessageSize", "1048576", 1048576],
+    ["disableIpv6", "True", true],
+    ["disableIpv6", false, false],
+    ["languages", "en ru", ["EN", "RU"]],
+    ["languages", '["ru","en"]', ["RU", "EN"]],
+    ["languages", "all", ["ALL"]],
+    ["inviteTokens", "s3cr3tToken another-1", ["s3cr3tToken", "another-1"]],
+    ["inviteTokens", ["abcdefghijk"], ["abcdefghijk"]],
+    ["passthroughRecipients", "@example.com echo@chat.example.org", ["@example.com", "echo@chat.example.org"]],
+    ["irohRelay", "https://iroh.example.net", "https://iroh.example.net"],
+    ["tlsMode", "self-signed", "self-signed"],
+    ["maxLoad1m", "2.5", 2.5],
+    ["resolverForwarders", "10.0.0.53", ["10.0.0.53"]],
+  ])("accepts %s = %j", (name, raw, expected) => {
+    expect(load({ [name]: raw })[name as keyof RelayConfig]).toEqual(expected);
+  });
+
+  it.each([
+    ["mailDomain", "localhost", /mailDomain: "localhost" is not a fully qualified domain name/],
+    ["mailDomain", "Chat.Example.org", /mailDomain: .* in lower case/],
+    ["mailDomain", "chat..example.org", /mailDomain: .*not a fully qualified/],
+    ["maxUserSendPerMinute", "0", /maxUserSendPerMinute: 0 is out of range; use a whole number at least 1/],
+    ["maxUserSendPerMinute", "-5", /maxUserSendPerMinute: -5 is out of range/],
+    ["maxUserSendPerMinute", "ten", /maxUserSendPerMinute: "ten" is not a whole number/],
+    ["deleteMailsAfter", "0", /deleteMailsAfter: 0 is out of range/],
+    ["maxMailboxSize", "500X", /maxMailboxSize: "500X" is not a size; use a number with M or G/],
+    ["maxMailboxSize", "500K", /maxMailboxSize: "500K" is not a size/],
+    ["maxMessageSize", "3.5", /maxMessageSize: "3.5" is not a whole number/],
+    ["disableIpv6", "yes", /disableIpv6: "yes" is not allowed; use true or false/],
+    ["languages", "DE", /languages\[0\]: "DE" is not available; use EN, RU or ALL/],
+    ["languages", "ALL EN", /languages: ALL already lists every language/],
+    ["tlsMode", "letsencrypt", /tlsMode: "letsencrypt" is not allowed; use one of acme, self-signed, external/],
+    ["tlsMode", "external", /tlsMode: external needs both tlsCertPath and tlsKeyPath/],
+    ["filtermailSmtpPort", "80", /filtermailSmtpPort: 80 is out of range; use a whole number from 1024 to 65535/],
+    ["filtermailSmtpPort", "10025", /ports: the loopback ports must differ/],
+    ["irohRelay", "iroh.example.net", /irohRelay: "iroh.example.net" is not an http\(s\) URL/],
+    ["mtailAddress", "somewhere", /mtailAddress: "somewhere" is not an IP address/],
+    ["privacyMail", "not-an-address", /privacyMail: "not-an-address" is not an e-mail address/],
+    ["passthroughSenders", "bob@other.org", /passthroughSenders: every entry must be an address at chat.example.org/],
+    ["irohRelaySha256", "abc", /irohRelaySha256: "abc" is not a sha256/],
+    ["serverOs", "ubuntu-24.04", /serverOs: "ubuntu-24.04" is not allowed; use one of debian-12, debian-13/],
+  ])("rejects %s = %j", (name, raw, message) => {
+    expect(errorOf({ [name]: raw })).toMatch(message);
+  });
+
+  it("rejects usernameMinLength above usernameMaxLength", () => {
+    expect(errorOf({ usernameMinLength: 12, usernameMaxLength: 10 })).toMatch(
+      /usernameMinLength: 12 is above usernameMaxLength 10/,
+    );
+  });
+
+  it("rejects an invite token shorter than 9 characters without echoing it", () => {
+    const message = errorOf({ inviteTokens: "okokokokok shorty" });
+    expect(message).toMatch(/inviteTokens\[1\]: the value is too short; an invite token needs at least 9 characters/);
+    expect(message).not.toContain("shorty");
+  });
+
+  it("rejects an invite token with whitespace or URL-unsafe characters", () => {
+    expect(errorOf({ inviteTokens: ["has space inside"] })).toMatch(/inviteTokens\[0\]: the value may only contain/);
+    expect(errorOf({ inviteTokens: ["tab\tinside123"] })).toMatch(/inviteTokens\[0\]/);
+    expect(errorOf({ inviteTokens: ["question?mark1"] })).toMatch(/inviteTokens\[0\]/);
+  });
+
+  it("rejects unknown options, so a typo does not pass silently", () => {
+    expect(errorOf({ maxUserSendPerMinut: 5 })).toMatch(/maxUserSendPerMinut: unknown option/);
+  });
+
+  it("reports every problem at once", () => {
+    const message = errorOf({ maxMailboxSize: "1X", languages: "DE", maxUserSendPerMinute: "0" });
+    expect(message.split("\n").length).toBe(4);
+  });
+});

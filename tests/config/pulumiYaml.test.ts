@@ -1,0 +1,41 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { OPTIONS } from "../../components/config";
+import { pulumiYaml } from "../../components/config/pulumiYaml";
+
+const root = join(__dirname, "../..");
+
+describe("Pulumi.yaml", () => {
+  it("is the file generated from the options table (run `npm run gen:pulumi-yaml` after changing options)", () => {
+    expect(readFileSync(join(root, "Pulumi.yaml"), "utf8")).toBe(pulumiYaml());
+  });
+
+  it("declares every option with the same type, default and secret flag as the code", () => {
+    const schema = parse(readFileSync(join(root, "Pulumi.yaml"), "utf8")).config as Record<string, any>;
+    expect(Object.keys(schema).sort()).toEqual(Object.keys(OPTIONS).sort());
+    for (const [name, option] of Object.entries(OPTIONS)) {
+      const entry = schema[name];
+      expect(entry.type, name).toBe(option.schemaType);
+      expect(entry.description, name).toBe(option.description);
+      expect(entry.secret ?? false, name).toBe(option.secret);
+      if (option.default === undefined || option.secret) expect(entry.default, name).toBeUndefined();
+      // The CLI hands the schema default to the program as text; parsing it must give the code's default.
+      else expect(option.parse(entry.default, name), name).toEqual(option.default);
+    }
+  });
+});
+
+describe("Pulumi.prod.yaml", () => {
+  it("is a valid example stack for chat.example.org", async () => {
+    const { loadConfig } = await import("../../components/config");
+    const stack = parse(readFileSync(join(root, "Pulumi.prod.yaml"), "utf8")).config as Record<string, unknown>;
+    const raw = Object.fromEntries(
+      Object.entries(stack).map(([k, v]) => [k.replace("chatmail-relay:", ""), Array.isArray(v) ? JSON.stringify(v) : v]),
+    );
+    const config = loadConfig(raw as Record<string, string>);
+    expect(config.mailDomain).toBe("chat.example.org");
+    expect(config.languages).toEqual(["EN", "RU"]);
+  });
+});
