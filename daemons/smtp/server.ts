@@ -15,11 +15,15 @@ export interface Envelope {
   rcptTos: string[];
 }
 
+export interface SessionInfo {
+  remoteAddress: string;
+}
+
 export interface SmtpHandlers {
   /** Decides on MAIL FROM; undefined accepts with "250 OK". */
   onMailFrom(address: string, params: Map<string, string>): Reply | undefined;
   /** Decides on the message; the reply goes to the client as is. A throw answers 451. */
-  onData(envelope: Envelope, message: Buffer): Promise<Reply>;
+  onData(envelope: Envelope, message: Buffer, session: SessionInfo): Promise<Reply>;
 }
 
 export interface SmtpServerOptions {
@@ -294,7 +298,7 @@ class Connection {
       answer = reply(552, "5.3.4 Message exceeds maximum size");
     } else {
       try {
-        answer = await this.handlers.onData(envelope, reader.take());
+        answer = await this.handlers.onData(envelope, reader.take(), { remoteAddress: this.socket.remoteAddress ?? "" });
       } catch (err) {
         this.opts.log(`smtp: error handling a message: ${(err as Error).message}`);
         answer = reply(451, "4.3.0 Local error");

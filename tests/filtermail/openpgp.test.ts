@@ -1,0 +1,96 @@
+import * as openpgp from "openpgp";
+import { describe, expect, it } from "vitest";
+import { checkArmoredPayload, checkBase64Packets, PacketWalker } from "../../daemons/filtermail/openpgp";
+import { armor, packet, partialPacket } from "./pgp";
+
+const PKESK = packet(1, Buffer.alloc(60, 1));
+const SKESK = packet(3, Buffer.alloc(30, 3));
+const SEIPD = packet(18, Buffer.alloc(500, 7));
+
+describe("PacketWalker", () => {
+  const ok = (...packets: Buffer[]) => {
+    const w = new PacketWalker();
+    return w.push(Buffer.concat(packets)) && w.end();
+  };
+
+  it.each<[string, Buffer[], boolean]>([
+    ["PKESK then SEIPD", [PKESK, SEIPD], true],
+    ["two PKESKs and an SKESK then SEIPD", [PKESK, PKESK, SKESK, SEIPD], true],
+    ["a lone SEIPD", [SEIPD], true],
+    ["literal data", [packet(11, Buffer.from("bHello world!"))], false],
+    ["SEIPD followed by another packet", [SEIPD, PKESK], false],
+    ["only session keys", [PKESK], false],
+    ["a compressed packet before SEIPD", [packet(8, Buffer.alloc(5)), SEIPD], false],
+    ["nothing", [], false],
+  ])("%s: %s", (_name, packets, expected) => {
+    expect(ok(...packets)).toBe(expected);
+  });
+
+  it("refuses a packet that runs past the end", () => {
+    expect(ok(PKESK, SEIPD.subarray(0, SEIPD.length - 1))).toBe(false);
+  });
+
+  it("accepts partial body lengths and a five-octet length", () => {
+    expect(ok(PKESK, partialPacket(18, Buffer.alloc(5000, 9), 9))).toBe(true);
+    expect(ok(PKESK, packet(18, Buffer.alloc(70_000, 1)))).toBe(true);
+  });
+
+  it("accepts old-format session key packet headers but no indeterminate length", () => {
+    const oldPkesk = Buffer.concat([Buffer.from([0x80 | (1 << 2), 10]), Buffer.alloc(10)]);
+    expect(ok(oldPkesk, SEIPD)).toBe(true);
+    const indeterminate = Buffer.concat([Buffer.from([0x80 | (1 << 2) | 3]), Buffer.alloc(10)]);
+    expect(ok(indeterminate, SEIPD)).toBe(false);
+  });
+
+  it("gives the same answer however the bytes are split", () => {
+    const all = Buffer.concat([PKESK, SKESK, partialPacket(18, Buffer.alloc(3000, 2), 10)]);
+    for (const size of [1, 2, 3, 7, 64, 1000]) {
+      const w = new PacketWalker();
+      for (let i = 0; i < all.length; i += size) w.push(all.subarray(i, i + size));
+      expect(w.end()).toBe(true);
+    }
+  });
+});
+
+describe("checkArmoredPayload", () => {
+  const good = armor(Buffer.concat([PKESK, SEIPD]));
+
+  it("accepts an armored PKESK + SEIPD with 1, 2 or 3 trailing line breaks", () => {
+    expect(checkArmoredPayload(good, "outgoing")).toBe(true);
+    expect(checkArmoredPayload(Buffer.concat([good, Buffer.from("\r\n")]), "outgoing")).toBe(true);
+    expect(checkArmoredPayload(Buffer.concat([good, Buffer.from("\r\n\r\n")]), "outgoing")).toBe(true);
+  });
+
+  it("refuses text that is not armor, and a lone CRC", () => {
+    expect(checkArmoredPayload(Buffer.from("HELLOWORLD"), "outgoing")).toBe(false);
+    expect(checkArmoredPayload(Buffer.from("-----BEGIN PGP MESSAGE-----\r\n\r\n=njUN\r\n-----END PGP MESSAGE-----\r\n"), "outgoing")).toBe(false);
+    expect(checkArmoredPayload(Buffer.from("-----BEGIN PGP MESSAGE-----\r\nHi!\r\n-----END PGP MESSAGE-----\r\n"), "outgoing")).toBe(false);
+  });
+
+  it("refuses a Version armor header outgoing and skips it incoming", () => {
+    const withVersion = armor(Buffer.concat([PKESK, SEIPD]), "Version: ProtonMail\r\n");
+    expect(withVersion.toString()).toContain("Version: ProtonMail\r\n\r\n");
+    expect(checkArmoredPayload(withVersion, "outgoing")).toBe(false);
+    expect(checkArmoredPayload(withVersion, "incoming")).toBe(true);
+  });
+
+  it("refuses an armored literal-data packet", () => {
+    expect(checkArmoredPayload(armor(packet(11, Buffer.from("bHello"))), "incoming")).toBe(false);
+  });
+
+  it("refuses base64 with characters outside the alphabet or padding in the middle", () => {
+    const text = good.toString();
+    expect(checkArmoredPayload(Buffer.from(text.replace(/\r\n([A-Za-z0-9+/]{10})/, "\r\n$1*")), "outgoing")).toBe(false);
+    expect(checkBase64Packets(Buffer.from("AA==\r\nAAAA"))).toBe(false);
+  });
+
+  it("accepts a real message encrypted by OpenPGP.js", async () => {
+    const { privateKey } = await openpgp.generateKey({ userIDs: [{ email: "bob@chat.example.org" }], format: "object" });
+    const armored = await openpgp.encrypt({
+      message: await openpgp.createMessage({ text: "secret ".repeat(20_000) }),
+      encryptionKeys: privateKey.toPublic(),
+    });
+    const crlf = Buffer.from(armored.replace(/\r?\n/g, "\r\n"));
+    expect(checkArmoredPayload(crlf, "outgoing")).toBe(true);
+  });
+});

@@ -1,0 +1,95 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { parseCommand, parsePathArgument } from "../../daemons/smtp/command";
+import { DataReader, stuffedSlices } from "../../daemons/smtp/data";
+import { formatReply, reply } from "../../daemons/smtp/reply";
+import { ReplyReader } from "../../daemons/smtp/reply-reader";
+
+function readAll(wire: Buffer, chunkSize: number, max = 1 << 30) {
+  const r = new DataReader(max);
+  for (let i = 0; i < wire.length; i += chunkSize) {
+    const chunk = wire.subarray(i, i + chunkSize);
+    const res = r.feed(chunk);
+    if (res.done) return { message: r.take(), rest: Buffer.concat([chunk.subarray(res.consumed), wire.subarray(i + chunkSize)]), tooBig: r.tooBig };
+  }
+  return undefined;
+}
+
+describe("DataReader and stuffedSlices", () => {
+  it("unstuffs dots and stops at CRLF.CRLF, leaving the next command", () => {
+    const wire = Buffer.from("a\r\n..b\r\n.\r\r\n.\r\nQUIT\r\n");
+    const out = readAll(wire, 1000)!;
+    expect(out.message.toString()).toBe("a\r\n.b\r\n\r\r\n");
+    expect(out.rest.toString()).toBe("QUIT\r\n");
+  });
+
+  it("does not end the message at a bare LF dot LF (no SMTP smuggling)", () => {
+    const wire = Buffer.from("a\n.\nMAIL FROM:<x>\r\n.\r\n");
+    expect(readAll(wire, 3)!.message.toString()).toBe("a\n.\nMAIL FROM:<x>\r\n");
+  });
+
+  it("reads an empty message", () => {
+    expect(readAll(Buffer.from(".\r\n"), 10)!.message.length).toBe(0);
+  });
+
+  it("counts bytes past the limit but keeps none of them", () => {
+    const out = readAll(Buffer.from("x".repeat(100) + "\r\n.\r\n"), 7, 50)!;
+    expect(out.tooBig).toBe(true);
+  });
+
+  it("round-trips any message through stuffing and unstuffing, however the wire is split", () => {
+    const lines = fc.array(fc.oneof(fc.constantFrom(".", "..", ".\r", "", "\r", "x.y", "-- b"), fc.string()), { maxLength: 20 });
+    fc.assert(
+      fc.property(lines, fc.integer({ min: 1, max: 17 }), (ls, chunk) => {
+        const message = Buffer.from(ls.map((l) => `${l}\r\n`).join(""));
+        const wire = Buffer.concat([...stuffedSlices(message), Buffer.from("NOOP\r\n")]);
+        const out = readAll(wire, chunk);
+        expect(out).toBeDefined();
+        expect(out!.message.equals(message)).toBe(true);
+        expect(out!.rest.toString()).toBe("NOOP\r\n");
+      }),
+    );
+  });
+});
+
+describe("parsePathArgument", () => {
+  it("reads the address and upper-cases parameter keywords", () => {
+    const p = parsePathArgument("FROM:<a@b.c> BODY=8BITMIME SMTPUTF8", "FROM")!;
+    expect(p.address).toBe("a@b.c");
+    expect([...p.params]).toEqual([
+      ["BODY", "8BITMIME"],
+      ["SMTPUTF8", ""],
+    ]);
+  });
+
+  it("accepts the null path, a space after the colon, a source route and a quoted local part with >", () => {
+    expect(parsePathArgument("FROM:<>", "FROM")!.address).toBe("");
+    expect(parsePathArgument("from: <a@b>", "FROM")!.address).toBe("a@b");
+    expect(parsePathArgument("TO:<@relay.example:a@b>", "TO")!.address).toBe("a@b");
+    expect(parsePathArgument('TO:<"x>y"@b> NOTIFY=NEVER', "TO")!.address).toBe('"x>y"@b');
+  });
+
+  it("refuses broken syntax", () => {
+    expect(parsePathArgument("FROM <a@b>", "FROM")).toBeUndefined();
+    expect(parsePathArgument("TO:<a@b", "TO")).toBeUndefined();
+    expect(parsePathArgument("TO:<a@b>junk", "TO")).toBeUndefined();
+  });
+
+  it("splits the verb case-insensitively", () => {
+    expect(parseCommand("mail FROM:<a@b>")).toEqual({ verb: "MAIL", arg: "FROM:<a@b>" });
+    expect(parseCommand("\u0000\u00ff")).toEqual({ verb: "", arg: "\u0000\u00ff" });
+  });
+});
+
+describe("replies", () => {
+  it("formats multi-line replies and reads them back", () => {
+    const wire = formatReply(reply(250, "filtermail", "PIPELINING", "SIZE 10"));
+    expect(wire).toBe("250-filtermail\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
+    expect(new ReplyReader().push(Buffer.from(wire))).toEqual([{ code: 250, lines: ["filtermail", "PIPELINING", "SIZE 10"] }]);
+  });
+
+  it("keeps reply text on one line whatever a header contained", () => {
+    expect(formatReply(reply(500, "Invalid FROM header: a\r\nRCPT TO:<x>"))).toBe("500 Invalid FROM header: a??RCPT TO:<x>\r\n");
+    expect(formatReply(reply(500, "x".repeat(100_000))).length).toBeLessThan(512);
+  });
+});
