@@ -1,0 +1,28 @@
+// The relay configuration the testbed deploys: chat.example.org with a self-signed certificate. Everything the
+// relay fetches or posts to (the iroh-relay archive, push notifications) is served by the test from the host
+// side of its own network link, the only address the container can reach.
+import { loadConfig, type RelayConfig } from "../../components/config";
+import type { RawValue } from "../../components/config/option";
+
+export const TEST_DOMAIN = "chat.example.org";
+
+export interface HostSide {
+  /** Base URL of the test's HTTP server on the host end of the veth pair, like http://10.231.7.1:8123. */
+  readonly baseUrl: string;
+  /** sha256 of the iroh-relay binary inside the archive served at baseUrl/iroh-relay.tar.gz. */
+  readonly irohSha256: string;
+}
+
+export const IROH_ARCHIVE_PATH = "/iroh-relay.tar.gz";
+export const NOTIFY_PATH = "/notify";
+
+export function testbedConfig(host: HostSide, overrides: Readonly<Record<string, RawValue>> = {}): RelayConfig {
+  return loadConfig({
+    mailDomain: TEST_DOMAIN,
+    tlsMode: "self-signed",
+    irohRelayDownloadUrl: host.baseUrl + IROH_ARCHIVE_PATH,
+    irohRelaySha256: host.irohSha256,
+    notificationUrl: host.baseUrl + NOTIFY_PATH,
+    ...overrides,
+  });
+}

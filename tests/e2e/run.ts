@@ -1,0 +1,186 @@
+// `npm run test:e2e`: builds (or reuses) the Debian 12 rootfs, boots it with systemd in a network namespace of
+// its own, deploys the relay's plan over SSH, runs the online suite against it, prints a timing report, and always
+// removes what it started (container, overlay, veth, namespace, HTTP server), also on errors and Ctrl-C.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RelayConfig } from "../../components/config";
+import { planRelay, type Plan } from "../../components/plan";
+import { tlsPaths } from "../../components/plan/facts";
+import { testbedConfig, TEST_DOMAIN } from "./config";
+import { bootContainer, type Container } from "./container";
+import { applyPlan } from "./deploy";
+import { irohArchive, startHostSide } from "./hostside";
+import { createNetns } from "./netns";
+import { run } from "./proc";
+import { ensureRootfs, rootfsKey, rootfsSpec } from "./rootfs";
+import { Ssh } from "./ssh";
+import { runSuite } from "./suite/runner";
+import { SUITE } from "./suite";
+import type { Deployed, SuiteContext } from "./suite/types";
+
+export interface TestbedOptions {
+  /** How a config becomes a plan; the real run uses planRelay with the project's assets. */
+  readonly makePlan?: (config: RelayConfig) => Plan;
+}
+
+const log = (s: string) => process.stdout.write(`[e2e] ${s}\n`);
+
+function defaultPlanner(): (config: RelayConfig) => Plan {
+  // Loaded on first use: loading bundles the daemons, which a broken checkout should report inside the run.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { loadAssets } = require("../../components/assets") as typeof import("../../components/assets");
+  const assets = loadAssets();
+  return (config) => planRelay(config, assets);
+}
+
+/** Undo actions, run last-in first-out exactly once, whatever ends the run. */
+class Cleanup {
+  private readonly actions: Array<[string, () => Promise<void>]> = [];
+  private done?: Promise<void>;
+  add(what: string, action: () => Promise<void>) {
+    this.actions.push([what, action]);
+  }
+  run(): Promise<void> {
+    this.done ??= (async () => {
+      for (const [what, action] of this.actions.reverse()) {
+        try {
+          await action();
+        } catch (e) {
+          log(`cleanup: ${what} failed: ${(e as Error).message}`);
+        }
+      }
+    })();
+    return this.done;
+  }
+}
+
+export async function main(opts: TestbedOptions = {}): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error("the e2e testbed needs root (network namespaces, nspawn, mounts)");
+  const timings: Array<[string, number]> = [];
+  const time = (label: string, seconds: number) => timings.push([label, seconds]);
+  const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    const value = await f();
+    time(label, (Date.now() - t) / 1000);
+    return value;
+  };
+  const cleanup = new Cleanup();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`);
+    void cleanup.run().then(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  // Short path: the SSH control socket lives here.
+  const runDir = mkdtempSync("/tmp/cme2e-");
+  let keepRunDir = false;
+  cleanup.add("run directory", async () => {
+    if (keepRunDir) log(`logs kept in ${runDir}`);
+    else rmSync(runDir, { recursive: true, force: true });
+  });
+  try {
+    const makePlan = opts.makePlan ?? defaultPlanner();
+    const netns = await createNetns();
+    cleanup.add("network namespace", () => netns.remove());
+    log(`namespace ${netns.name}: host ${netns.hostAddr}, server ${netns.containerAddr}`);
+    const hostSide = await startHostSide(netns.hostAddr);
+    cleanup.add("host-side HTTP server", () => hostSide.close());
+
+    // The archive member's name comes from the plan; its hash must then go into the config.
+    const probe = makePlan(testbedConfig({ baseUrl: hostSide.baseUrl, irohSha256: "0".repeat(64) }));
+    const download = probe.units.find((u) => u.kind === "download");
+    const iroh = await irohArchive(runDir, download?.kind === "download" ? download.member : "./iroh-relay");
+    hostSide.serveArchive(iroh.path);
+    log(iroh.real ? `iroh-relay archive: ${iroh.path}` : "iroh-relay: no build from tools/iroh/build.sh; serving a stand-in script");
+    const host = { baseUrl: hostSide.baseUrl, irohSha256: iroh.binarySha256 };
+    const plan = (overrides = {}) => {
+      const config = testbedConfig(host, overrides);
+      return { config, plan: makePlan(config) };
+    };
+    const first = plan();
+    log(`plan: ${first.plan.units.length} units, ${first.plan.steps.length} steps`);
+
+    const spec = rootfsSpec([first.plan]);
+    const t0 = Date.now();
+    const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
+    time(rootfs.built ? "rootfs build (cold)" : "rootfs (cached)", (Date.now() - t0) / 1000);
+    log(`rootfs ${rootfsKey(spec)}: ${rootfs.built ? "built" : "cached"} (${spec.packages.length} packages)`);
+
+    const keyPath = join(runDir, "id_ed25519");
+    await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "chatmail-e2e", "-f", keyPath]);
+    const container: Container = await timed("boot", () =>
+      bootContainer({
+        rootfs: rootfs.dir,
+        runDir,
+        netns,
+        authorizedKey: readFileSync(`${keyPath}.pub`, "utf8"),
+        log,
+      }),
+    );
+    cleanup.add("container", () => container.stop());
+    log(`booted (${container.state})`);
+    const ssh = new Ssh({ addr: netns.containerAddr, keyPath, controlDir: runDir });
+    cleanup.add("ssh connection", () => ssh.close());
+    cleanup.add("journal copy", async () => {
+      if (!keepRunDir) return;
+      const journal = await container.enter(["journalctl", "-b", "--no-pager", "-o", "short-precise"]).catch((e: Error) => e.message);
+      writeFileSync(join(runDir, "journal.txt"), journal + "\n");
+    });
+
+    const statePath = join(runDir, "deploy-state.json");
+    const deploy = async (overrides = {}): Promise<Deployed> => {
+      const { config, plan: p } = plan(overrides);
+      return { config, plan: p, result: await applyPlan(p, ssh, statePath, () => {}) };
+    };
+    log("deploying");
+    const firstResult = await timed("first deploy", () => applyPlan(first.plan, ssh, statePath, log));
+    log(`first deploy: ${firstResult.ran.length} steps ran in ${firstResult.seconds.toFixed(1)} s`);
+
+    let certPem: string | undefined;
+    const ctx: SuiteContext = {
+      addr: netns.containerAddr,
+      domain: TEST_DOMAIN,
+      first: { ...first, result: firstResult },
+      ssh,
+      container,
+      hostSide,
+      deploy,
+      planFor: (overrides) => plan(overrides).plan,
+      async caCert() {
+        certPem ??= await ssh.out(`cat ${tlsPaths(first.config).cert}`);
+        return certPem;
+      },
+      time,
+    };
+    const outcome = await timed("suite", () => runSuite(SUITE, ctx, log));
+    keepRunDir = outcome.failed > 0;
+
+    log("timings:");
+    for (const [label, seconds] of timings) log(`  ${label.padEnd(22)} ${seconds.toFixed(1).padStart(7)} s`);
+    if (outcome.failures.length > 0) {
+      log("failures:");
+      for (const f of outcome.failures) log(`  ${f}`);
+    }
+    await cleanup.run();
+    log(`${outcome.passed} passed, ${outcome.failed} failed`);
+    return outcome.failed > 0 ? 1 : 0;
+  } catch (e) {
+    keepRunDir = true;
+    log(`error: ${(e as Error).stack ?? e}`);
+    await cleanup.run();
+    if (timings.length > 0) log(`timings so far: ${timings.map(([l, s]) => `${l} ${s.toFixed(1)} s`).join(", ")}`);
+    log("0 passed, 1 failed");
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (e: Error) => {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(1);
+    },
+  );
+}

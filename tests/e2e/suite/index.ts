@@ -1,0 +1,18 @@
+// The online suite in run order: idempotence first (nothing else has touched the server yet), the option
+// change and daemon kills last (they restart services the other tests use).
+import { accounts } from "./accounts";
+import { optionChange, sameConfig } from "./idempotence";
+import { mail } from "./mail";
+import { active, restart } from "./services";
+import type { E2eTest } from "./types";
+import { web } from "./web";
+
+export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
+  ["idempotence: same config", sameConfig],
+  ["services", active],
+  ["accounts", accounts],
+  ["mail", mail],
+  ["port 443 and web", web],
+  ["services: restart", restart],
+  ["idempotence: one option changed", optionChange],
+];

@@ -1,0 +1,37 @@
+// A small sequential runner for the online suite: tests share one server, so they run one after another in the
+// listed order (idempotence first, option change last). The last line printed is "N passed, N failed".
+import type { E2eTest, SuiteContext } from "./types";
+
+export interface SuiteOutcome {
+  readonly passed: number;
+  readonly failed: number;
+  readonly failures: readonly string[];
+}
+
+export async function runSuite(
+  groups: ReadonlyArray<readonly [string, readonly E2eTest[]]>,
+  ctx: SuiteContext,
+  log: (s: string) => void,
+): Promise<SuiteOutcome> {
+  const unitIds = new Set(ctx.first.plan.units.map((u) => u.id));
+  let passed = 0;
+  const failures: string[] = [];
+  for (const [group, tests] of groups) {
+    log(`${group}`);
+    for (const test of tests) {
+      const started = Date.now();
+      const missing = (test.needs ?? []).filter((id) => !unitIds.has(id));
+      try {
+        if (missing.length > 0) throw new Error(`the plan has no unit ${missing.join(", ")} yet`);
+        await test.run(ctx);
+        passed++;
+        log(`  ✓ ${test.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        failures.push(`${group}: ${test.name}: ${message.split("\n")[0]}`);
+        log(`  ✗ ${test.name}\n    ${message.replace(/\n/g, "\n    ")}`);
+      }
+    }
+  }
+  return { passed, failed: failures.length, failures };
+}

@@ -1,0 +1,46 @@
+// The relay under systemd: every service the plan starts is active, and a daemon that dies is brought back.
+import { waitFor } from "../proc";
+import { mainPid, runningServices } from "./server";
+import type { E2eTest } from "./types";
+
+const RESTART_DEADLINE_MS = 30_000;
+
+export const active: E2eTest[] = [
+  {
+    name: "every service the plan starts is active under systemd",
+    async run(ctx) {
+      const names = runningServices(ctx.first.plan);
+      if (names.length === 0) throw new Error("the plan starts no service");
+      const states = await ctx.ssh.out(names.map((n) => `echo "${n} $(systemctl is-active ${n})"`).join("\n"));
+      const inactive = states.split("\n").filter((l) => !l.endsWith(" active"));
+      if (inactive.length > 0) throw new Error(`not active: ${inactive.join("; ")}`);
+    },
+  },
+];
+
+export const restart: E2eTest[] = [
+  {
+    name: "killing a daemon's main process gets it restarted by systemd",
+    async run(ctx) {
+      const names = runningServices(ctx.first.plan);
+      const policies = await ctx.ssh.out(names.map((n) => `echo "${n} $(systemctl show -p Restart --value ${n})"`).join("\n"));
+      // Services that declare a restart policy; oneshot wrappers like postfix.service have none to test.
+      const restartable = policies
+        .split("\n")
+        .map((l) => l.split(" "))
+        .filter(([, policy]) => policy !== "no" && policy !== "on-success")
+        .map(([name]) => name);
+      if (restartable.length === 0) throw new Error(`no service of the plan has a Restart= policy (${policies.replace(/\n/g, ", ")})`);
+      for (const name of restartable) {
+        const before = await mainPid(ctx, name);
+        if (before === 0) throw new Error(`${name} has no main process`);
+        await ctx.ssh.exec(`kill -KILL ${before}`);
+        await waitFor(`${name} running again with a new main process`, RESTART_DEADLINE_MS, async () => {
+          const active = (await ctx.ssh.exec(`systemctl is-active ${name}`, { allowFail: true })).stdout.trim();
+          const pid = await mainPid(ctx, name);
+          return active === "active" && pid !== 0 && pid !== before ? true : undefined;
+        }, 500);
+      }
+    },
+  },
+];
