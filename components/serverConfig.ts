@@ -22,7 +22,7 @@ export class ServerConfig extends pulumi.ComponentResource {
       commands.set(
         step.id,
         new command.remote.Command(
-          step.id,
+          `${name}-${step.id}`,
           {
             connection: args.host.connection,
             create: step.script,

@@ -1,6 +1,10 @@
-// Writes Pulumi.yaml from the options table (components/config/options.ts).
-import { writeFileSync } from "node:fs";
+// Writes Pulumi.yaml's config schema and README.md's option reference from the options table
+// (components/config/options.ts). tests/config/pulumiYaml.test.ts fails when either is out of date.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pulumiYaml } from "../components/config/pulumiYaml";
+import { pulumiYaml, withOptionsReference } from "../components/config/pulumiYaml";
 
-writeFileSync(join(__dirname, "..", "Pulumi.yaml"), pulumiYaml());
+const root = join(__dirname, "..");
+writeFileSync(join(root, "Pulumi.yaml"), pulumiYaml());
+const readme = join(root, "README.md");
+writeFileSync(readme, withOptionsReference(readFileSync(readme, "utf8")));

@@ -39,3 +39,11 @@ describe("Pulumi.prod.yaml", () => {
     expect(config.languages).toEqual(["EN", "RU"]);
   });
 });
+
+describe("README.md", () => {
+  it("carries the option reference generated from the options table", async () => {
+    const { withOptionsReference } = await import("../../components/config/pulumiYaml");
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    expect(withOptionsReference(readme)).toBe(readme);
+  });
+});

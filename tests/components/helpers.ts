@@ -1,0 +1,120 @@
+// Mock-runtime helpers: record what the engine receives for every resource (inputs and options), so tests
+// assert on inputs, never on outputs the mock merely echoes back.
+import * as pulumi from "@pulumi/pulumi";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+import type { Assets } from "../../components/plan";
+
+export interface Recorded {
+  type: string;
+  name: string;
+  inputs: any;
+  urn?: string;
+  parent?: string;
+  dependencies: string[];
+  protect?: boolean;
+  ignoreChanges?: string[];
+  additionalSecretOutputs?: string[];
+  deletedWith?: string;
+}
+
+export const created: Recorded[] = [];
+export const invokes: { token: string; inputs: any }[] = [];
+
+const registerResource = MockMonitor.prototype.registerResource;
+MockMonitor.prototype.registerResource = function (req: any, cb: any) {
+  const name = req.getName();
+  const type = req.getType();
+  return registerResource.call(this, req, (err: any, resp: any) => {
+    const r = created.find((c) => c.name === name && c.type === type);
+    if (r) {
+      Object.assign(r, {
+        urn: resp?.getUrn(),
+        parent: req.getParent(),
+        dependencies: req.getDependenciesList(),
+        protect: req.getProtect(),
+        ignoreChanges: req.getIgnorechangesList(),
+        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        deletedWith: req.getDeletedwith(),
+      });
+    }
+    cb(err, resp);
+  });
+};
+
+export const SERVER_ID = "4242";
+
+export const mocks: pulumi.runtime.Mocks = {
+  newResource(args) {
+    created.push({ type: args.type, name: args.name, inputs: args.inputs, dependencies: [] });
+    const state: Record<string, unknown> = { ...args.inputs };
+    switch (args.type) {
+      case "hcloud:index/server:Server":
+        return { id: SERVER_ID, state: { ...state, ipv4Address: "203.0.113.10", ipv6Address: "2001:db8::1" } };
+      case "hcloud:index/primaryIp:PrimaryIp":
+        return {
+          id: args.inputs.type === "ipv4" ? "11" : "12",
+          state: { ...state, ipAddress: args.inputs.type === "ipv4" ? "203.0.113.10" : "2001:db8::/64" },
+        };
+      case "command:remote:Command":
+        return {
+          id: `${args.name}-id`,
+          state: { ...state, stdout: args.name.endsWith("read-dkim-public-key") ? "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A" + "k".repeat(360) : "", stderr: "" },
+        };
+    }
+    return { id: `${args.name}-id`, state };
+  },
+  call(args) {
+    invokes.push({ token: args.token, inputs: args.inputs });
+    if (args.token === "cloudflare:index/getZone:getZone") return { id: "zone123", zoneId: "zone123", name: "example.org" };
+    throw new Error(`mock not implemented: ${args.token}`);
+  },
+};
+
+export const isSecretInput = (v: any) => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
+
+/** Strips secret envelopes, for asserting on the plain value. */
+export function plain(v: any): any {
+  if (isSecretInput(v)) return plain(v.value);
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === "object" && v.constructor === Object) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  }
+  return v;
+}
+
+export const byType = (type: string) => created.filter((c) => c.type === type);
+export function findCreated(type: string, name: string): Recorded {
+  const r = created.find((c) => c.type === type && c.name === name);
+  if (!r) throw new Error(`no ${type} named ${name}; have ${byType(type).map((c) => c.name).join(", ")}`);
+  return r;
+}
+
+export const valueOf = <T>(o: pulumi.Input<T>) =>
+  new Promise<T>((resolve) => pulumi.output(o).apply((v) => (resolve(v as T), v)));
+
+const root = join(__dirname, "../..");
+function readTree(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.set(relative(dir, p), readFileSync(p));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Real templates and web sources; a small stand-in for the daemon bundle (bundling is tested elsewhere). */
+export function testAssets(): Assets {
+  return {
+    templates: new Map([...readTree(join(root, "templates"))].map(([k, v]) => [k, v.toString("utf8")])),
+    daemonBundle: "// test stand-in for dist/daemons/chatmaild.js\n",
+    website: readTree(join(root, "www")),
+    version: "chatmail-relay test\n",
+  };
+}
