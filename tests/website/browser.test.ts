@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWebsite } from "../../components/website/build";
-import { DOMAIN, relayConfig, serveSites, wwwSources, type SiteServer } from "./helpers";
+import { DOMAIN, editedSources, relayConfig, serveSites, wwwSources, type SiteServer } from "./helpers";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -29,7 +29,10 @@ const PRIVACY = [
   "privacy_supervisor = Berliner Beauftragte für Datenschutz und Informationsfreiheit",
 ];
 
-/** Sites by URL prefix: open registration in EN+RU, invite-only in EN+RU, and Russian only. */
+/**
+ * Sites by URL prefix: open registration in EN+RU, invite-only in EN+RU, Russian only, and a development
+ * instance whose Russian privacy page is missing (notice boxes).
+ */
 const SITES = {
   open: buildWebsite(relayConfig("languages = EN RU", ...PRIVACY), wwwSources()).files,
   invite: buildWebsite(
@@ -37,7 +40,12 @@ const SITES = {
     wwwSources(),
   ).files,
   ru: buildWebsite(relayConfig("languages = RU", ...PRIVACY), wwwSources()).files,
+  dev: buildWebsite(
+    relayConfig("languages = EN RU", "is_development_instance = true"),
+    editedSources({ "src/locales/RU/privacy.md": undefined }),
+  ).files,
 };
+const SITE_NAMES = Object.keys(SITES) as (keyof typeof SITES)[];
 
 let server: SiteServer;
 let context: BrowserContext;
@@ -114,7 +122,7 @@ describe("the built website in Chromium", () => {
 
   it("follows every menu link to its page and marks it as the current one", async () => {
     // Every page has the same menu (the build tests check that), so a walk through all pages uses each link.
-    for (const site of ["open", "invite", "ru"] as const) {
+    for (const site of SITE_NAMES) {
       const page = await open(site, "index");
       for (const to of [...PAGES.slice(1), PAGES[0]]) {
         await page.locator(`nav a[href="${to}.html"]`).click();
@@ -127,7 +135,7 @@ describe("the built website in Chromium", () => {
   });
 
   it("has only links that work: local ones resolve, outside ones use https, profile links the DCACCOUNT link", async () => {
-    for (const site of ["open", "invite", "ru"] as const) {
+    for (const site of SITE_NAMES) {
       for (const name of PAGES) {
         const page = await open(site, name);
         for (const href of await page
@@ -160,15 +168,27 @@ describe("the built website in Chromium", () => {
     expect(await inviteHome.locator(".tab-panel:visible .notice").innerText()).toContain("invite-only");
   });
 
+  it("shows the development notice and, in a tab without translation, the notice saying so", async () => {
+    const home = await open("dev", "index");
+    expect(await home.locator(".tab-panel:visible .experimental").innerText()).toContain(
+      "temporary development service",
+    );
+    const privacy = await open("dev", "privacy");
+    await privacy.getByText("Русский", { exact: true }).click();
+    expect(await privacy.locator(".tab-panel:visible").innerText()).toBe(
+      "Эта страница ещё не переведена на русский язык. Пожалуйста, обратитесь к администратору сервера.",
+    );
+  });
+
   it("writes a screenshot of each page at phone and desktop width", async () => {
     const written: string[] = [];
-    for (const site of ["open", "invite", "ru"] as const) {
+    for (const site of SITE_NAMES) {
       for (const name of PAGES) {
         for (const [width, viewport] of Object.entries(VIEWPORTS)) {
           const page = await open(site, name);
           await page.setViewportSize(viewport);
           const shots = [{ suffix: "", select: undefined as string | undefined }];
-          if (site !== "ru") shots.push({ suffix: "-ru-tab", select: "Русский" });
+          if (site === "open" || site === "dev") shots.push({ suffix: "-ru-tab", select: "Русский" });
           for (const shot of shots) {
             if (shot.select) await page.getByText(shot.select, { exact: true }).click();
             const file = path.join(ARTIFACTS, `${site}-${name}${shot.suffix}-${width}.png`);
@@ -177,6 +197,16 @@ describe("the built website in Chromium", () => {
           }
         }
       }
+    }
+    // Dark mode, as phones in night mode show it.
+    for (const name of PAGES) {
+      const page = await open("open", name);
+      await page.setViewportSize(VIEWPORTS.phone);
+      await page.emulateMedia({ colorScheme: "dark" });
+      const file = path.join(ARTIFACTS, `open-${name}-dark-phone.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      await page.emulateMedia({ colorScheme: "light" });
+      written.push(file);
     }
     for (const file of written) expect(fs.statSync(file).size, file).toBeGreaterThan(10_000);
   });

@@ -3,8 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { buildWebsite } from "../../components/website/build";
-import type { WebsiteSources } from "../../components/website/types";
-import { decodeQr, DOMAIN, relayConfig, text, wwwSources } from "./helpers";
+import { decodeQr, DOMAIN, editedSources, relayConfig, text, wwwSources } from "./helpers";
 
 const build = (...lines: string[]) => buildWebsite(relayConfig(...lines), wwwSources());
 const page = (files: Map<string, Uint8Array>, name: string) => text(files.get(`${name}.html`));
@@ -12,16 +11,6 @@ const page = (files: Map<string, Uint8Array>, name: string) => text(files.get(`$
 const decodeEntities = (html: string) =>
   html.replace(/&#(\d+);/g, (_, code) => String.fromCodePoint(Number(code)));
 const QR_FILE = `qr-chatmail-invite-${DOMAIN}.png`;
-
-/** The project's sources with some files left out or replaced. */
-function editedSources(changes: Record<string, string | undefined>): WebsiteSources {
-  const sources = new Map(wwwSources());
-  for (const [path, content] of Object.entries(changes)) {
-    if (content === undefined) sources.delete(path);
-    else sources.set(path, new TextEncoder().encode(content));
-  }
-  return sources;
-}
 
 describe("buildWebsite", () => {
   it("builds home, info and privacy pages plus the stylesheet, logo, robots.txt and QR code", () => {

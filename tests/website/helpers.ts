@@ -23,6 +23,16 @@ export function wwwSources(): WebsiteSources {
   return projectSources;
 }
 
+/** The project's sources with some files left out (undefined) or replaced. */
+export function editedSources(changes: Record<string, string | undefined>): WebsiteSources {
+  const sources = new Map(wwwSources());
+  for (const [path, content] of Object.entries(changes)) {
+    if (content === undefined) sources.delete(path);
+    else sources.set(path, new TextEncoder().encode(content));
+  }
+  return sources;
+}
+
 export const text = (bytes: Uint8Array | undefined): string => {
   if (bytes === undefined) throw new Error("no such file in the build");
   return new TextDecoder().decode(bytes);
