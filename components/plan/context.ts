@@ -22,6 +22,15 @@ export interface PlanContext {
   readonly render: Render;
   /** Values every template may use. */
   readonly vars: Record<string, unknown>;
+  /** Reports a problem the operator should see that does not stop the plan (e.g. a missing translation). */
+  readonly warn: (message: string) => void;
+}
+
+/** The systemd RuntimeDirectory= name of a socket under /run (`/run/doveauth/doveauth.socket` -> `doveauth`). */
+export function runtimeDirectory(socket: string): string {
+  const match = /^\/run\/([^/]+)\/[^/]+$/.exec(socket);
+  if (!match) throw new Error(`plan: socket ${socket} is not directly inside a directory under /run`);
+  return match[1];
 }
 
 export function templateVars(config: RelayConfig): Record<string, unknown> {
@@ -36,6 +45,10 @@ export function templateVars(config: RelayConfig): Record<string, unknown> {
     maxMailboxSizeMb: parseSizeMb(config.maxMailboxSize),
     irohRelayUrl: irohRelayUrl(config),
     runsOwnIrohRelay: runsOwnIrohRelay(config),
+    // systemd creates the socket directories of the dict daemons (RuntimeDirectory=, space-separated).
+    chatmaildRuntimeDirectories: [PATHS.doveauthSocket, PATHS.metadataSocket, PATHS.lastloginSocket]
+      .map(runtimeDirectory)
+      .join(" "),
     // Postfix: one client may hold a fifth of the submission processes.
     smtpClientConnectionLimit: Math.floor(config.maxSmtpConnections / 5),
   };

@@ -27,6 +27,16 @@ export const PATHS = {
   selfSignedCert: "/etc/ssl/certs/mailserver.pem",
   selfSignedKey: "/etc/ssl/private/mailserver.key",
   version: "/etc/chatmail-version",
+  /** Debian's nodejs (18 on Debian 12), which runs the daemon bundle. */
+  node: "/usr/bin/node",
+  /** Where acmetool writes HTTP-01 challenges and its redirector serves them (Debian's acmetool sandbox allows
+   * writes under /run/acme only). */
+  acmeChallengeDir: "/run/acme/acme-challenge",
+  /** Dovecot's LMTP and SASL sockets inside Postfix's queue directory (Postfix services run chrooted there). */
+  dovecotLmtpSocket: "/var/spool/postfix/private/dovecot-lmtp",
+  dovecotAuthSocket: "/var/spool/postfix/private/auth",
+  /** The milter socket, as Postfix sees it relative to its chroot: opendkim/opendkim.sock. */
+  opendkimSocket: "/var/spool/postfix/opendkim/opendkim.sock",
 } as const;
 
 export const PORTS = {
@@ -44,7 +54,14 @@ export const PORTS = {
   acmetool: 402,
   /** nginx's HTTPS site behind the ALPN multiplexer on 443. */
   httpsInternal: 8443,
+  /** Dovecot's OpenMetrics listener, only with mtailAddress (on that address). */
+  dovecotStats: 3904,
+  dns: 53,
 } as const;
+
+/** Second resolver in /etc/resolv.conf when no forwarder is configured: answers while unbound is not running yet
+ * (first deploy) or restarting, as cmdeploy relays have it. */
+export const FALLBACK_RESOLVER = "9.9.9.9";
 
 export const DKIM_SELECTOR = "opendkim";
 
@@ -65,7 +82,16 @@ export function tlsPaths(config: RelayConfig): { cert: string; key: string } {
 
 /** Ports open to the Internet: the Hetzner firewall opens exactly these. */
 export function publicPorts(config: RelayConfig): { tcp: number[]; udp: number[] } {
-  const tcp = [22, PORTS.smtp, PORTS.http, PORTS.imap, PORTS.https, PORTS.smtps, PORTS.submission, PORTS.imaps];
+  const tcp = [
+    22,
+    PORTS.smtp,
+    PORTS.http,
+    PORTS.imap,
+    PORTS.https,
+    PORTS.smtps,
+    PORTS.submission,
+    PORTS.imaps,
+  ];
   const udp = config.irohRelay === undefined ? [PORTS.stun] : [];
   return { tcp, udp };
 }

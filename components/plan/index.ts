@@ -1,17 +1,36 @@
 // planRelay: the whole relay as data. Parts are listed in deploy order; within a phase their units keep this
-// order (dovecot before postfix, TLS before the services that use it).
+// order, and services that must start after another say so (`after`): dovecot before postfix, the TLS
+// certificate before the services that use it.
 import type { RelayConfig } from "../config";
 import { templateVars, type Assets, type PlanContext } from "./context";
 import { makeRenderer } from "./render";
 import { planOf } from "./steps";
 import type { Plan } from "./types";
+import { base } from "./parts/base";
+import { daemons } from "./parts/daemons";
+import { dovecot } from "./parts/dovecot";
+import { iroh } from "./parts/iroh";
+import { nginx } from "./parts/nginx";
+import { opendkim } from "./parts/opendkim";
 import { postfix } from "./parts/postfix";
+import { preflight } from "./parts/preflight";
+import { tls } from "./parts/tls";
+import { unbound } from "./parts/unbound";
+import { website } from "./parts/website";
 
-const PARTS = [postfix];
+const PARTS = [preflight, base, unbound, tls, iroh, daemons, opendkim, dovecot, postfix, nginx, website];
 
 export function planRelay(config: RelayConfig, assets: Assets): Plan {
-  const ctx: PlanContext = { config, assets, render: makeRenderer(assets.templates), vars: templateVars(config) };
-  return planOf(PARTS.flatMap((part) => part(ctx)));
+  const warnings: string[] = [];
+  const ctx: PlanContext = {
+    config,
+    assets,
+    render: makeRenderer(assets.templates),
+    vars: templateVars(config),
+    warn: (message) => warnings.push(message),
+  };
+  const units = PARTS.flatMap((part) => part(ctx));
+  return planOf(units, warnings);
 }
 
 export type { Assets } from "./context";

@@ -68,6 +68,21 @@ function body(unit: Unit): { script: string; stdin: string } {
         stdin: isText(unit.content) ? unit.content : Buffer.from(unit.content).toString("base64") + "\n",
       };
     }
+    case "line":
+      return {
+        script: [
+          `touch ${q(unit.path)}`,
+          `grep -qxF ${q(unit.line)} ${q(unit.path)} && exit 0`,
+          // Only lines starting with the prefix go; the prefix is a literal, so awk's index() and not a regex.
+          `tmp=$(mktemp ${q(`${unit.path}.XXXXXX`)})`,
+          `trap 'rm -f "$tmp"' EXIT`,
+          `awk -v p=${q(unit.replaces)} 'index($0, p) != 1' ${q(unit.path)} >"$tmp"`,
+          `echo ${q(unit.line)} >>"$tmp"`,
+          `chmod --reference=${q(unit.path)} "$tmp" && chown --reference=${q(unit.path)} "$tmp"`,
+          `mv -f "$tmp" ${q(unit.path)}`,
+        ].join("\n"),
+        stdin: "",
+      };
     case "sysctl": {
       const file = `/etc/sysctl.d/90-chatmail-${unit.key}.conf`;
       return {
@@ -115,7 +130,7 @@ function body(unit: Unit): { script: string; stdin: string } {
 }
 
 function filesOf(unit: Unit): string[] {
-  if (unit.kind === "file" || unit.kind === "download") return [unit.path];
+  if (unit.kind === "file" || unit.kind === "download" || unit.kind === "line") return [unit.path];
   if (unit.kind === "directory") return [unit.path + "/"];
   if (unit.kind === "once") return [unit.creates];
   return [];
@@ -132,11 +147,16 @@ export function compileSteps(units: readonly Unit[]): Step[] {
   const steps: Step[] = [];
   const earlier = new Map<Phase, string[]>(PHASES.map((p) => [p, []]));
   for (const unit of units) {
-    for (const ref of [...unit.after, ...(unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn] : [])]) {
-      if (!hashes.has(ref)) throw new Error(`plan: ${unit.id} refers to ${ref}, which is not an earlier unit`);
+    for (const ref of [
+      ...unit.after,
+      ...(unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn] : []),
+    ]) {
+      if (!hashes.has(ref))
+        throw new Error(`plan: ${unit.id} refers to ${ref}, which is not an earlier unit`);
     }
     const { script: core, stdin } = body(unit);
-    const triggers = unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn].map((r) => hashes.get(r)) : [];
+    const triggers =
+      unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn].map((r) => hashes.get(r)) : [];
     const hash = sha256(JSON.stringify([unit.kind, core, sha256(stdin), triggers]));
     hashes.set(unit.id, hash);
     // The run-log line comes first: a step that exits early (nothing to do) still counts as run.
@@ -169,7 +189,7 @@ export function compileSteps(units: readonly Unit[]): Step[] {
 }
 
 /** Orders units by phase (keeping the parts' order within a phase) and compiles them. */
-export function planOf(units: readonly Unit[]): Plan {
+export function planOf(units: readonly Unit[], warnings: readonly string[] = []): Plan {
   const ordered = PHASES.flatMap((phase) => units.filter((u) => u.phase === phase));
-  return { units: ordered, steps: compileSteps(ordered) };
+  return { units: ordered, steps: compileSteps(ordered), warnings };
 }

@@ -67,6 +67,16 @@ export interface FileUnit extends UnitBase {
   readonly then?: string;
 }
 
+/** One line kept in a file that other software also writes (like /etc/environment): the rest is left alone. */
+export interface LineUnit extends UnitBase {
+  readonly kind: "line";
+  readonly path: string;
+  /** The exact line that must be present. */
+  readonly line: string;
+  /** Lines starting with this prefix are replaced by `line` (an older value of the same setting). */
+  readonly replaces: string;
+}
+
 /** A kernel setting, applied now and kept in /etc/sysctl.d. */
 export interface SysctlUnit extends UnitBase {
   readonly kind: "sysctl";
@@ -113,6 +123,7 @@ export type Unit =
   | PackagesUnit
   | DirectoryUnit
   | FileUnit
+  | LineUnit
   | SysctlUnit
   | OnceUnit
   | DownloadUnit
@@ -139,4 +150,6 @@ export interface Step {
 export interface Plan {
   readonly units: readonly Unit[];
   readonly steps: readonly Step[];
+  /** Problems the operator should see that do not stop the deploy (printed by render and the Pulumi program). */
+  readonly warnings: readonly string[];
 }

@@ -1,12 +1,16 @@
 // Short constructors for units, so each part reads like the list of what it puts on the server.
 import type { PlanContext } from "./context";
 import type {
+  CheckUnit,
   DirectoryUnit,
+  DownloadUnit,
   FileUnit,
+  LineUnit,
   OnceUnit,
   PackagesUnit,
   Phase,
   ServiceUnit,
+  SysctlUnit,
   UserUnit,
 } from "./types";
 
@@ -15,6 +19,8 @@ interface Owned {
   group?: string;
   mode?: string;
   after?: string[];
+  /** Defaults to "configure"; files that steer package installs (apt settings) go in "system". */
+  phase?: Phase;
 }
 
 /** A file rendered from templates/<template>; the id is `file:<path>`. */
@@ -36,7 +42,7 @@ export function contentFile(
   return {
     kind: "file",
     id: `file:${path}`,
-    phase: "configure",
+    phase: opts.phase ?? "configure",
     after: opts.after ?? [],
     path,
     owner: opts.owner ?? "root",
@@ -48,7 +54,7 @@ export function contentFile(
   };
 }
 
-export function directory(path: string, opts: Owned & { phase?: Phase } = {}): DirectoryUnit {
+export function directory(path: string, opts: Owned = {}): DirectoryUnit {
   return {
     kind: "directory",
     id: `dir:${path}`,
@@ -104,9 +110,50 @@ export function service(
   };
 }
 
-export function once(id: string, description: string, creates: string, script: string, after: string[] = []): OnceUnit {
+export function once(
+  id: string,
+  description: string,
+  creates: string,
+  script: string,
+  after: string[] = [],
+): OnceUnit {
   return { kind: "once", id: `once:${id}`, phase: "configure", after, description, creates, script };
 }
+
+/** A refusal check; runs before anything changes unless a later phase is given. */
+export function check(
+  id: string,
+  description: string,
+  script: string,
+  phase: Phase = "preflight",
+): CheckUnit {
+  return { kind: "check", id: `check:${id}`, phase, after: [], description, script };
+}
+
+/** A release binary: the archive at `url` is fetched, `member` checked against `sha256` and installed at `path`. */
+export function download(path: string, url: string, member: string, sha256: string): DownloadUnit {
+  return { kind: "download", id: `download:${path}`, phase: "install", after: [], url, sha256, member, path };
+}
+
+/** A line kept in a file others also write; an older line starting with `replaces` is swapped for it. */
+export function line(path: string, text: string, replaces: string): LineUnit {
+  return {
+    kind: "line",
+    id: `line:${path}:${replaces}`,
+    phase: "configure",
+    after: [],
+    path,
+    line: text,
+    replaces,
+  };
+}
+
+export function sysctl(key: string, value: string | number): SysctlUnit {
+  return { kind: "sysctl", id: `sysctl:${key}`, phase: "system", after: [], key, value: String(value) };
+}
+
+/** The id of the file unit for `path`, for restartOn lists that name files of another part. */
+export const fileId = (path: string) => `file:${path}`;
 
 /** Ids of units, for restartOn lists. */
 export const ids = (units: { id: string }[]) => units.map((u) => u.id);

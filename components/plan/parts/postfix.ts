@@ -2,6 +2,7 @@
 import type { PlanContext } from "../context";
 import { ids, packages, service, templateFile, user } from "../units";
 import type { Unit } from "../types";
+import { tlsReady } from "./tls";
 
 export function postfix(ctx: PlanContext): Unit[] {
   const file = (name: string, then?: string) =>
@@ -13,12 +14,21 @@ export function postfix(ctx: PlanContext): Unit[] {
     file("lmtp_header_cleanup"),
     file("login_map"),
     file("smtp_tls_policy_map"),
+    // Debian's postfix@-.service runs the master; it comes back by itself after a crash (cmdeploy HEAD).
+    templateFile(
+      ctx,
+      "/etc/systemd/system/postfix@.service.d/10-chatmail.conf",
+      "postfix/10-chatmail.conf.njk",
+    ),
   ];
   return [
     packages("postfix", ["postfix"], ["postfix postfix/main_mailer_type select No configuration"]),
     // postfix (made by its package) reaches the OpenDKIM milter socket through the opendkim group.
     user("postfix", { home: "/var/spool/postfix", extraGroups: ["opendkim"], phase: "configure" }),
     ...files,
-    service("postfix.service", { restartOn: ids(files), after: ["service:dovecot.service"] }),
+    service("postfix.service", {
+      restartOn: ids(files),
+      after: ["service:dovecot.service", ...tlsReady(ctx.config)],
+    }),
   ];
 }

@@ -1,0 +1,41 @@
+// The host itself: system users, apt and journald settings, the mail name, kernel limits, the mailbox root, the
+// version stamp and the chatmail.ini every daemon reads (relay-deployment.md §5 steps 2, 15, 24-27; §15.1).
+import { renderChatmailIni } from "../../config";
+import type { PlanContext } from "../context";
+import { PATHS, USERS } from "../facts";
+import { contentFile, directory, ids, line, service, sysctl, templateFile, user } from "../units";
+import type { Unit } from "../types";
+
+/** Dovecot watches every mailbox with inotify; Debian's defaults run out with a few thousand IMAP clients. */
+const INOTIFY_LIMIT = 65535;
+
+export function base(ctx: PlanContext): Unit[] {
+  const { config, assets } = ctx;
+  const journald = templateFile(ctx, "/etc/systemd/journald.conf", "systemd/journald.conf.njk");
+  return [
+    user(USERS.vmail, { home: "/home/vmail" }),
+    user(USERS.opendkim, { home: "/run/opendkim" }),
+    // Written before the packages are installed, so nothing pulls in recommended packages (HEAD, §15.1).
+    templateFile(ctx, "/etc/apt/apt.conf.d/00InstallRecommends", "apt/00InstallRecommends.njk", {
+      phase: "system",
+    }),
+    sysctl("fs.inotify.max_user_instances", INOTIFY_LIMIT),
+    sysctl("fs.inotify.max_user_watches", INOTIFY_LIMIT),
+    // Postfix takes the name of locally generated mail (bounces) from here; a bare name, no comment allowed.
+    contentFile("/etc/mailname", `${config.mailDomain}\n`),
+    journald,
+    // Login shells and programs started from them read the time zone once instead of stat()ing /etc/localtime
+    // at every timestamp. The file belongs to the OS, so only this line is managed. Dovecot, which systemd starts
+    // without /etc/environment, gets the same setting from its drop-in (dovecot part).
+    line("/etc/environment", "TZ=:/etc/localtime", "TZ="),
+    directory(config.mailboxesDir, { owner: USERS.vmail, mode: "0700" }),
+    contentFile(PATHS.version, assets.version),
+    // The daemons (user vmail) read it; it carries the invite tokens when there are any.
+    contentFile(PATHS.chatmailIni, renderChatmailIni(config), {
+      group: USERS.vmail,
+      mode: "0640",
+      secret: config.inviteTokens.length > 0,
+    }),
+    service("systemd-journald.service", { restartOn: ids([journald]) }),
+  ];
+}

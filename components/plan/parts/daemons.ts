@@ -1,0 +1,67 @@
+// The relay's own daemons: one bundled Node program (daemons/main.ts) run by two long-lived units plus two
+// timer-driven jobs (relay-deployment.md §6.8 and HEAD's expire/fsreport units, §15.5), and optionally mtail
+// for Prometheus metrics (§6.9). chatmaild.service holds the dict sockets Dovecot uses and the new-account
+// HTTP service; filtermail.service the two SMTP proxies Postfix passes mail through. Both restart when the
+// bundle or chatmail.ini changes.
+import type { PlanContext } from "../context";
+import { PATHS, PORTS } from "../facts";
+import { contentFile, fileId, ids, packages, service, templateFile } from "../units";
+import type { Unit } from "../types";
+
+/** Which daemons each long-lived unit runs (service names of daemons/main.ts). */
+export const DAEMON_UNITS = {
+  chatmaild: ["doveauth", "lastlogin", "metadata", "newaccount"],
+  filtermail: ["filtermail-outgoing", "filtermail-incoming"],
+} as const;
+
+export function daemons(ctx: PlanContext): Unit[] {
+  const { config, assets } = ctx;
+  const run = `${PATHS.node} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
+  const vars = {
+    chatmaildCommand: `${run} ${DAEMON_UNITS.chatmaild.join(" ")}`,
+    filtermailCommand: `${run} ${DAEMON_UNITS.filtermail.join(" ")}`,
+    expireCommand: `${run} expire`,
+    fsreportCommand: `${run} fsreport`,
+  };
+  const unit = (name: string) =>
+    templateFile(ctx, `/etc/systemd/system/${name}`, `chatmaild/${name}.njk`, { vars });
+  const bundle = contentFile(PATHS.daemonBundle, assets.daemonBundle);
+  const ini = fileId(PATHS.chatmailIni);
+  const chatmaild = unit("chatmaild.service");
+  const filtermail = unit("filtermail.service");
+  const expire = [unit("chatmail-expire.service"), unit("chatmail-expire.timer")];
+  const fsreport = [unit("chatmail-fsreport.service"), unit("chatmail-fsreport.timer")];
+  const units: Unit[] = [
+    // Debian 12's nodejs is version 18; the bundle targets it (esbuild target node18).
+    packages("nodejs", ["nodejs"]),
+    bundle,
+    chatmaild,
+    filtermail,
+    ...expire,
+    ...fsreport,
+    service("chatmaild.service", { restartOn: [...ids([bundle, chatmaild]), ini] }),
+    service("filtermail.service", { restartOn: [...ids([bundle, filtermail]), ini] }),
+    // The jobs themselves are started by their timers only; a deploy must not interrupt a running expiry.
+    service("chatmail-expire.timer", { restartOn: ids(expire) }),
+    service("chatmail-fsreport.timer", { restartOn: ids(fsreport) }),
+  ];
+  return [...units, ...mtail(ctx)];
+}
+
+/** mtail turns journal lines into Prometheus counters on mtailAddress:3903; off (and stopped) when unset. */
+function mtail(ctx: PlanContext): Unit[] {
+  const address = ctx.config.mtailAddress;
+  if (address === undefined) return [service("mtail.service", { enabled: false, running: false })];
+  const vars = { mtailListen: `--address=${address} --port=${PORTS.mtail}` };
+  const program = templateFile(ctx, "/etc/mtail/chatmail.mtail", "mtail/chatmail.mtail.njk");
+  const unitFile = templateFile(ctx, "/etc/systemd/system/mtail.service", "mtail/mtail.service.njk", {
+    vars,
+  });
+  return [
+    // Debian's mtail (3.0.0~rc50); its own unit is replaced by ours, which feeds it the journal.
+    packages("mtail", ["mtail"]),
+    program,
+    unitFile,
+    service("mtail.service", { restartOn: ids([program, unitFile]) }),
+  ];
+}

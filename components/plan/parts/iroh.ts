@@ -1,0 +1,36 @@
+// iroh-relay: helps Delta Chat devices reach each other for realtime webxdc apps (relay-deployment.md §6.7,
+// §14.2, §15.5). Its HTTP side listens on loopback only, behind nginx's /relay, /ping and /generate_204 (cmdeploy
+// bound it on all interfaces); STUN on UDP 3478 is public. With irohRelay set the relay advertises that one
+// instead and runs none of its own.
+import type { PlanContext } from "../context";
+import { PATHS, PORTS, USERS } from "../facts";
+import { download, ids, service, templateFile, user } from "../units";
+import type { Unit } from "../types";
+
+export function iroh(ctx: PlanContext): Unit[] {
+  const { config } = ctx;
+  if (config.irohRelay !== undefined) {
+    // A relay switched to an external iroh relay stops its own (a no-op where there never was one).
+    return [service("iroh-relay.service", { enabled: false, running: false })];
+  }
+  const vars = {
+    irohHttpBind: `127.0.0.1:${PORTS.irohRelayHttp}`,
+    irohStunBind: config.disableIpv6 ? `0.0.0.0:${PORTS.stun}` : `[::]:${PORTS.stun}`,
+  };
+  const binary = download(
+    PATHS.irohRelayBinary,
+    config.irohRelayDownloadUrl,
+    "./iroh-relay",
+    config.irohRelaySha256,
+  );
+  const toml = templateFile(ctx, "/etc/iroh-relay.toml", "iroh/iroh-relay.toml.njk", { vars });
+  const unit = templateFile(ctx, "/etc/systemd/system/iroh-relay.service", "iroh/iroh-relay.service.njk");
+  return [
+    user(USERS.iroh, { home: "/var/lib/iroh-relay" }),
+    binary,
+    toml,
+    unit,
+    // A new binary (new sha256) restarts it too, which cmdeploy 1.7.0 forgot.
+    service("iroh-relay.service", { restartOn: ids([binary, toml, unit]) }),
+  ];
+}

@@ -1,0 +1,128 @@
+// TLS certificates for mailDomain, www.mailDomain and mta-sts.mailDomain, in one of three modes (tlsMode):
+// - acme: acmetool obtains and renews them (relay-deployment.md §6.5 with HEAD's changes, §15.5): a desired
+//   file and a reconcile run instead of `acmetool want`, ECDSA keys, Debian's reconcile timer, the redirector on
+//   127.0.0.1:402 behind nginx's port 80, and a hook that reloads the services when a certificate changes;
+// - self-signed: one certificate made once with openssl (for test relays and IP-only setups);
+// - external: files the operator provides; a path unit reloads the services when they change.
+import type { RelayConfig } from "../../config";
+import type { PlanContext } from "../context";
+import { PATHS, tlsPaths } from "../facts";
+import { q } from "../steps";
+import { check, ids, once, packages, service, templateFile } from "../units";
+import type { Unit } from "../types";
+
+/** The names the certificate covers: the relay, its web alias and the MTA-STS policy host. */
+export const certificateNames = (config: RelayConfig) => [
+  config.mailDomain,
+  `www.${config.mailDomain}`,
+  `mta-sts.${config.mailDomain}`,
+];
+
+/** Services that read the certificate; the reload hooks name exactly these. */
+const TLS_SERVICES = "dovecot.service postfix.service nginx.service";
+
+/** Ids of activate-phase units after which the certificate exists; TLS services start after them. */
+export function tlsReady(config: RelayConfig): string[] {
+  return config.tlsMode === "acme" ? ["service:acmetool.service"] : [];
+}
+
+function acme(ctx: PlanContext): Unit[] {
+  const { config } = ctx;
+  const vars = { certificateNames: certificateNames(config), tlsServices: TLS_SERVICES };
+  const file = (path: string, template: string, mode?: string, then?: string) =>
+    templateFile(ctx, path, template, { vars, ...(mode ? { mode } : {}), ...(then ? { then } : {}) });
+  const target = file("/var/lib/acme/conf/target", "acmetool/target.njk");
+  const responses = file("/var/lib/acme/conf/responses", "acmetool/responses.njk");
+  // `acmetool want` (cmdeploy before 1.10) left desired files named DOMAIN-<hash>; two targets for the same
+  // names would request two certificates.
+  const desired = file(
+    `/var/lib/acme/desired/${config.mailDomain}`,
+    "acmetool/desired.njk",
+    undefined,
+    `rm -f ${q(`/var/lib/acme/desired/${config.mailDomain}`)}-*`,
+  );
+  const hook = file("/etc/acme/hooks/chatmail-reload", "acmetool/chatmail-reload.njk", "0755");
+  const redirector = file(
+    "/etc/systemd/system/acmetool-redirector.service",
+    "acmetool/acmetool-redirector.service.njk",
+  );
+  return [
+    packages("acmetool", ["acmetool"]),
+    target,
+    responses,
+    desired,
+    hook,
+    redirector,
+    service("acmetool-redirector.service", { restartOn: ids([redirector]) }),
+    // Debian's acmetool.service is a one-shot `acmetool --batch reconcile`: restarting it obtains the
+    // certificate now (and again whenever the names, the CA or the account change). On a fresh server nothing
+    // holds port 80 yet, so acmetool answers the challenge itself; later nginx forwards it to the redirector.
+    service("acmetool.service", {
+      enabled: false,
+      restartOn: ids([target, responses, desired]),
+      after: ["service:acmetool-redirector.service"],
+    }),
+    // Debian's timer runs the same reconcile twice a day, which renews certificates 30 days before expiry.
+    service("acmetool.timer"),
+  ];
+}
+
+function selfSigned(ctx: PlanContext): Unit[] {
+  const names = certificateNames(ctx.config);
+  const cert = PATHS.selfSignedCert;
+  const key = PATHS.selfSignedKey;
+  // Made once: clients that accepted this certificate (or pinned it) keep working across deploys.
+  const script = [
+    "work=$(mktemp -d)",
+    `trap 'rm -rf "$work"' EXIT`,
+    [
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -days 36500",
+      `-keyout "$work/key" -out "$work/cert" -subj ${q(`/CN=${names[0]}`)}`,
+      "-addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth,clientAuth",
+      `-addext ${q(`subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`)}`,
+    ].join(" "),
+    `install -D -m 0600 "$work/key" ${q(key)}`,
+    `install -D -m 0644 "$work/cert" ${q(cert)}`,
+  ].join("\n");
+  return [once("self-signed-certificate", `self-signed certificate for ${names.join(", ")}`, cert, script)];
+}
+
+function external(ctx: PlanContext): Unit[] {
+  const { cert, key } = tlsPaths(ctx.config);
+  const vars = { tlsServices: TLS_SERVICES };
+  const reloadService = templateFile(
+    ctx,
+    "/etc/systemd/system/tls-cert-reload.service",
+    "tls/tls-cert-reload.service.njk",
+    { vars },
+  );
+  const pathUnit = templateFile(
+    ctx,
+    "/etc/systemd/system/tls-cert-reload.path",
+    "tls/tls-cert-reload.path.njk",
+    { vars },
+  );
+  const missing = [cert, key]
+    .map(
+      (p) =>
+        `[ -r ${q(p)} ] || { echo ${q(`tlsMode external: ${p} does not exist on the server; copy the certificate and key there first`)} >&2; exit 1; }`,
+    )
+    .join("\n");
+  return [
+    check("tls-external-files", "the external certificate and key exist", missing),
+    reloadService,
+    pathUnit,
+    service("tls-cert-reload.path", { restartOn: ids([reloadService, pathUnit]) }),
+  ];
+}
+
+export function tls(ctx: PlanContext): Unit[] {
+  switch (ctx.config.tlsMode) {
+    case "acme":
+      return acme(ctx);
+    case "self-signed":
+      return selfSigned(ctx);
+    case "external":
+      return external(ctx);
+  }
+}
