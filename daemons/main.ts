@@ -164,7 +164,15 @@ export async function main(argv: string[]): Promise<number> {
   const parsed = parseChatmailIni(readFileSync(inv.iniPath, "utf8"));
   if (parsed.unknownKeys.length > 0) log.warn(`${inv.iniPath}: ignoring unknown keys ${parsed.unknownKeys.join(", ")}`);
   const config = parsed.config;
-  if ((ONE_SHOTS as readonly string[]).includes(inv.commands[0])) return runOneShot(config, inv, qeArgs);
+  if ((ONE_SHOTS as readonly string[]).includes(inv.commands[0])) {
+    try {
+      return await runOneShot(config, inv, qeArgs);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      log.error(`usage: ${err.message}`);
+      return 2;
+    }
+  }
 
   const services: Service[] = [];
   try {

@@ -33,7 +33,7 @@ describe("parseRequest", () => {
 
   it("undoes Dovecot's \\001 escapes in every field", () => {
     expect(unescapeField("a\u0001tb\u0001lc\u0001rd\u00011e\u00010")).toBe("a\tb\nc\rd\u0001e\0");
-    expect(parseRequest("Lshared/passdb/pw\u0001tx\"u@x\tu@x").key).toBe('shared/passdb/pw\tx"u@x');
+    expect(parseRequest("Lshared/passdb/pw\u0001tx\"u@x\tu@x")).toMatchObject({ key: 'shared/passdb/pw\tx"u@x' });
   });
 
   it.each([

@@ -1,7 +1,7 @@
 // Shared test fixtures for the daemons: a temp relay (config + mailboxes dir) and a small dict-protocol client
 // that talks to a daemon over its real Unix socket.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import { connect, createServer as createNetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseChatmailIni } from "../../components/config/ini";
@@ -123,4 +123,16 @@ export class DictClient {
   close(): void {
     this.sock.destroy();
   }
+}
+
+/** A loopback TCP port that was free a moment ago (for daemons whose config needs a fixed port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }

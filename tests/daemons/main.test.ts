@@ -1,0 +1,107 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseArgs, UsageError } from "../../daemons/main";
+import { buildDaemons } from "../../tools/build-daemons";
+import { converse, DOMAIN, freePort, tempRelay, type TempRelay } from "./helpers";
+
+describe("parseArgs", () => {
+  it("reads the ini path, services and socket options", () => {
+    const inv = parseArgs(["/x.ini", "doveauth", "metadata", "--doveauth-socket", "/tmp/a.sock"]);
+    expect(inv.commands).toEqual(["doveauth", "metadata"]);
+    expect(inv.options["--doveauth-socket"]).toBe("/tmp/a.sock");
+    expect(inv.options["--metadata-socket"]).toBe("/run/chatmail-metadata/metadata.socket");
+  });
+
+  it.each([
+    [[], "chatmail.ini"],
+    [["/x.ini"], "name a service"],
+    [["/x.ini", "bogus"], 'unknown service "bogus"'],
+    [["/x.ini", "doveauth", "--nope"], "unknown option --nope"],
+    [["/x.ini", "doveauth", "expire"], "expire must be the only command"],
+    [["/x.ini", "doveauth", "--doveauth-socket"], "--doveauth-socket: needs a value"],
+  ])("rejects %j with a message naming the problem", (argv, message) => {
+    expect(() => parseArgs(argv)).toThrow(UsageError);
+    expect(() => parseArgs(argv)).toThrow(message);
+  });
+});
+
+describe("the bundled chatmaild.js", () => {
+  let relay: TempRelay;
+  let bundle: string;
+  let ini: string;
+
+  beforeAll(async () => {
+    relay = tempRelay();
+    bundle = await buildDaemons(join(relay.dir, "chatmaild.js"));
+    ini = join(relay.dir, "chatmail.ini");
+    writeFileSync(
+      ini,
+      `[params]\nmail_domain = ${DOMAIN}\nmailboxes_dir = ${relay.config.mailboxesDir}\nmax_load_1m = 99999\nmin_available_memory = 0\nmin_free_disk_space = 0\n` +
+        `filtermail_smtp_port = ${await freePort()}\nfiltermail_smtp_port_incoming = ${await freePort()}\nnew_account_port = ${await freePort()}\n`,
+    );
+  });
+  afterAll(() => relay.cleanup());
+
+  function run(args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+    const child = spawn(process.execPath, [bundle, ini, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr?.on("data", (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    return { child, stderr: () => err, exited };
+  }
+
+  async function waitFor(cond: () => boolean, what: string, deadlineMs = 20_000): Promise<void> {
+    const start = Date.now();
+    while (!cond()) {
+      if (Date.now() - start > deadlineMs) throw new Error(`${what} not reached within ${deadlineMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it("runs every service in one process, hashes in worker threads, and exits 0 on SIGTERM", async () => {
+    const sockets = { auth: relay.socket("auth"), meta: relay.socket("meta"), last: relay.socket("last") };
+    const p = run([
+      "doveauth", "lastlogin", "metadata", "newaccount", "filtermail-outgoing", "filtermail-incoming",
+      "--doveauth-socket", sockets.auth, "--metadata-socket", sockets.meta, "--lastlogin-socket", sockets.last,
+      "--nocreate-file", join(relay.dir, "nocreate"),
+    ]);
+    await waitFor(() => (p.stderr().match(/ started/g) ?? []).length === 6, "all six services started");
+    const reply = await converse(sockets.auth, `Lshared/passdb/q9mr3faue"abcdefghi@${DOMAIN}\tabcdefghi@${DOMAIN}\n`);
+    const hash = JSON.parse(reply.slice(1)).password.slice("{SHA512-CRYPT}".length) as string;
+    const salt = hash.split("$")[2];
+    expect(execFileSync("openssl", ["passwd", "-6", "-salt", salt, "q9mr3faue"]).toString().trim()).toBe(hash);
+    expect(await converse(sockets.meta, `Lpriv/x/devicetoken\tabcdefghi@${DOMAIN}\n`)).toBe("O\n");
+    expect(await converse(sockets.last, `B1\tx\nS1\tshared/last-login/abcdefghi@${DOMAIN}\t1700000000\nC1\n`)).toBe("O\n");
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+    expect(p.stderr()).toContain("SIGTERM: closing");
+  });
+
+  it("runs expire as a one-shot; --dry-run leaves an inactive mailbox in place", async () => {
+    const addr = `abcdefghi@${DOMAIN}`;
+    expect(existsSync(join(relay.config.mailboxesDir, addr, "password"))).toBe(true);
+    const dry = run(["expire", "--dry-run", "--days", "-1"]);
+    expect(await dry.exited).toBe(2); // "--days -1": the value is not a whole number
+    const p = spawn(process.execPath, [bundle, ini, "expire", "--dry-run", "-v"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    await new Promise((r) => p.on("exit", r));
+    expect(out).toMatch(/\[dry run\] would have removed 1 out of 1 mailboxes/);
+    expect(existsSync(join(relay.config.mailboxesDir, addr))).toBe(true);
+  });
+
+  it("prints a usage error and exits 2 for an unknown service", async () => {
+    const p = run(["nosuchservice"]);
+    expect(await p.exited).toBe(2);
+    expect(p.stderr()).toContain('unknown service "nosuchservice"');
+  });
+
+  it("runs fsreport and writes the legacy metrics file", async () => {
+    const target = join(relay.dir, "metrics");
+    const p = run(["fsreport", "--legacy-metrics", target]);
+    expect(await p.exited).toBe(0);
+    expect(readFileSync(target, "utf8")).toContain("accounts 1");
+  });
+});
