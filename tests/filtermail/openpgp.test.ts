@@ -1,6 +1,13 @@
 import * as openpgp from "openpgp";
 import { describe, expect, it } from "vitest";
-import { checkArmoredPayload, checkBase64Packets, PacketWalker } from "../../daemons/filtermail/openpgp";
+import fc from "fast-check";
+import {
+  checkArmoredPayload,
+  checkBase64Packets,
+  decodeStrictBase64,
+  decodeStrictBase64Streaming,
+  PacketWalker,
+} from "../../daemons/filtermail/openpgp";
 import { armor, packet, partialPacket } from "./pgp";
 
 const PKESK = packet(1, Buffer.alloc(60, 1));
@@ -92,5 +99,48 @@ describe("checkArmoredPayload", () => {
     });
     const crlf = Buffer.from(armored.replace(/\r?\n/g, "\r\n"));
     expect(checkArmoredPayload(crlf, "outgoing")).toBe(true);
+  });
+});
+
+describe("strict base64", () => {
+  const streamed = (text: Buffer): Buffer | undefined => {
+    const chunks: Buffer[] = [];
+    return decodeStrictBase64Streaming(text, (c) => (chunks.push(Buffer.from(c)), true)) ? Buffer.concat(chunks) : undefined;
+  };
+
+  it("decodes the same, and refuses the same, natively and streaming", () => {
+    const char = fc.constantFrom(..."ABQw+/=\r\n -_*\u00ff".split(""));
+    fc.assert(
+      fc.property(fc.array(char, { maxLength: 40 }), (chars) => {
+        const text = Buffer.from(chars.join(""), "latin1");
+        expect(decodeStrictBase64(text)).toEqual(streamed(text));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it.each([
+    ["QUJD", "ABC"],
+    ["QUI=", "AB"],
+    ["QQ==", "A"],
+    ["QUJD\r\nREVG\r\n", "ABCDEF"],
+    ["QU\r\nI=", "AB"],
+  ])("decodes %j", (text, expected) => {
+    expect(decodeStrictBase64(Buffer.from(text))?.toString()).toBe(expected);
+    expect(streamed(Buffer.from(text))?.toString()).toBe(expected);
+  });
+
+  it.each(["QUJ", "QUJD=", "QQ=", "QR==", "QU I=", "QU-I", "QU_I", "QQ==QUJD", "QQ===", "QUJ*"])("refuses %j", (text) => {
+    expect(decodeStrictBase64(Buffer.from(text))).toBeUndefined();
+    expect(streamed(Buffer.from(text))).toBeUndefined();
+  });
+
+  it("checks payloads over the native size limit with the streaming decoder", () => {
+    const big = Buffer.concat([packet(1, Buffer.alloc(60, 1)), packet(18, Buffer.alloc(2_000_000, 3))]);
+    const text = Buffer.from(big.toString("base64").match(/.{1,76}/g)!.join("\r\n"));
+    expect(checkBase64Packets(text)).toBe(true);
+    const broken = Buffer.from(text);
+    broken[1_500_000] = 0x2a;
+    expect(checkBase64Packets(broken)).toBe(false);
   });
 });

@@ -1,0 +1,277 @@
+// `npm run bench -- filtermail`: throughput and latency of the outgoing filter in front of a fast SMTP sink,
+// next to the sink alone (the ceiling), for 4 KB and 100 KB OpenPGP-encrypted messages at 1, 10 and 50
+// concurrent clients; plus the filter's resident memory idle, at peak, and while passing one 30 MB message.
+// The filter and the sink each run as their own plain-Node process from an esbuild bundle (as on the server);
+// this process only generates load. Clients keep their connection and send MAIL, RCPT, DATA one step at a time;
+// one row per size opens a fresh connection per message, as Postfix's smtpd_proxy_filter client does.
+import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build } from "esbuild";
+import * as openpgp from "openpgp";
+import { stuffedSlices } from "../../daemons/smtp/data";
+import { ReplyReader } from "../../daemons/smtp/reply-reader";
+
+const ROOT = join(__dirname, "..", "..");
+const RUN_MS = 3000;
+const WARMUP_MS = 500;
+const CONCURRENCY = [1, 10, 50];
+const SENDER = "bench@chat.example.org";
+const RECIPIENT = "bob@chat.example.org";
+
+// The child programs, bundled from source text so that no extra file is needed in the repository.
+const SINK_SOURCE = `
+import { startSmtpServer } from "./daemons/smtp/server";
+import { reply } from "./daemons/smtp/reply";
+const ok = reply(250, "2.0.0 Ok: queued");
+startSmtpServer(
+  { host: "127.0.0.1", port: 0, name: "sink", maxMessageBytes: 64 << 20, idleTimeoutMs: 60000, maxConnections: 100000, log: () => undefined },
+  { onMailFrom: () => undefined, onData: async () => ok },
+).then((s) => process.send!({ port: s.port }));
+`;
+const FILTER_SOURCE = `
+import { startFiltermail } from "./daemons/filtermail/index";
+const downstreamPort = Number(process.argv[2]);
+const config = {
+  mailDomain: "chat.example.org", mailboxesDir: "/nonexistent", maxMessageSize: 31457280,
+  // The rate limit is not what is measured: one sender sends everything here.
+  maxUserSendPerMinute: 1e9, maxUserSendBurstSize: 1e9,
+  passthroughSenders: [], passthroughRecipients: [],
+  filtermailSmtpPort: 0, filtermailSmtpPortIncoming: 0, postfixReinjectPort: downstreamPort, postfixReinjectPortIncoming: 0,
+};
+let peak = 0;
+setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 10);
+startFiltermail(config, "outgoing", { listenPort: 0 }).then((s) => {
+  process.send!({ port: s.port, rss: process.memoryUsage.rss() });
+  process.on("message", (m) => {
+    if (m === "rss") { const rss = process.memoryUsage.rss(); process.send!({ rss, peak: Math.max(peak, rss) }); peak = 0; }
+  });
+});
+`;
+
+interface Child {
+  proc: ChildProcess;
+  port: number;
+  rss: number;
+}
+
+async function startChild(dir: string, name: string, source: string, args: string[]): Promise<Child> {
+  const outfile = join(dir, `${name}.js`);
+  await build({
+    stdin: { contents: source, resolveDir: ROOT, loader: "ts", sourcefile: `${name}.ts` },
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node18",
+    format: "cjs",
+    logLevel: "warning",
+  });
+  // execArgv: [] so the child is plain node, without this process's tsx loader (which alone costs ~35 MB).
+  const proc = fork(outfile, args, { execArgv: [], stdio: ["ignore", "ignore", "ignore", "ipc"] });
+  const ready = await new Promise<{ port: number; rss?: number }>((resolve, reject) => {
+    proc.once("message", (m) => resolve(m as { port: number; rss?: number }));
+    proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
+  });
+  return { proc, port: ready.port, rss: ready.rss ?? 0 };
+}
+
+function askRss(child: Child): Promise<{ rss: number; peak: number }> {
+  return new Promise((resolve) => {
+    child.proc.once("message", (m) => resolve(m as { rss: number; peak: number }));
+    child.proc.send("rss");
+  });
+}
+
+/** A load-generating SMTP client: one connection, any number of transactions in sequence. */
+class BenchClient {
+  private readonly reader = new ReplyReader();
+  private waiting: ((code: number) => void) | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      for (const r of this.reader.push(chunk)) {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w?.(r.code);
+      }
+    });
+    socket.on("error", () => this.waiting?.(0));
+  }
+
+  static async open(port: number): Promise<BenchClient> {
+    const c = new BenchClient(net.connect({ host: "127.0.0.1", port }));
+    if ((await c.next()) !== 220 || (await c.command("EHLO bench\r\n")) !== 250) throw new Error("no SMTP session");
+    return c;
+  }
+
+  /** MAIL, RCPT, DATA and the message, one step after the other as Postfix's proxy client does. */
+  async send(wire: Buffer[]): Promise<number> {
+    for (const cmd of [`MAIL FROM:<${SENDER}>\r\n`, `RCPT TO:<${RECIPIENT}>\r\n`]) {
+      const code = await this.command(cmd);
+      if (code !== 250) return code;
+    }
+    const data = await this.command("DATA\r\n");
+    if (data !== 354) return data;
+    const done = this.next();
+    this.socket.cork();
+    for (const b of wire) this.socket.write(b);
+    this.socket.uncork();
+    return done;
+  }
+
+  close(): void {
+    this.socket.end("QUIT\r\n");
+  }
+
+  private command(line: string): Promise<number> {
+    const p = this.next();
+    this.socket.write(line);
+    return p;
+  }
+
+  private next(): Promise<number> {
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+}
+
+/** One message on a fresh connection (what Postfix's smtpd_proxy_filter client does per transaction). */
+async function transaction(port: number, wire: Buffer[]): Promise<number> {
+  const c = await BenchClient.open(port);
+  try {
+    return await c.send(wire);
+  } finally {
+    c.close();
+  }
+}
+
+interface LoadResult {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  failures: number;
+}
+
+/** `clients` concurrent senders for `ms`; each keeps one connection, or opens a fresh one per message. */
+async function load(port: number, wire: Buffer[], clients: number, ms: number, fresh: boolean): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let failures = 0;
+  const start = performance.now();
+  const end = start + ms;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      const conn = fresh ? undefined : await BenchClient.open(port);
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        const code = conn ? await conn.send(wire) : await transaction(port, wire);
+        if (code === 250) latencies.push(performance.now() - t0);
+        else failures++;
+      }
+      conn?.close();
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  return { perSecond: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), failures };
+}
+
+/** A Delta Chat-like PGP/MIME message whose armored payload holds `payloadBytes` random bytes, encrypted. */
+async function encryptedMessage(key: openpgp.PrivateKey, payloadBytes: number): Promise<Buffer> {
+  const armored = await openpgp.encrypt({
+    message: await openpgp.createMessage({ binary: new Uint8Array(randomBytes(payloadBytes)) }),
+    encryptionKeys: key.toPublic(),
+  });
+  const head = [
+    `From: <${SENDER}>`,
+    `To: <${RECIPIENT}>`,
+    "Subject: [...]",
+    "Date: Sun, 15 Oct 2023 16:43:21 +0000",
+    "Message-ID: <bench@chat.example.org>",
+    "Chat-Version: 1.0",
+    "MIME-Version: 1.0",
+    'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";',
+    '\tboundary="YFrteb74qSXmggbOxZL9dRnhymywAi"',
+    "",
+    "",
+    "--YFrteb74qSXmggbOxZL9dRnhymywAi",
+    "Content-Description: PGP/MIME version identification",
+    "Content-Type: application/pgp-encrypted",
+    "",
+    "Version: 1",
+    "",
+    "--YFrteb74qSXmggbOxZL9dRnhymywAi",
+    "Content-Description: OpenPGP encrypted message",
+    'Content-Disposition: inline; filename="encrypted.asc";',
+    'Content-Type: application/octet-stream; name="encrypted.asc"',
+    "",
+    armored.replace(/\r?\n/g, "\r\n"),
+    "--YFrteb74qSXmggbOxZL9dRnhymywAi--",
+    "",
+  ];
+  return Buffer.from(head.join("\r\n"));
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-filtermail-"));
+  const children: Child[] = [];
+  try {
+    const sink = await startChild(dir, "sink", SINK_SOURCE, []);
+    children.push(sink);
+    const filter = await startChild(dir, "filter", FILTER_SOURCE, [String(sink.port)]);
+    children.push(filter);
+    const idle = await askRss(filter);
+
+    const { privateKey } = await openpgp.generateKey({ userIDs: [{ email: SENDER }], format: "object" });
+    const sizes = [
+      { label: "4 KB", message: await encryptedMessage(privateKey, 2200) },
+      { label: "100 KB", message: await encryptedMessage(privateKey, 73_000) },
+    ];
+    const rows: string[] = [];
+    for (const { label, message } of sizes) {
+      const wire = stuffedSlices(message);
+      // Check the message really passes before measuring anything.
+      const probe = await transaction(filter.port, wire);
+      if (probe !== 250) throw new Error(`the ${label} bench message was refused with ${probe}`);
+      const cells = [...CONCURRENCY.map((clients) => ({ clients, fresh: false })), { clients: 10, fresh: true }];
+      for (const { clients, fresh } of cells) {
+        await load(sink.port, wire, clients, WARMUP_MS, fresh);
+        const alone = await load(sink.port, wire, clients, RUN_MS, fresh);
+        await load(filter.port, wire, clients, WARMUP_MS, fresh);
+        const through = await load(filter.port, wire, clients, RUN_MS, fresh);
+        rows.push(
+          `| ${label} (${(message.length / 1024).toFixed(1)} KiB) | ${clients}${fresh ? " (new connection per message)" : ""} | ${fmt(alone.perSecond)} | ${fmt(alone.p50, 2)} / ${fmt(alone.p99, 2)} | ` +
+            `${fmt(through.perSecond)} | ${fmt(through.p50, 2)} / ${fmt(through.p99, 2)} | ${fmt((100 * through.perSecond) / alone.perSecond)} % | ${alone.failures + through.failures} |`,
+        );
+      }
+    }
+    const peak = await askRss(filter);
+
+    // One 30 MB message: the filter keeps it once, so its memory grows by about that much, not a multiple.
+    const big = await encryptedMessage(privateKey, 22_000_000);
+    await askRss(filter); // resets the peak
+    const before = (await askRss(filter)).rss;
+    const code = await transaction(filter.port, stuffedSlices(big));
+    const bigPeak = await askRss(filter);
+
+    console.log("## filtermail (outgoing) vs. SMTP sink alone\n");
+    console.log("| message | clients | sink alone msg/s | sink p50 / p99 ms | filtermail msg/s | filtermail p50 / p99 ms | of sink | failures |");
+    console.log("|---|---|---|---|---|---|---|---|");
+    for (const r of rows) console.log(r);
+    console.log("\n| filtermail resident memory | value |");
+    console.log("|---|---|");
+    console.log(`| idle after start | ${mb(idle.rss)} |`);
+    console.log(`| peak during the runs above | ${mb(peak.peak)} |`);
+    console.log(`| one ${mb(big.length)} message (answer ${code}): before / peak | ${mb(before)} / ${mb(bigPeak.peak)} |`);
+    console.log(`\n${RUN_MS / 1000} s per cell after ${WARMUP_MS / 1000} s warm-up; load generator, filter and sink share this machine's cores; Node ${process.versions.node}.`);
+  } finally {
+    for (const c of children) c.proc.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
