@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { PATHS } from "../../components/plan/facts";
+import { SERVICES } from "../../daemons/main";
+import { DAEMON_UNITS } from "../../components/plan/parts/daemons";
+import { planFor, text } from "./helpers";
+
+const run = `${PATHS.node} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
+
+describe("daemons part", () => {
+  it("runs every daemon of the bundle in one of two units, as vmail", () => {
+    expect([...DAEMON_UNITS.chatmaild, ...DAEMON_UNITS.filtermail].sort()).toEqual([...SERVICES].sort());
+    const plan = planFor();
+    const chatmaild = text(plan, "/etc/systemd/system/chatmaild.service");
+    expect(chatmaild).toContain(`ExecStart=${run} doveauth lastlogin metadata newaccount\n`);
+    expect(chatmaild).toContain("RuntimeDirectory=doveauth chatmail-metadata chatmail-lastlogin\n");
+    expect(chatmaild).toContain("User=vmail\n");
+    const filtermail = text(plan, "/etc/systemd/system/filtermail.service");
+    expect(filtermail).toContain(`ExecStart=${run} filtermail-outgoing filtermail-incoming\n`);
+  });
+
+  it("lets the daemons write below mailboxesDir only", () => {
+    const plan = planFor({ mailboxes_dir: "/srv/mail" });
+    expect(text(plan, "/etc/systemd/system/chatmaild.service")).toContain("ReadWritePaths=/srv/mail\n");
+    expect(text(plan, "/etc/systemd/system/chatmail-expire.service")).toContain("ReadWritePaths=/srv/mail\n");
+  });
+
+  it("installs the bundle and expires mail daily by timer", () => {
+    const plan = planFor();
+    expect(text(plan, PATHS.daemonBundle)).toBe("// test bundle\n");
+    expect(text(plan, "/etc/systemd/system/chatmail-expire.service")).toContain(`ExecStart=${run} expire\n`);
+    expect(text(plan, "/etc/systemd/system/chatmail-expire.timer")).toContain("OnCalendar=*-*-* 00:02:00");
+    expect(plan.units.some((u) => u.id === "service:chatmail-expire.service")).toBe(false);
+  });
+
+  it("runs mtail on mtailAddress only when it is set", () => {
+    expect(planFor().units.some((u) => u.id === "file:/etc/systemd/system/mtail.service")).toBe(false);
+    expect(text(planFor({ mtail_address: "10.0.0.5" }), "/etc/systemd/system/mtail.service")).toContain(
+      "--address=10.0.0.5 --port=3903",
+    );
+  });
+});
