@@ -1,5 +1,5 @@
-// The real programs accept the rendered files: postconf, doveconf, nginx -t, opendkim -n, unbound-checkconf and
-// systemd-analyze verify, each run on the files of a rendered plan in a temporary directory. CI installs the
+// The real programs accept the rendered files: postconf, doveconf, nginx -t, opendkim -n, unbound-checkconf,
+// mtail --compile_only and systemd-analyze verify, each run on the files of a rendered plan in a temporary directory. CI installs the
 // Debian packages (.ci/debian-packages); a missing program fails these tests.
 //
 // Adaptations, because a test machine is not a relay:
@@ -192,6 +192,15 @@ describe("unbound-checkconf", () => {
     const root = tree(planFor(ini));
     const r = run("unbound-checkconf", [join(root, "etc/unbound/unbound.conf.d/chatmail.conf")]);
     expect(r.stdout).toContain("no errors");
+    expect(r.status).toBe(0);
+  });
+});
+
+describe("mtail --compile_only", () => {
+  it("compiles the metrics program", () => {
+    const root = tree(planFor({ mtail_address: "127.0.0.1" }));
+    const r = run("mtail", ["--compile_only", "--progs", join(root, "etc/mtail"), "--logtostderr"]);
+    expect(r.stderr).not.toMatch(/compile failed|error/i);
     expect(r.status).toBe(0);
   });
 });
