@@ -73,7 +73,7 @@ function tokenize(value: string): Token[] | undefined {
     } else if (/\s/.test(c)) {
       i++;
       tokens.push({ kind: "space", text: " " });
-    } else if ('<>@,;:.[]\\'.includes(c)) {
+    } else if ("<>@,;:.[]\\".includes(c)) {
       tokens.push({ kind: "special", text: c });
       i++;
     } else {

@@ -67,7 +67,9 @@ export async function startFiltermail(
   opts: FiltermailOptions = {},
 ): Promise<FiltermailService> {
   if (direction !== "outgoing" && direction !== "incoming") {
-    throw new Error(`filtermail: direction ${JSON.stringify(direction)} is not allowed; use "outgoing" or "incoming"`);
+    throw new Error(
+      `filtermail: direction ${JSON.stringify(direction)} is not allowed; use "outgoing" or "incoming"`,
+    );
   }
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const outgoing = direction === "outgoing";
@@ -75,7 +77,8 @@ export async function startFiltermail(
   const reinjector = new Reinjector(
     {
       host: opts.downstreamHost ?? "127.0.0.1",
-      port: opts.downstreamPort ?? (outgoing ? config.postfixReinjectPort : config.postfixReinjectPortIncoming),
+      port:
+        opts.downstreamPort ?? (outgoing ? config.postfixReinjectPort : config.postfixReinjectPortIncoming),
       localAddress: opts.downstreamLocalAddress ?? (outgoing ? undefined : INCOMING_SOURCE_ADDRESS),
       heloName: "filtermail",
       commandTimeoutMs: opts.downstreamCommandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
@@ -139,6 +142,7 @@ export async function startFiltermail(
  */
 export function incomingCleartextAllowed(mailboxesDir: string, addr: string): boolean {
   const lower = addr.toLowerCase();
-  if (!lower.includes("@") || lower.includes("/") || lower.includes("\0") || lower.startsWith(".")) return false;
+  if (!lower.includes("@") || lower.includes("/") || lower.includes("\0") || lower.startsWith("."))
+    return false;
   return !existsSync(join(mailboxesDir, lower, "enforceE2EEincoming"));
 }

@@ -54,7 +54,11 @@ export class MimeEntity {
         bodyStart = pos;
         break;
       }
-      fields.push({ name: bytes.toString("latin1", pos, colon).toLowerCase(), valueStart: colon + 1, end: contentEnd });
+      fields.push({
+        name: bytes.toString("latin1", pos, colon).toLowerCase(),
+        valueStart: colon + 1,
+        end: contentEnd,
+      });
       pos = lineEnd;
     }
     return new MimeEntity(bytes, fields, bytes.subarray(Math.min(bodyStart, bytes.length)));
@@ -123,7 +127,8 @@ export function parseContentType(value: string | undefined): ContentType {
     if (eq <= 0) continue;
     const name = piece.slice(0, eq).trim().toLowerCase();
     let v = piece.slice(eq + 1).trim();
-    if (v.startsWith('"')) v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1");
+    if (v.startsWith('"'))
+      v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1");
     if (!params.has(name)) params.set(name, v);
   }
   return { type: /^[^\s/]+\/[^\s/]+$/.test(type) ? type : "text/plain", params };

@@ -202,7 +202,8 @@ export class PacketWalker {
         case State.Tag: {
           const b = bytes[i++];
           // Another packet follows the previous one, which therefore must have been a session key packet.
-          if (this.packets > 0 && this.lastTag !== TAG_PKESK && this.lastTag !== TAG_SKESK) return this.fail();
+          if (this.packets > 0 && this.lastTag !== TAG_PKESK && this.lastTag !== TAG_SKESK)
+            return this.fail();
           if ((b & 0x80) === 0) return this.fail();
           this.packets++;
           this.oldFormat = (b & 0x40) === 0;

@@ -26,7 +26,9 @@ export class Reinjector {
     private readonly log: (line: string) => void,
   ) {}
 
-  async send(t: Omit<Transaction, "mailParams"> & { mailParams: Map<string, string> }): Promise<ReinjectResult> {
+  async send(
+    t: Omit<Transaction, "mailParams"> & { mailParams: Map<string, string> },
+  ): Promise<ReinjectResult> {
     for (let attempt = 0; ; attempt++) {
       const pooled = this.takeIdle();
       let conn: SmtpClientConnection;
@@ -37,7 +39,10 @@ export class Reinjector {
         return { reply: REPLIES.localError, accepted: false };
       }
       try {
-        const result = await conn.send({ ...t, mailParams: supportedParams(t.mailParams, conn.capabilities) });
+        const result = await conn.send({
+          ...t,
+          mailParams: supportedParams(t.mailParams, conn.capabilities),
+        });
         if (result.accepted && conn.reusable) this.release(conn);
         else conn.quit();
         return result;
@@ -92,7 +97,8 @@ export class Reinjector {
 function supportedParams(params: Map<string, string>, capabilities: Set<string>): string[] {
   const out: string[] = [];
   const body = params.get("BODY");
-  if (body !== undefined && /^(7BIT|8BITMIME)$/i.test(body) && capabilities.has("8BITMIME")) out.push(`BODY=${body.toUpperCase()}`);
+  if (body !== undefined && /^(7BIT|8BITMIME)$/i.test(body) && capabilities.has("8BITMIME"))
+    out.push(`BODY=${body.toUpperCase()}`);
   if (params.has("SMTPUTF8") && capabilities.has("SMTPUTF8")) out.push("SMTPUTF8");
   return out;
 }

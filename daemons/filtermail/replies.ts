@@ -15,7 +15,8 @@ export const REPLIES = {
   /** From header missing, unparsable, or not one address (Rust text). */
   invalidFromHeader: (value: string) => reply(500, `Invalid FROM header: ${value}`),
   /** From header differs from the envelope sender (Rust text). */
-  fromMismatch: (fromAddr: string, mailFrom: string) => reply(500, `Invalid FROM <${fromAddr}> for <${mailFrom}>`),
+  fromMismatch: (fromAddr: string, mailFrom: string) =>
+    reply(500, `Invalid FROM <${fromAddr}> for <${mailFrom}>`),
   /** The reinjection smtpd could not be reached or did not answer in time: the client must retry (Rust text). */
   localError: reply(451, "Local error"),
 } as const;

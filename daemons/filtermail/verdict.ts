@@ -44,12 +44,18 @@ export const LOG = {
   rejected: "Rejected unencrypted mail.",
 } as const;
 
-export function decide(direction: Direction, envelope: VerdictEnvelope, message: Buffer, policy: VerdictPolicy): Verdict {
+export function decide(
+  direction: Direction,
+  envelope: VerdictEnvelope,
+  message: Buffer,
+  policy: VerdictPolicy,
+): Verdict {
   const log: string[] = [];
   const entity = MimeEntity.parse(message);
   const fromValue = entity.header("from");
   const fromAddr = fromValue === undefined ? undefined : parseFromHeader(fromValue);
-  if (fromAddr === undefined) return { accept: false, reply: REPLIES.invalidFromHeader(fromValue ?? ""), log };
+  if (fromAddr === undefined)
+    return { accept: false, reply: REPLIES.invalidFromHeader(fromValue ?? ""), log };
   const fromMatches = envelope.mailFrom.toLowerCase() === fromAddr.toLowerCase();
   const encrypted = isEncrypted(entity, direction) || isSecureJoin(entity);
 
@@ -63,7 +69,8 @@ export function decide(direction: Direction, envelope: VerdictEnvelope, message:
     log.push(LOG.outgoingUnencrypted);
     if (policy.passthroughSenders.includes(envelope.mailFrom)) return accept;
     if (isSelfSentSetupMessage(entity, envelope, fromAddr)) return accept;
-    if (envelope.rcptTos.every((r) => recipientMatchesPassthrough(r, policy.passthroughRecipients))) return accept;
+    if (envelope.rcptTos.every((r) => recipientMatchesPassthrough(r, policy.passthroughRecipients)))
+      return accept;
     log.push(LOG.rejected);
     return { accept: false, reply: REPLIES.encryptionNeeded, log };
   }
@@ -82,7 +89,8 @@ export function decide(direction: Direction, envelope: VerdictEnvelope, message:
   }
   // Cleartext only reaches local addresses that did not ask for end-to-end encryption (no marker file);
   // a recipient outside the relay's own domain has no such choice to make and is refused.
-  const allowed = (r: string) => domainOf(r) === policy.mailDomain.toLowerCase() && policy.incomingCleartextAllowed(r);
+  const allowed = (r: string) =>
+    domainOf(r) === policy.mailDomain.toLowerCase() && policy.incomingCleartextAllowed(r);
   if (envelope.rcptTos.every(allowed)) return accept;
   log.push(LOG.rejected);
   return { accept: false, reply: REPLIES.encryptionNeeded, log };

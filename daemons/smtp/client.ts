@@ -112,7 +112,10 @@ export class SmtpClientConnection {
     if (this.failure) throw new SmtpClientError(this.failure.message, false);
     const { commandTimeoutMs, dataTimeoutMs } = this.opts;
     const params = t.mailParams.length > 0 ? ` ${t.mailParams.join(" ")}` : "";
-    const commands = [`MAIL FROM:<${t.mailFrom}>${params}\r\n`, ...t.rcptTos.map((r) => `RCPT TO:<${r}>\r\n`)];
+    const commands = [
+      `MAIL FROM:<${t.mailFrom}>${params}\r\n`,
+      ...t.rcptTos.map((r) => `RCPT TO:<${r}>\r\n`),
+    ];
     const pipelining = this.capabilities.has("PIPELINING");
     // With PIPELINING the whole envelope plus DATA goes out in one write (RFC 2920); without it, one by one.
     const replies: Reply[] = [];

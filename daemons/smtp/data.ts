@@ -158,7 +158,8 @@ export function stuffedSlices(message: Buffer): Buffer[] {
     from = hit + 3;
   }
   out.push(message.subarray(from));
-  const endsWithCrlf = message.length >= 2 && message[message.length - 2] === CR && message[message.length - 1] === LF;
+  const endsWithCrlf =
+    message.length >= 2 && message[message.length - 2] === CR && message[message.length - 1] === LF;
   out.push(message.length === 0 || endsWithCrlf ? END_MARKER : CRLF_END_MARKER);
   return out;
 }

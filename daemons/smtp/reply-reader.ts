@@ -24,7 +24,8 @@ export class ReplyReader {
       const m = /^([2-5][0-9][0-9])([ -]|$)(.*)$/s.exec(line);
       if (!m) throw new Error(`not an SMTP reply line: ${JSON.stringify(line.slice(0, 80))}`);
       const code = Number(m[1]);
-      if (this.lines.length > 0 && code !== this.code) throw new Error(`reply code changed inside a reply: ${line}`);
+      if (this.lines.length > 0 && code !== this.code)
+        throw new Error(`reply code changed inside a reply: ${line}`);
       this.code = code;
       this.lines.push(Buffer.from(m[3], "latin1").toString("utf8"));
       if (this.lines.length > MAX_REPLY_LINES) throw new Error("reply has too many lines");

@@ -233,7 +233,8 @@ class Connection {
         return this.handleRcpt(arg);
       case "DATA":
         if (!this.envelope) return this.send(reply(503, "5.5.1 Error: need MAIL command"));
-        if (this.envelope.rcptTos.length === 0) return this.send(reply(503, "5.5.1 Error: need RCPT command"));
+        if (this.envelope.rcptTos.length === 0)
+          return this.send(reply(503, "5.5.1 Error: need RCPT command"));
         this.reader = new DataReader(this.opts.maxMessageBytes);
         this.mode = Mode.Data;
         this.send(reply(354, "End data with <CR><LF>.<CR><LF>"));
@@ -272,7 +273,8 @@ class Connection {
     // All RCPT TO parameters (NOTIFY=, ORCPT=...) are ignored, as upstream does since 1.7.0 (relay-daemons.md 8.2).
     const path = parsePathArgument(arg, "TO");
     if (!path || path.address === "") return this.send(reply(501, "5.5.4 Syntax: RCPT TO:<address>"));
-    if (this.envelope.rcptTos.length >= MAX_RECIPIENTS) return this.send(reply(452, "4.5.3 Error: too many recipients"));
+    if (this.envelope.rcptTos.length >= MAX_RECIPIENTS)
+      return this.send(reply(452, "4.5.3 Error: too many recipients"));
     this.envelope.rcptTos.push(path.address);
     this.send(OK);
   }
@@ -298,7 +300,9 @@ class Connection {
       answer = reply(552, "5.3.4 Message exceeds maximum size");
     } else {
       try {
-        answer = await this.handlers.onData(envelope, reader.take(), { remoteAddress: this.socket.remoteAddress ?? "" });
+        answer = await this.handlers.onData(envelope, reader.take(), {
+          remoteAddress: this.socket.remoteAddress ?? "",
+        });
       } catch (err) {
         this.opts.log(`smtp: error handling a message: ${(err as Error).message}`);
         answer = reply(451, "4.3.0 Local error");

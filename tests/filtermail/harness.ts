@@ -2,7 +2,11 @@
 // listener, a raw line-oriented SMTP client, and a filter started on free loopback ports.
 import * as net from "node:net";
 import { parseChatmailIni } from "../../components/config/ini";
-import { startFiltermail, type FiltermailConfig, type FiltermailOptions } from "../../daemons/filtermail/index";
+import {
+  startFiltermail,
+  type FiltermailConfig,
+  type FiltermailOptions,
+} from "../../daemons/filtermail/index";
 import { reply, type Reply } from "../../daemons/smtp/reply";
 import { ReplyReader } from "../../daemons/smtp/reply-reader";
 import { startSmtpServer, type Envelope } from "../../daemons/smtp/server";
@@ -20,10 +24,20 @@ export interface Sink {
 }
 
 /** An SMTP server that records what it is given and answers `answer` (default "250 2.0.0 Ok: queued as SINK"). */
-export async function startSink(answer: (e: Envelope) => Promise<Reply> | Reply = () => reply(250, "2.0.0 Ok: queued as SINK")): Promise<Sink> {
+export async function startSink(
+  answer: (e: Envelope) => Promise<Reply> | Reply = () => reply(250, "2.0.0 Ok: queued as SINK"),
+): Promise<Sink> {
   const delivered: Delivered[] = [];
   const server = await startSmtpServer(
-    { host: "127.0.0.1", port: 0, name: "sink", maxMessageBytes: 100 * 1024 * 1024, idleTimeoutMs: 60_000, maxConnections: 10_000, log: () => undefined },
+    {
+      host: "127.0.0.1",
+      port: 0,
+      name: "sink",
+      maxMessageBytes: 100 * 1024 * 1024,
+      idleTimeoutMs: 60_000,
+      maxConnections: 10_000,
+      log: () => undefined,
+    },
     {
       onMailFrom: () => undefined,
       async onData(envelope, message, session) {
@@ -40,9 +54,17 @@ export function testConfig(ini = ""): FiltermailConfig {
   return parseChatmailIni(`[params]\nmail_domain = chat.example.org\n${ini}`).config;
 }
 
-export async function startFilter(config: FiltermailConfig, direction: "outgoing" | "incoming", opts: FiltermailOptions) {
+export async function startFilter(
+  config: FiltermailConfig,
+  direction: "outgoing" | "incoming",
+  opts: FiltermailOptions,
+) {
   const logs: string[] = [];
-  const service = await startFiltermail(config, direction, { listenPort: 0, log: (l) => logs.push(l), ...opts });
+  const service = await startFiltermail(config, direction, {
+    listenPort: 0,
+    log: (l) => logs.push(l),
+    ...opts,
+  });
   return { service, logs };
 }
 
@@ -83,7 +105,9 @@ export class RawClient {
 
   /** The next reply as "code text" (multi-line joined with " / "), or "closed". */
   async next(): Promise<string> {
-    const r = this.replies.shift() ?? (this.closed ? undefined : await new Promise<Reply | undefined>((res) => this.waiters.push(res)));
+    const r =
+      this.replies.shift() ??
+      (this.closed ? undefined : await new Promise<Reply | undefined>((res) => this.waiters.push(res)));
     return r ? `${r.code} ${r.lines.join(" / ")}` : "closed";
   }
 

@@ -70,8 +70,18 @@ describe("checkArmoredPayload", () => {
 
   it("refuses text that is not armor, and a lone CRC", () => {
     expect(checkArmoredPayload(Buffer.from("HELLOWORLD"), "outgoing")).toBe(false);
-    expect(checkArmoredPayload(Buffer.from("-----BEGIN PGP MESSAGE-----\r\n\r\n=njUN\r\n-----END PGP MESSAGE-----\r\n"), "outgoing")).toBe(false);
-    expect(checkArmoredPayload(Buffer.from("-----BEGIN PGP MESSAGE-----\r\nHi!\r\n-----END PGP MESSAGE-----\r\n"), "outgoing")).toBe(false);
+    expect(
+      checkArmoredPayload(
+        Buffer.from("-----BEGIN PGP MESSAGE-----\r\n\r\n=njUN\r\n-----END PGP MESSAGE-----\r\n"),
+        "outgoing",
+      ),
+    ).toBe(false);
+    expect(
+      checkArmoredPayload(
+        Buffer.from("-----BEGIN PGP MESSAGE-----\r\nHi!\r\n-----END PGP MESSAGE-----\r\n"),
+        "outgoing",
+      ),
+    ).toBe(false);
   });
 
   it("refuses a Version armor header outgoing and skips it incoming", () => {
@@ -87,12 +97,17 @@ describe("checkArmoredPayload", () => {
 
   it("refuses base64 with characters outside the alphabet or padding in the middle", () => {
     const text = good.toString();
-    expect(checkArmoredPayload(Buffer.from(text.replace(/\r\n([A-Za-z0-9+/]{10})/, "\r\n$1*")), "outgoing")).toBe(false);
+    expect(
+      checkArmoredPayload(Buffer.from(text.replace(/\r\n([A-Za-z0-9+/]{10})/, "\r\n$1*")), "outgoing"),
+    ).toBe(false);
     expect(checkBase64Packets(Buffer.from("AA==\r\nAAAA"))).toBe(false);
   });
 
   it("accepts a real message encrypted by OpenPGP.js", async () => {
-    const { privateKey } = await openpgp.generateKey({ userIDs: [{ email: "bob@chat.example.org" }], format: "object" });
+    const { privateKey } = await openpgp.generateKey({
+      userIDs: [{ email: "bob@chat.example.org" }],
+      format: "object",
+    });
     const armored = await openpgp.encrypt({
       message: await openpgp.createMessage({ text: "secret ".repeat(20_000) }),
       encryptionKeys: privateKey.toPublic(),
@@ -105,7 +120,9 @@ describe("checkArmoredPayload", () => {
 describe("strict base64", () => {
   const streamed = (text: Buffer): Buffer | undefined => {
     const chunks: Buffer[] = [];
-    return decodeStrictBase64Streaming(text, (c) => (chunks.push(Buffer.from(c)), true)) ? Buffer.concat(chunks) : undefined;
+    return decodeStrictBase64Streaming(text, (c) => (chunks.push(Buffer.from(c)), true))
+      ? Buffer.concat(chunks)
+      : undefined;
   };
 
   it("decodes the same, and refuses the same, natively and streaming", () => {
@@ -130,14 +147,22 @@ describe("strict base64", () => {
     expect(streamed(Buffer.from(text))?.toString()).toBe(expected);
   });
 
-  it.each(["QUJ", "QUJD=", "QQ=", "QR==", "QU I=", "QU-I", "QU_I", "QQ==QUJD", "QQ===", "QUJ*"])("refuses %j", (text) => {
-    expect(decodeStrictBase64(Buffer.from(text))).toBeUndefined();
-    expect(streamed(Buffer.from(text))).toBeUndefined();
-  });
+  it.each(["QUJ", "QUJD=", "QQ=", "QR==", "QU I=", "QU-I", "QU_I", "QQ==QUJD", "QQ===", "QUJ*"])(
+    "refuses %j",
+    (text) => {
+      expect(decodeStrictBase64(Buffer.from(text))).toBeUndefined();
+      expect(streamed(Buffer.from(text))).toBeUndefined();
+    },
+  );
 
   it("checks payloads over the native size limit with the streaming decoder", () => {
     const big = Buffer.concat([packet(1, Buffer.alloc(60, 1)), packet(18, Buffer.alloc(2_000_000, 3))]);
-    const text = Buffer.from(big.toString("base64").match(/.{1,76}/g)!.join("\r\n"));
+    const text = Buffer.from(
+      big
+        .toString("base64")
+        .match(/.{1,76}/g)!
+        .join("\r\n"),
+    );
     expect(checkBase64Packets(text)).toBe(true);
     const broken = Buffer.from(text);
     broken[1_500_000] = 0x2a;

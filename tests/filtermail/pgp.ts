@@ -28,13 +28,18 @@ export function partialPacket(tag: number, body: Buffer, power: number): Buffer 
 /** ASCII armor with CRLF lines, a blank line after the header and a (dummy) CRC line. */
 export function armor(bytes: Buffer, header = ""): Buffer {
   const b64 = bytes.toString("base64").match(/.{1,64}/g) ?? [];
-  return Buffer.from(["-----BEGIN PGP MESSAGE-----", header, ...b64, "=abcd", "-----END PGP MESSAGE-----", ""].join("\r\n").replace("\r\n\r\n\r\n", "\r\n\r\n"));
+  return Buffer.from(
+    ["-----BEGIN PGP MESSAGE-----", header, ...b64, "=abcd", "-----END PGP MESSAGE-----", ""]
+      .join("\r\n")
+      .replace("\r\n\r\n\r\n", "\r\n\r\n"),
+  );
 }
-
 
 /** A PGP/MIME message (RFC 3156) with a PKESK + SEIPD payload whose SEIPD body has `size` octets. */
 export function encryptedMessage(from: string, to: string, size: number): Buffer {
-  const payload = armor(Buffer.concat([packet(1, Buffer.alloc(60, 1)), packet(18, Buffer.alloc(size, 0x5a))]));
+  const payload = armor(
+    Buffer.concat([packet(1, Buffer.alloc(60, 1)), packet(18, Buffer.alloc(size, 0x5a))]),
+  );
   const head = [
     `From: ${from}`,
     `To: ${to}`,

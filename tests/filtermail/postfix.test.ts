@@ -22,7 +22,10 @@ const services: FiltermailService[] = [];
 const ports: Record<string, number> = {};
 
 function postfix(...args: string[]): string {
-  return execFileSync("/usr/sbin/postfix", ["-c", join(root, "etc"), ...args], { encoding: "utf8", stdio: "pipe" });
+  return execFileSync("/usr/sbin/postfix", ["-c", join(root, "etc"), ...args], {
+    encoding: "utf8",
+    stdio: "pipe",
+  });
 }
 
 async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
@@ -30,7 +33,8 @@ async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T |
   for (;;) {
     const v = await probe();
     if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`${what}: not within ${DEADLINE_MS} ms; postfix log:\n${maillog()}`);
+    if (Date.now() > until)
+      throw new Error(`${what}: not within ${DEADLINE_MS} ms; postfix log:\n${maillog()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -58,7 +62,8 @@ beforeAll(async () => {
   mkdirSync(join(root, "vmail", BOB), { recursive: true });
   writeFileSync(join(root, "vmail", BOB, "enforceE2EEincoming"), "");
   sink = await startSink();
-  for (const name of ["submission", "submissionBroken", "mx", "reinject", "reinjectIncoming"]) ports[name] = await closedPort();
+  for (const name of ["submission", "submissionBroken", "mx", "reinject", "reinjectIncoming"])
+    ports[name] = await closedPort();
 
   const config = {
     ...testConfig("max_user_send_burst_size = 3\n"),
@@ -66,7 +71,10 @@ beforeAll(async () => {
   };
   const quiet = { idleTimeoutMs: 60_000 };
   const outgoing = await startFilter(config, "outgoing", { ...quiet, downstreamPort: ports.reinject });
-  const incoming = await startFilter(config, "incoming", { ...quiet, downstreamPort: ports.reinjectIncoming });
+  const incoming = await startFilter(config, "incoming", {
+    ...quiet,
+    downstreamPort: ports.reinjectIncoming,
+  });
   // A filter whose reinjection target is down, to see what the client is told.
   const broken = await startFilter(config, "outgoing", { ...quiet, downstreamPort: await closedPort() });
   services.push(outgoing.service, incoming.service, broken.service);
@@ -165,7 +173,12 @@ async function submit(port: number, from: string, to: string[], message: Buffer)
 describe("filtermail behind Postfix", () => {
   it("delivers an encrypted message submitted through Postfix and the filter", async () => {
     const before = sink.delivered.length;
-    const answer = await submit(ports.submission, ALICE, ["carol@other.example"], sample("encrypted", ALICE, "carol@other.example", "postfix-e2e"));
+    const answer = await submit(
+      ports.submission,
+      ALICE,
+      ["carol@other.example"],
+      sample("encrypted", ALICE, "carol@other.example", "postfix-e2e"),
+    );
     expect(answer).toMatch(/^250 2\.0\.0 Ok: queued as /);
     const d = await waitFor("delivery to the sink", () => sink.delivered[before]);
     expect(d.envelope.mailFrom).toBe(ALICE);
@@ -177,21 +190,33 @@ describe("filtermail behind Postfix", () => {
   it("gives the client the filter's 523 for unencrypted mail and queues nothing", async () => {
     const before = sink.delivered.length;
     const dave = "dave@chat.example.org";
-    expect(await submit(ports.submission, dave, [BOB], sample("plain", dave, BOB))).toBe("523 Encryption Needed: Invalid Unencrypted Mail");
-    expect(await submit(ports.submission, dave, [BOB], sample("mdn", dave, BOB))).toBe("523 Encryption Needed: Invalid Unencrypted Mail");
+    expect(await submit(ports.submission, dave, [BOB], sample("plain", dave, BOB))).toBe(
+      "523 Encryption Needed: Invalid Unencrypted Mail",
+    );
+    expect(await submit(ports.submission, dave, [BOB], sample("mdn", dave, BOB))).toBe(
+      "523 Encryption Needed: Invalid Unencrypted Mail",
+    );
     expect(sink.delivered.length).toBe(before);
   });
 
   it("gives the client 500 for a From header that is not the envelope sender", async () => {
     // Each test sends as its own sender: the burst of 3 per sender is shared by the whole file.
     const erin = "erin@chat.example.org";
-    const answer = await submit(ports.submission, erin, [BOB], sample("encrypted", "forged@c3.testrun.org", BOB));
+    const answer = await submit(
+      ports.submission,
+      erin,
+      [BOB],
+      sample("encrypted", "forged@c3.testrun.org", BOB),
+    );
     expect(answer).toMatch(/^500 /);
   });
 
   it("answers the rate limit at RCPT time with 450 4.7.1 after the burst", async () => {
     const answers: string[] = [];
-    for (let i = 0; i < 4; i++) answers.push(await submit(ports.submission, RATE_LIMITED, [BOB], sample("encrypted", RATE_LIMITED, BOB)));
+    for (let i = 0; i < 4; i++)
+      answers.push(
+        await submit(ports.submission, RATE_LIMITED, [BOB], sample("encrypted", RATE_LIMITED, BOB)),
+      );
     expect(answers.slice(0, 3).every((a) => a.startsWith("250"))).toBe(true);
     expect(answers[3]).toBe(`450 4.7.1: Too much mail from ${RATE_LIMITED}`);
   });
@@ -200,21 +225,25 @@ describe("filtermail behind Postfix", () => {
     const before = sink.delivered.length;
     const answer = await submit(ports.submissionBroken, ALICE, [BOB], sample("encrypted", ALICE, BOB));
     expect(answer).toBe("451 Local error");
-    expect(execFileSync("/usr/sbin/postqueue", ["-c", join(root, "etc"), "-j"], { encoding: "utf8" }).trim()).toBe("");
+    expect(
+      execFileSync("/usr/sbin/postqueue", ["-c", join(root, "etc"), "-j"], { encoding: "utf8" }).trim(),
+    ).toBe("");
     expect(sink.delivered.length).toBe(before);
   });
 
   it("lets a bounce and encrypted mail in on the incoming side, reinjected from 127.0.0.2", async () => {
     const before = sink.delivered.length;
     expect(await submit(ports.mx, "", [BOB], sample("mailer-daemon", "x", BOB))).toMatch(/^250/);
-    expect(await submit(ports.mx, "carol@other.example", [BOB], sample("encrypted", "carol@other.example", BOB))).toMatch(/^250/);
+    expect(
+      await submit(ports.mx, "carol@other.example", [BOB], sample("encrypted", "carol@other.example", BOB)),
+    ).toMatch(/^250/);
     await waitFor("two incoming deliveries", () => (sink.delivered.length >= before + 2 ? true : undefined));
     expect(maillog()).toMatch(/postfix\/reinject_incoming\/smtpd\[\d+\]: connect from \S+\[127\.0\.0\.2\]/);
   });
 
   it("refuses cleartext on the incoming side for a recipient who enforces encryption", async () => {
-    expect(await submit(ports.mx, "carol@other.example", [BOB], sample("plain", "carol@other.example", BOB))).toBe(
-      "523 Encryption Needed: Invalid Unencrypted Mail",
-    );
+    expect(
+      await submit(ports.mx, "carol@other.example", [BOB], sample("plain", "carol@other.example", BOB)),
+    ).toBe("523 Encryption Needed: Invalid Unencrypted Mail");
   });
 });

@@ -14,13 +14,18 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(opts: { ini?: string; direction?: "outgoing" | "incoming"; sink?: Sink; filter?: object } = {}) {
+async function setup(
+  opts: { ini?: string; direction?: "outgoing" | "incoming"; sink?: Sink; filter?: object } = {},
+) {
   const sink = opts.sink ?? (await startSink());
   const { service, logs } = await startFilter(testConfig(opts.ini), opts.direction ?? "outgoing", {
     downstreamPort: sink.port,
     ...opts.filter,
   });
-  cleanups.push(() => sink.close(), () => service.close());
+  cleanups.push(
+    () => sink.close(),
+    () => service.close(),
+  );
   const connect = async () => {
     const c = await RawClient.connect(service.port);
     cleanups.push(() => c.close());
@@ -32,9 +37,14 @@ async function setup(opts: { ini?: string; direction?: "outgoing" | "incoming"; 
 describe("filtermail proxy: accepted mail", () => {
   it("hands an encrypted message to the reinjection server unchanged and answers with that server's reply", async () => {
     const { sink, connect, logs } = await setup();
-    const message = Buffer.concat([sample("encrypted", ALICE, BOB), Buffer.from(".line starting with a dot\r\n")]);
+    const message = Buffer.concat([
+      sample("encrypted", ALICE, BOB),
+      Buffer.from(".line starting with a dot\r\n"),
+    ]);
     const c = await connect();
-    expect(await c.sendMail(ALICE, [BOB], message, " BODY=8BITMIME SMTPUTF8")).toBe("250 2.0.0 Ok: queued as SINK");
+    expect(await c.sendMail(ALICE, [BOB], message, " BODY=8BITMIME SMTPUTF8")).toBe(
+      "250 2.0.0 Ok: queued as SINK",
+    );
     expect(sink.delivered).toHaveLength(1);
     const d = sink.delivered[0];
     expect(d.message.equals(message)).toBe(true);
@@ -47,7 +57,9 @@ describe("filtermail proxy: accepted mail", () => {
   it("reinjects incoming mail from source address 127.0.0.2", async () => {
     const { sink, connect } = await setup({ direction: "incoming" });
     const c = await connect();
-    expect(await c.sendMail("carol@other.example", [BOB], sample("encrypted", "carol@other.example", BOB))).toMatch(/^250/);
+    expect(
+      await c.sendMail("carol@other.example", [BOB], sample("encrypted", "carol@other.example", BOB)),
+    ).toMatch(/^250/);
     expect(sink.delivered[0].remoteAddress).toBe("127.0.0.2");
   });
 
@@ -69,8 +81,17 @@ describe("filtermail proxy: accepted mail", () => {
     const c = await connect();
     await c.next();
     const stuffed = Buffer.concat(stuffedSlices(sample("encrypted", ALICE, BOB)));
-    c.write(`EHLO x\r\nMAIL FROM:<${ALICE}>\r\nRCPT TO:<${BOB}>\r\nRCPT TO:<carol@chat.example.org>\r\nDATA\r\n`);
-    c.write(Buffer.concat([stuffed, Buffer.from(`MAIL FROM:<${ALICE}>\r\nRCPT TO:<${BOB}>\r\nDATA\r\n`), stuffed, Buffer.from("QUIT\r\n")]));
+    c.write(
+      `EHLO x\r\nMAIL FROM:<${ALICE}>\r\nRCPT TO:<${BOB}>\r\nRCPT TO:<carol@chat.example.org>\r\nDATA\r\n`,
+    );
+    c.write(
+      Buffer.concat([
+        stuffed,
+        Buffer.from(`MAIL FROM:<${ALICE}>\r\nRCPT TO:<${BOB}>\r\nDATA\r\n`),
+        stuffed,
+        Buffer.from("QUIT\r\n"),
+      ]),
+    );
     const replies = [];
     for (let i = 0; i < 11; i++) replies.push((await c.next()).slice(0, 3));
     expect(replies).toEqual(["250", "250", "250", "250", "354", "250", "250", "250", "354", "250", "221"]);
@@ -83,9 +104,13 @@ describe("filtermail proxy: refusals", () => {
   it("refuses unencrypted mail with 523 and delivers nothing", async () => {
     const { sink, connect, logs } = await setup();
     const c = await connect();
-    expect(await c.sendMail(ALICE, [BOB], sample("plain", ALICE, BOB))).toBe("523 Encryption Needed: Invalid Unencrypted Mail");
+    expect(await c.sendMail(ALICE, [BOB], sample("plain", ALICE, BOB))).toBe(
+      "523 Encryption Needed: Invalid Unencrypted Mail",
+    );
     expect(sink.delivered).toHaveLength(0);
-    expect(logs).toEqual(expect.arrayContaining(["Outgoing: Filtering unencrypted mail.", "Rejected unencrypted mail."]));
+    expect(logs).toEqual(
+      expect.arrayContaining(["Outgoing: Filtering unencrypted mail.", "Rejected unencrypted mail."]),
+    );
   });
 
   it("rate-limits a sender after maxUserSendBurstSize messages with 450", async () => {
@@ -157,7 +182,9 @@ describe("filtermail proxy: downstream failures give 4xx, never a silent loss", 
     const busy = await startSink(() => reply(452, "4.3.1 Insufficient system storage"));
     const { connect } = await setup({ sink: busy });
     const c = await connect();
-    expect(await c.sendMail(ALICE, [BOB], sample("encrypted", ALICE, BOB))).toBe("452 4.3.1 Insufficient system storage");
+    expect(await c.sendMail(ALICE, [BOB], sample("encrypted", ALICE, BOB))).toBe(
+      "452 4.3.1 Insufficient system storage",
+    );
   });
 
   it("delivers to all recipients or none when the reinjection server refuses one", async () => {
@@ -177,7 +204,11 @@ describe("filtermail proxy: downstream failures give 4xx, never a silent loss", 
             if (line === ".") {
               inData = false;
               s.write("250 queued\r\n");
-              sink.delivered.push({ envelope: { mailFrom: "", mailParams: new Map(), rcptTos: [] }, message: Buffer.alloc(0), remoteAddress: "" });
+              sink.delivered.push({
+                envelope: { mailFrom: "", mailParams: new Map(), rcptTos: [] },
+                message: Buffer.alloc(0),
+                remoteAddress: "",
+              });
             }
           } else if (line.startsWith("EHLO")) s.write("250-scripted\r\n250 PIPELINING\r\n");
           else if (line.startsWith("RCPT") && line.includes("carol")) s.write("550 5.1.1 no such user\r\n");
@@ -191,9 +222,14 @@ describe("filtermail proxy: downstream failures give 4xx, never a silent loss", 
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     cleanups.push(() => new Promise((r) => server.close(() => r(undefined))));
-    const { connect } = await setup({ sink, filter: { downstreamPort: (server.address() as net.AddressInfo).port } });
+    const { connect } = await setup({
+      sink,
+      filter: { downstreamPort: (server.address() as net.AddressInfo).port },
+    });
     const c = await connect();
-    expect(await c.sendMail(ALICE, [BOB, "carol@chat.example.org"], sample("encrypted", ALICE, BOB))).toBe("550 5.1.1 no such user");
+    expect(await c.sendMail(ALICE, [BOB, "carol@chat.example.org"], sample("encrypted", ALICE, BOB))).toBe(
+      "550 5.1.1 no such user",
+    );
     await new Promise((r) => setTimeout(r, 100));
     expect(sink.delivered).toHaveLength(0);
   });
@@ -215,15 +251,26 @@ describe("filtermail proxy: robustness", () => {
   });
 
   it.each([
-    ["malformed MIME", "From: alice@chat.example.org\r\nContent-Type: multipart/encrypted\r\n\r\n--\r\n--\r\n"],
-    ["nested boundaries", 'From: alice@chat.example.org\r\nContent-Type: multipart/encrypted; boundary="a"\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary="a-b"\r\n\r\n--a-b\r\nVersion: 1\r\n--a--\r\n'],
+    [
+      "malformed MIME",
+      "From: alice@chat.example.org\r\nContent-Type: multipart/encrypted\r\n\r\n--\r\n--\r\n",
+    ],
+    [
+      "nested boundaries",
+      'From: alice@chat.example.org\r\nContent-Type: multipart/encrypted; boundary="a"\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary="a-b"\r\n\r\n--a-b\r\nVersion: 1\r\n--a--\r\n',
+    ],
     ["a huge header line", `From: alice@chat.example.org\r\nX-Long: ${"y".repeat(3_000_000)}\r\n\r\nhi\r\n`],
-    ["binary garbage", `From: alice@chat.example.org\r\n\r\n${String.fromCharCode(...Array.from({ length: 5000 }, (_, i) => (i * 7919) % 256))}\r\n`],
+    [
+      "binary garbage",
+      `From: alice@chat.example.org\r\n\r\n${String.fromCharCode(...Array.from({ length: 5000 }, (_, i) => (i * 7919) % 256))}\r\n`,
+    ],
     ["8-bit headers", "From: Jörg <alice@chat.example.org>\r\nSubject: Grüße\r\n\r\nÄ\r\n"],
   ])("answers 523 for %s and stays up", async (_name, text) => {
     const { connect } = await setup();
     const c = await connect();
-    expect(await c.sendMail(ALICE, [BOB], Buffer.from(text, "latin1"))).toBe("523 Encryption Needed: Invalid Unencrypted Mail");
+    expect(await c.sendMail(ALICE, [BOB], Buffer.from(text, "latin1"))).toBe(
+      "523 Encryption Needed: Invalid Unencrypted Mail",
+    );
     const again = await connect();
     expect(await again.sendMail(ALICE, [BOB], sample("encrypted", ALICE, BOB))).toMatch(/^250/);
   });

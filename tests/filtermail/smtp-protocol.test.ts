@@ -10,7 +10,12 @@ function readAll(wire: Buffer, chunkSize: number, max = 1 << 30) {
   for (let i = 0; i < wire.length; i += chunkSize) {
     const chunk = wire.subarray(i, i + chunkSize);
     const res = r.feed(chunk);
-    if (res.done) return { message: r.take(), rest: Buffer.concat([chunk.subarray(res.consumed), wire.subarray(i + chunkSize)]), tooBig: r.tooBig };
+    if (res.done)
+      return {
+        message: r.take(),
+        rest: Buffer.concat([chunk.subarray(res.consumed), wire.subarray(i + chunkSize)]),
+        tooBig: r.tooBig,
+      };
   }
   return undefined;
 }
@@ -38,7 +43,10 @@ describe("DataReader and stuffedSlices", () => {
   });
 
   it("round-trips any message through stuffing and unstuffing, however the wire is split", () => {
-    const lines = fc.array(fc.oneof(fc.constantFrom(".", "..", ".\r", "", "\r", "x.y", "-- b"), fc.string()), { maxLength: 20 });
+    const lines = fc.array(
+      fc.oneof(fc.constantFrom(".", "..", ".\r", "", "\r", "x.y", "-- b"), fc.string()),
+      { maxLength: 20 },
+    );
     fc.assert(
       fc.property(lines, fc.integer({ min: 1, max: 17 }), (ls, chunk) => {
         const message = Buffer.from(ls.map((l) => `${l}\r\n`).join(""));
@@ -85,11 +93,15 @@ describe("replies", () => {
   it("formats multi-line replies and reads them back", () => {
     const wire = formatReply(reply(250, "filtermail", "PIPELINING", "SIZE 10"));
     expect(wire).toBe("250-filtermail\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
-    expect(new ReplyReader().push(Buffer.from(wire))).toEqual([{ code: 250, lines: ["filtermail", "PIPELINING", "SIZE 10"] }]);
+    expect(new ReplyReader().push(Buffer.from(wire))).toEqual([
+      { code: 250, lines: ["filtermail", "PIPELINING", "SIZE 10"] },
+    ]);
   });
 
   it("keeps reply text on one line whatever a header contained", () => {
-    expect(formatReply(reply(500, "Invalid FROM header: a\r\nRCPT TO:<x>"))).toBe("500 Invalid FROM header: a??RCPT TO:<x>\r\n");
+    expect(formatReply(reply(500, "Invalid FROM header: a\r\nRCPT TO:<x>"))).toBe(
+      "500 Invalid FROM header: a??RCPT TO:<x>\r\n",
+    );
     expect(formatReply(reply(500, "x".repeat(100_000))).length).toBeLessThan(512);
   });
 });

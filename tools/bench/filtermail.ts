@@ -104,7 +104,8 @@ class BenchClient {
 
   static async open(port: number): Promise<BenchClient> {
     const c = new BenchClient(net.connect({ host: "127.0.0.1", port }));
-    if ((await c.next()) !== 220 || (await c.command("EHLO bench\r\n")) !== 250) throw new Error("no SMTP session");
+    if ((await c.next()) !== 220 || (await c.command("EHLO bench\r\n")) !== 250)
+      throw new Error("no SMTP session");
     return c;
   }
 
@@ -156,7 +157,13 @@ interface LoadResult {
 }
 
 /** `clients` concurrent senders for `ms`; each keeps one connection, or opens a fresh one per message. */
-async function load(port: number, wire: Buffer[], clients: number, ms: number, fresh: boolean): Promise<LoadResult> {
+async function load(
+  port: number,
+  wire: Buffer[],
+  clients: number,
+  ms: number,
+  fresh: boolean,
+): Promise<LoadResult> {
   const latencies: number[] = [];
   let failures = 0;
   const start = performance.now();
@@ -175,7 +182,8 @@ async function load(port: number, wire: Buffer[], clients: number, ms: number, f
   );
   const elapsed = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  const pct = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
   return { perSecond: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), failures };
 }
 
@@ -239,7 +247,10 @@ export async function run(): Promise<void> {
       // Check the message really passes before measuring anything.
       const probe = await transaction(filter.port, wire);
       if (probe !== 250) throw new Error(`the ${label} bench message was refused with ${probe}`);
-      const cells = [...CONCURRENCY.map((clients) => ({ clients, fresh: false })), { clients: 10, fresh: true }];
+      const cells = [
+        ...CONCURRENCY.map((clients) => ({ clients, fresh: false })),
+        { clients: 10, fresh: true },
+      ];
       for (const { clients, fresh } of cells) {
         await load(sink.port, wire, clients, WARMUP_MS, fresh);
         const alone = await load(sink.port, wire, clients, RUN_MS, fresh);
@@ -261,15 +272,21 @@ export async function run(): Promise<void> {
     const bigPeak = await askRss(filter);
 
     console.log("## filtermail (outgoing) vs. SMTP sink alone\n");
-    console.log("| message | clients | sink alone msg/s | sink p50 / p99 ms | filtermail msg/s | filtermail p50 / p99 ms | of sink | failures |");
+    console.log(
+      "| message | clients | sink alone msg/s | sink p50 / p99 ms | filtermail msg/s | filtermail p50 / p99 ms | of sink | failures |",
+    );
     console.log("|---|---|---|---|---|---|---|---|");
     for (const r of rows) console.log(r);
     console.log("\n| filtermail resident memory | value |");
     console.log("|---|---|");
     console.log(`| idle after start | ${mb(idle.rss)} |`);
     console.log(`| peak during the runs above | ${mb(peak.peak)} |`);
-    console.log(`| one ${mb(big.length)} message (answer ${code}): before / peak | ${mb(before)} / ${mb(bigPeak.peak)} |`);
-    console.log(`\n${RUN_MS / 1000} s per cell after ${WARMUP_MS / 1000} s warm-up; load generator, filter and sink share this machine's cores; Node ${process.versions.node}.`);
+    console.log(
+      `| one ${mb(big.length)} message (answer ${code}): before / peak | ${mb(before)} / ${mb(bigPeak.peak)} |`,
+    );
+    console.log(
+      `\n${RUN_MS / 1000} s per cell after ${WARMUP_MS / 1000} s warm-up; load generator, filter and sink share this machine's cores; Node ${process.versions.node}.`,
+    );
   } finally {
     for (const c of children) c.proc.kill();
     rmSync(dir, { recursive: true, force: true });
