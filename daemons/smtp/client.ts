@@ -99,8 +99,9 @@ export class SmtpClientConnection {
     }
   }
 
+  /** Usable for a new transaction: open, and the server has not said anything unasked (such as a 421 before closing). */
   get alive(): boolean {
-    return this.failure === undefined && !this.socket.destroyed;
+    return this.failure === undefined && !this.socket.destroyed && this.early.length === 0;
   }
 
   /**

@@ -178,6 +178,18 @@ describe("filtermail proxy: downstream failures give 4xx, never a silent loss", 
     expect(await c.sendMail(ALICE, [BOB], sample("encrypted", ALICE, BOB))).toBe("451 Local error");
   });
 
+  it("replaces a pooled reinjection connection that the server has closed meanwhile", async () => {
+    const impatient = await startSink(undefined, 100);
+    const { sink, connect } = await setup({ sink: impatient });
+    const first = await connect();
+    expect(await first.sendMail(ALICE, [BOB], sample("encrypted", ALICE, BOB))).toMatch(/^250/);
+    // The sink says 421 and hangs up on the idle pooled connection after 100 ms.
+    await new Promise((r) => setTimeout(r, 400));
+    const second = await connect();
+    expect(await second.sendMail(ALICE, [BOB], sample("encrypted", ALICE, BOB))).toMatch(/^250/);
+    expect(sink.delivered).toHaveLength(2);
+  });
+
   it("passes a temporary refusal of the reinjection server through", async () => {
     const busy = await startSink(() => reply(452, "4.3.1 Insufficient system storage"));
     const { connect } = await setup({ sink: busy });
