@@ -19,8 +19,6 @@ interface Owned {
   group?: string;
   mode?: string;
   after?: string[];
-  /** Defaults to "configure"; files that steer package installs (apt settings) go in "system". */
-  phase?: Phase;
 }
 
 /** A file rendered from templates/<template>; the id is `file:<path>`. */
@@ -42,7 +40,7 @@ export function contentFile(
   return {
     kind: "file",
     id: `file:${path}`,
-    phase: opts.phase ?? "configure",
+    phase: "configure",
     after: opts.after ?? [],
     path,
     owner: opts.owner ?? "root",
@@ -54,7 +52,7 @@ export function contentFile(
   };
 }
 
-export function directory(path: string, opts: Owned = {}): DirectoryUnit {
+export function directory(path: string, opts: Owned & { phase?: Phase } = {}): DirectoryUnit {
   return {
     kind: "directory",
     id: `dir:${path}`,

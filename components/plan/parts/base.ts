@@ -11,14 +11,17 @@ const INOTIFY_LIMIT = 65535;
 
 export function base(ctx: PlanContext): Unit[] {
   const { config, assets } = ctx;
-  const journald = templateFile(ctx, "/etc/systemd/journald.conf", "systemd/journald.conf.njk");
+  // Debian 12 keeps the journal on disk in /var/log/journal; with volatile storage those old logs would stay
+  // there forever, so they go when the setting is first written (journald restarts in the activate phase).
+  const journald = templateFile(ctx, "/etc/systemd/journald.conf", "systemd/journald.conf.njk", {
+    then: "rm -rf /var/log/journal",
+  });
   return [
     user(USERS.vmail, { home: "/home/vmail" }),
     user(USERS.opendkim, { home: "/run/opendkim" }),
-    // Written before the packages are installed, so nothing pulls in recommended packages (HEAD, §15.1).
-    templateFile(ctx, "/etc/apt/apt.conf.d/00InstallRecommends", "apt/00InstallRecommends.njk", {
-      phase: "system",
-    }),
+    // The plan's own installs pass --no-install-recommends; this keeps the operator's later apt runs (and
+    // unattended upgrades) from pulling in recommended packages too (HEAD, §15.1).
+    templateFile(ctx, "/etc/apt/apt.conf.d/00InstallRecommends", "apt/00InstallRecommends.njk"),
     sysctl("fs.inotify.max_user_instances", INOTIFY_LIMIT),
     sysctl("fs.inotify.max_user_watches", INOTIFY_LIMIT),
     // Postfix takes the name of locally generated mail (bounces) from here; a bare name, no comment allowed.
