@@ -1,4 +1,9 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { RUN_LOG } from "../../components/plan/steps";
 import { PATHS } from "../../components/plan/facts";
 import type { OnceUnit } from "../../components/plan/types";
 import { planFor, text, unit } from "./helpers";
@@ -41,5 +46,37 @@ describe("tls part", () => {
     expect(text(plan, "/etc/postfix/main.cf")).toContain("smtpd_tls_cert_file = /etc/ssl/relay.pem");
     expect(text(plan, "/etc/dovecot/dovecot.conf")).toContain("ssl_key = </etc/ssl/relay.key");
     expect(text(plan, "/etc/nginx/nginx.conf")).toContain("ssl_certificate /etc/ssl/relay.pem;");
+  });
+});
+
+describe("self-signed certificate step", () => {
+  it("makes a P-256 certificate for the three names, once", () => {
+    const dir = mkdtempSync(join(tmpdir(), "plan-tls-"));
+    try {
+      const plan = planFor({ tls_mode: "self-signed" });
+      const step = plan.steps.find((s) => s.id === "once:self-signed-certificate")!;
+      // Run the real script with the certificate paths and the run log moved into the temporary directory.
+      const script = step.script
+        .split(PATHS.selfSignedCert)
+        .join(join(dir, "cert.pem"))
+        .split(PATHS.selfSignedKey)
+        .join(join(dir, "key.pem"))
+        .split(RUN_LOG)
+        .join(join(dir, "runs.log"))
+        .split("/var/lib/chatmail-deploy")
+        .join(dir);
+      execFileSync("sh", ["-c", script]);
+      const cert = execFileSync("openssl", ["x509", "-in", join(dir, "cert.pem"), "-noout", "-text"], {
+        encoding: "utf8",
+      });
+      expect(cert).toContain("DNS:chat.example.org, DNS:www.chat.example.org, DNS:mta-sts.chat.example.org");
+      expect(cert).toContain("NIST CURVE: P-256");
+      expect(statSync(join(dir, "key.pem")).mode & 0o777).toBe(0o600);
+      const before = readFileSync(join(dir, "cert.pem"));
+      execFileSync("sh", ["-c", script]);
+      expect(readFileSync(join(dir, "cert.pem"))).toEqual(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
