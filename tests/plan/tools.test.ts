@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Plan } from "../../components/plan";
-import { tlsPaths } from "../../components/plan/facts";
+import { PATHS, tlsPaths } from "../../components/plan/facts";
 import { configFor, planFor, text, writeTree } from "./helpers";
 
 let dir: string;
@@ -227,5 +227,20 @@ describe("systemd-analyze verify", () => {
         (l) => !/^iroh-relay\.service: Command \/usr\/local\/bin\/iroh-relay is not executable/.test(l),
       );
     expect(problems).toEqual([]);
+  });
+});
+
+describe("systemd-tmpfiles", () => {
+  it("makes the ACME challenge directory from the relay's tmpfiles.d entry", () => {
+    const root = tree(planFor());
+    const r = run("systemd-tmpfiles", [
+      "--root",
+      root,
+      "--create",
+      join(root, "etc/tmpfiles.d/chatmail-acme.conf"),
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(existsSync(join(root, PATHS.acmeChallengeDir))).toBe(true);
   });
 });

@@ -46,12 +46,21 @@ function acme(ctx: PlanContext): Unit[] {
     "/etc/systemd/system/acmetool-redirector.service",
     "acmetool/acmetool-redirector.service.njk",
   );
+  // The challenge directory lives on /run (a tmpfs, the one place Debian's sandboxed acmetool.service may write),
+  // so systemd makes it again at every boot.
+  const challengeDir = file(
+    "/etc/tmpfiles.d/chatmail-acme.conf",
+    "acmetool/chatmail-acme.conf.njk",
+    undefined,
+    "systemd-tmpfiles --create /etc/tmpfiles.d/chatmail-acme.conf",
+  );
   return [
     packages("acmetool", ["acmetool"]),
     target,
     responses,
     desired,
     hook,
+    challengeDir,
     redirector,
     service("acmetool-redirector.service", { restartOn: ids([redirector]) }),
     // Debian's acmetool.service is a one-shot `acmetool --batch reconcile`: restarting it obtains the
