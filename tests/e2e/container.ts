@@ -14,6 +14,8 @@ export interface Container {
   readonly initPid: number;
   /** `systemctl is-system-running` once booted: running or degraded. */
   readonly state: string;
+  /** Reboots the server (systemctl reboot) and waits until it is up again with sshd answering. */
+  reboot(): Promise<void>;
   /** Runs a command inside the container (all its namespaces) without SSH. */
   enter(args: readonly string[]): Promise<string>;
   stop(): Promise<void>;
@@ -83,35 +85,41 @@ export async function bootContainer(opts: BootOptions): Promise<Container> {
   const merged = join(opts.runDir, "root");
   for (const d of [upper, work, merged]) mkdirSync(d, { recursive: true });
   await run("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${opts.rootfs},upperdir=${upper},workdir=${work}`, merged]);
+  const consoleLog = join(opts.runDir, "console.log");
 
   let child: ChildProcess | undefined;
   let initPid = 0;
-  const stop = async () => {
-    if (child?.pid && alive(child.pid)) {
-      // SIGTERM makes nspawn ask systemd for an orderly poweroff; SIGKILL of the container's PID 1 ends
-      // everything in its PID namespace if that takes too long.
-      child.kill("SIGTERM");
-      const exited = await waitFor("systemd-nspawn exit", 20_000, async () => (alive(child!.pid!) ? undefined : true)).catch(() => false);
-      if (!exited) {
-        opts.log("container did not power off within 20 s; killing it");
-        if (initPid && alive(initPid)) process.kill(initPid, "SIGKILL");
-        if (alive(child.pid)) child.kill("SIGKILL");
-        await waitFor("systemd-nspawn exit after SIGKILL", 10_000, async () => (alive(child!.pid!) ? undefined : true));
-      }
+  let state = "";
+  const nspawnAlive = () => child?.pid !== undefined && child.exitCode === null && child.signalCode === null;
+
+  const kill = async () => {
+    if (!nspawnAlive()) return;
+    // SIGTERM makes nspawn ask systemd for an orderly poweroff; SIGKILL of the container's PID 1 ends
+    // everything in its PID namespace if that takes too long.
+    child!.kill("SIGTERM");
+    const exited = await waitFor("systemd-nspawn exit", 20_000, async () => (nspawnAlive() ? undefined : true)).catch(() => false);
+    if (!exited) {
+      opts.log("container did not power off within 20 s; killing it");
+      if (initPid && alive(initPid)) process.kill(initPid, "SIGKILL");
+      if (nspawnAlive()) child!.kill("SIGKILL");
+      await waitFor("systemd-nspawn exit after SIGKILL", 10_000, async () => (nspawnAlive() ? undefined : true));
     }
+  };
+
+  const stop = async () => {
+    await kill();
     await run("umount", [merged], { allowFail: true });
-    if (existsSync(merged)) await run("umount", ["-l", merged], { allowFail: true });
+    if (readFileSync("/proc/mounts", "utf8").includes(` ${merged} `)) await run("umount", ["-l", merged], { allowFail: true });
     rmSync(upper, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   };
 
-  try {
-    const sshDir = join(merged, "root/.ssh");
-    mkdirSync(sshDir, { recursive: true });
-    chmodSync(sshDir, 0o700);
-    writeFileSync(join(sshDir, "authorized_keys"), opts.authorizedKey.trim() + "\n", { mode: 0o600 });
+  const enter = async (args: readonly string[]) =>
+    (await run("nsenter", ["-t", String(initPid), "-a", ...args], { timeoutMs: 60_000 })).stdout.trim();
 
-    const console = createWriteStream(join(opts.runDir, "console.log"));
+  /** Starts nspawn on the overlay and waits until systemd reports the boot finished and sshd answers. */
+  const start = async () => {
+    const console = createWriteStream(consoleLog, { flags: "a" });
     child = spawn(
       "systemd-nspawn",
       [
@@ -130,30 +138,56 @@ export async function bootContainer(opts: BootOptions): Promise<Container> {
     child.stdout!.pipe(console);
     child.stderr!.pipe(console);
     const nspawnPid = child.pid!;
-
     initPid = await waitFor("container systemd started", 30_000, async () => {
-      if (!alive(nspawnPid)) throw new Error(`systemd-nspawn exited; see ${join(opts.runDir, "console.log")}`);
+      if (!nspawnAlive()) throw new Error(`systemd-nspawn exited; see ${consoleLog}`);
       return findInit(nspawnPid);
     });
-    const enter = async (args: readonly string[]) =>
-      (await run("nsenter", ["-t", String(initPid), "-a", ...args], { timeoutMs: 60_000 })).stdout.trim();
-
-    const state = await waitFor("systemctl is-system-running = running or degraded", BOOT_DEADLINE_MS, async () => {
-      if (!alive(nspawnPid)) throw new Error(`systemd-nspawn exited; see ${join(opts.runDir, "console.log")}`);
+    state = await waitFor("systemctl is-system-running = running or degraded", BOOT_DEADLINE_MS, async () => {
+      if (!nspawnAlive()) throw new Error(`systemd-nspawn exited; see ${consoleLog}`);
       const r = await run("nsenter", ["-t", String(initPid), "-a", "systemctl", "is-system-running"], { allowFail: true, timeoutMs: 10_000 });
       const s = r.stdout.trim();
       return s === "running" || s === "degraded" ? s : undefined;
     }, 500);
     if (state === "degraded") {
       const failed = await enter(["systemctl", "--failed", "--no-legend", "--plain"]);
-      opts.log(`booted degraded; failed units before deploy:\n${failed}`);
+      opts.log(`booted degraded; failed units:\n${failed}`);
     }
     await waitFor(`sshd at ${opts.netns.containerAddr}:22`, 30_000, async () =>
       (await tcpOpen(opts.netns.containerAddr, 22)) ? true : undefined,
     );
-    return { nspawnPid, initPid, state, enter, stop };
+  };
+
+  try {
+    const sshDir = join(merged, "root/.ssh");
+    mkdirSync(sshDir, { recursive: true });
+    chmodSync(sshDir, 0o700);
+    writeFileSync(join(sshDir, "authorized_keys"), opts.authorizedKey.trim() + "\n", { mode: 0o600 });
+    await start();
   } catch (e) {
     await stop();
     throw e;
   }
+  return {
+    get nspawnPid() {
+      return child!.pid!;
+    },
+    get initPid() {
+      return initPid;
+    },
+    get state() {
+      return state;
+    },
+    enter,
+    async reboot() {
+      // nspawn ends when the container reboots (exit status 133; only a service manager restarts it), so the
+      // testbed boots the same overlay again: everything written to the server survives, as on a real reboot.
+      const exited = new Promise<number | null>((resolve) => child!.once("exit", (code) => resolve(code)));
+      await enter(["systemctl", "reboot"]).catch(() => "");
+      const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 60_000))]);
+      if (code === "timeout") throw new Error("the container did not go down within 60 s of systemctl reboot");
+      if (code !== 133) opts.log(`systemd-nspawn exited with ${code} on reboot (133 expected)`);
+      await start();
+    },
+    stop,
+  };
 }

@@ -100,13 +100,13 @@ function hostSources(): Map<string, string> {
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The bare debootstrap with BASE_PACKAGES, cached on its own: plan changes then cost only the apt step. */
-async function ensureBase(log: (s: string) => void): Promise<string> {
+async function ensureBase(log: (s: string) => void): Promise<{ dir: string; built: boolean }> {
   const key = createHash("sha256")
     .update(JSON.stringify({ format: ROOTFS_FORMAT, base: BASE_PACKAGES }))
     .digest("hex")
     .slice(0, 16);
   const dir = join(cacheDir(), `base-${key}`);
-  if (existsSync(join(dir, "etc/chatmail-testbed-base"))) return dir;
+  if (existsSync(join(dir, "etc/chatmail-testbed-base"))) return { dir, built: false };
   await buildAtomically(dir, async (tmp) => {
     const mirror = debianMirror();
     log(`debootstrap bookworm from ${mirror}`);
@@ -121,7 +121,7 @@ async function ensureBase(log: (s: string) => void): Promise<string> {
     }
     writeFileSync(join(tmp, "etc/chatmail-testbed-base"), "");
   });
-  return dir;
+  return { dir, built: true };
 }
 
 /** Builds into a temporary sibling and renames, so an interrupted build never looks finished. */
@@ -183,13 +183,13 @@ async function installPackages(dir: string, spec: RootfsSpec, log: (s: string) =
 export async function ensureRootfs(
   spec: RootfsSpec,
   log: (s: string) => void,
-): Promise<{ dir: string; built: boolean }> {
+): Promise<{ dir: string; built: "no" | "packages" | "all" }> {
   const dir = join(cacheDir(), `rootfs-${rootfsKey(spec)}`);
-  if (existsSync(join(dir, "etc/chatmail-testbed-rootfs"))) return { dir, built: false };
-  const base = await ensureBase(log);
+  if (existsSync(join(dir, "etc/chatmail-testbed-rootfs"))) return { dir, built: "no" };
+  const { dir: base, built: baseBuilt } = await ensureBase(log);
   await buildAtomically(dir, async (tmp) => {
     await run("cp", ["-a", base, tmp]);
     await installPackages(tmp, spec, log);
   });
-  return { dir, built: true };
+  return { dir, built: baseBuilt ? "all" : "packages" };
 }

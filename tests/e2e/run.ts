@@ -19,6 +19,8 @@ import { SUITE } from "./suite";
 import type { Deployed, SuiteContext } from "./suite/types";
 
 export interface TestbedOptions {
+  /** Keep the server running after the suite until Ctrl-C, for looking around (`npm run test:e2e -- --hold`). */
+  readonly hold?: boolean;
   /** How a config becomes a plan; the real run uses planRelay with the project's assets. */
   readonly makePlan?: (config: RelayConfig) => Plan;
 }
@@ -104,8 +106,9 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     const spec = rootfsSpec([first.plan]);
     const t0 = Date.now();
     const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
-    time(rootfs.built ? "rootfs build (cold)" : "rootfs (cached)", (Date.now() - t0) / 1000);
-    log(`rootfs ${rootfsKey(spec)}: ${rootfs.built ? "built" : "cached"} (${spec.packages.length} packages)`);
+    const label = { all: "rootfs build (cold)", packages: "rootfs build (base cached)", no: "rootfs (cached)" }[rootfs.built];
+    time(label, (Date.now() - t0) / 1000);
+    log(`rootfs ${rootfsKey(spec)}: ${label} (${spec.packages.length} packages)`);
 
     const keyPath = join(runDir, "id_ed25519");
     await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "chatmail-e2e", "-f", keyPath]);
@@ -155,6 +158,12 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     };
     const outcome = await timed("suite", () => runSuite(SUITE, ctx, log));
     keepRunDir = outcome.failed > 0;
+    if (opts.hold) {
+      log(`holding; log in with: ssh -i ${keyPath} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@${netns.containerAddr}`);
+      log("press Ctrl-C to clean up");
+      keepRunDir = true;
+      await new Promise(() => {});
+    }
 
     log("timings:");
     for (const [label, seconds] of timings) log(`  ${label.padEnd(22)} ${seconds.toFixed(1).padStart(7)} s`);
@@ -176,7 +185,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
 }
 
 if (require.main === module) {
-  main().then(
+  main({ hold: process.argv.includes("--hold") }).then(
     (code) => process.exit(code),
     (e: Error) => {
       process.stderr.write(`${e.message}\n`);

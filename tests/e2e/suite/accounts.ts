@@ -3,7 +3,7 @@
 import { https, imapLogin, imapLoginRefused, newCredentials, type Account } from "./clients";
 import type { E2eTest } from "./types";
 
-const IMAP = ["service:dovecot.service", "service:doveauth.service"];
+const IMAP = ["service:dovecot.service", "service:chatmaild.service"];
 const WEB = ["service:nginx.service"];
 
 export const accounts: E2eTest[] = [

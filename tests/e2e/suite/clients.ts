@@ -43,7 +43,14 @@ export async function imapLogin(ctx: SuiteContext, account: Account, port = 993)
   });
   // A failed login also emits 'error'; the rejected connect() carries it to the caller.
   client.on("error", () => {});
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (e) {
+    // imapflow says only "Command failed"; the server's own words go into the message.
+    const err = e as Error & { responseText?: string };
+    if (err.responseText) err.message = `IMAP login of ${account.addr} on ${port}: ${err.message}: ${err.responseText}`;
+    throw err;
+  }
   return client;
 }
 
@@ -157,15 +164,43 @@ export async function alpnSocket(ctx: SuiteContext, protocol: string): Promise<T
 export function readUntil(socket: TLSSocket, done: (text: string) => boolean): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = "";
+    const finish = (error?: Error) => {
+      socket.off("data", onData);
+      socket.off("close", onClose);
+      socket.off("error", finish);
+      if (error) reject(error);
+      else resolve(text);
+    };
     const onData = (b: Buffer) => {
       text += b.toString("utf8");
-      if (done(text)) {
-        socket.off("data", onData);
-        resolve(text);
-      }
+      if (done(text)) finish();
     };
+    const onClose = () => finish(new Error(`connection closed; received so far: ${JSON.stringify(text)}`));
     socket.on("data", onData);
-    socket.once("close", () => reject(new Error(`connection closed; received so far: ${JSON.stringify(text)}`)));
-    socket.once("error", reject);
+    socket.on("close", onClose);
+    socket.on("error", finish);
   });
+}
+
+/** A bare IMAP session over implicit TLS for commands imapflow lacks (METADATA); `command` returns all lines up to the tagged reply. */
+export async function rawImap(ctx: SuiteContext, port = 993) {
+  const tls = await tlsOpts(ctx);
+  const socket = await new Promise<TLSSocket>((resolve, reject) => {
+    const s = tlsConnect({ ...tls, port }, () => resolve(s));
+    s.once("error", reject);
+    s.setTimeout(15_000, () => s.destroy(new Error(`IMAP on ${port}: no progress within 15 s`)));
+  });
+  await readUntil(socket, (t) => t.includes("\r\n"));
+  let n = 0;
+  return {
+    async command(line: string): Promise<string> {
+      const tag = `t${++n}`;
+      const reply = readUntil(socket, (t) => new RegExp(`^${tag} `, "m").test(t));
+      socket.write(`${tag} ${line}\r\n`);
+      const text = await reply;
+      if (!new RegExp(`^${tag} OK`, "m").test(text)) throw new Error(`IMAP ${line.split(" ")[0]}: ${text.trim()}`);
+      return text;
+    },
+    close: () => socket.destroy(),
+  };
 }

@@ -2,7 +2,10 @@
 // change and daemon kills last (they restart services the other tests use).
 import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
+import { journal } from "./journal";
 import { mail } from "./mail";
+import { push } from "./push";
+import { reboot } from "./reboot";
 import { active, restart } from "./services";
 import type { E2eTest } from "./types";
 import { web } from "./web";
@@ -13,6 +16,9 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["accounts", accounts],
   ["mail", mail],
   ["port 443 and web", web],
+  ["metadata and push", push],
+  ["logs", journal],
   ["services: restart", restart],
+  ["reboot", reboot],
   ["idempotence: one option changed", optionChange],
 ];

@@ -1,0 +1,42 @@
+// The relay's own logs after the functional tests: no service may have logged an error or a warning (syslog
+// priority, or the word in the text, since Node daemons log to stdout at "info"). Known, harmless lines are
+// allowed one by one below, each with its reason. Runs before the tests that kill and reboot on purpose.
+import { runningServices } from "./server";
+import type { E2eTest } from "./types";
+
+const ALLOWED: ReadonlyArray<readonly [RegExp, string]> = [
+  // The suite's own negative tests: wrong and too-short passwords are refused, and that is logged.
+  [/auth failed|authentication failed|password mismatch|AUTHENTICATIONFAILED/i, "the suite tries wrong passwords on purpose"],
+  [/Password needs to be at least/, "the suite tries a too-short password on purpose"],
+  // Dovecot's master notes every stop, including the restarts a deploy does.
+  [/dovecot\[\d+\]: master: Warning: Killed with signal 15/, "a deploy restarting dovecot"],
+  // The rate-limit test sends past the burst on purpose.
+  [/rate limit|too much mail/i, "the suite exceeds the send rate on purpose"],
+  // The suite submits cleartext to another domain and a forged sender on purpose.
+  [/encryption needed|invalid unencrypted|not owned by user/i, "the suite sends refused mail on purpose"],
+];
+
+const SUSPICIOUS = /\b(error|warning|warn|fatal|panic|critical|crit)\b/i;
+
+export const journal: E2eTest[] = [
+  {
+    name: "the relay's services logged no unexpected error or warning",
+    async run(ctx) {
+      const units = runningServices(ctx.first.plan).filter((n) => n.endsWith(".service"));
+      const matches = units.map((u) => `_SYSTEMD_UNIT=${u}`).join(" ");
+      // Messages from the services' own processes only; systemd's notes about them are checked elsewhere.
+      const text = await ctx.ssh.out(
+        `{ journalctl -b --no-pager -q -o short-precise -p warning ${matches}; ` +
+          `journalctl -b --no-pager -q -o short-precise ${matches} | grep -iE 'error|warn|fatal|panic|crit' || true; } | sort -u`,
+      );
+      const lines = text === "" ? [] : text.split("\n");
+      const bad = lines.filter((l) => !ALLOWED.some(([re]) => re.test(l)));
+      const priorityOnly = bad.filter((l) => !SUSPICIOUS.test(l));
+      if (bad.length > 0) {
+        throw new Error(
+          `${bad.length} log lines (${priorityOnly.length} flagged by priority only):\n${bad.slice(0, 25).join("\n")}`,
+        );
+      }
+    },
+  },
+];
