@@ -1,5 +1,6 @@
 // Short constructors for units, so each part reads like the list of what it puts on the server.
 import type { PlanContext } from "./context";
+import { q, sha256 } from "./steps";
 import type {
   CheckUnit,
   DirectoryUnit,
@@ -126,6 +127,37 @@ export function check(
   phase: Phase = "preflight",
 ): CheckUnit {
   return { kind: "check", id: `check:${id}`, phase, after: [], description, script };
+}
+
+/**
+ * A check of the written configuration by the service's own tool, right before the service restarts, so that a
+ * bad file fails the deploy while the service keeps running on its previous configuration (cmdeploy HEAD runs
+ * postconf and doveconf the same way). The script names the hashes of the files it checks, so it runs again
+ * whenever one of them changes. `command` exits non-zero on a problem; its output is shown.
+ */
+export function validation(
+  name: string,
+  service: string,
+  command: string,
+  files: FileUnit[],
+  after: string[] = [],
+): CheckUnit {
+  const script = [
+    ...files.map((f) => `# checks ${f.path} ${sha256(f.content)}`),
+    `if ! out=$({ ${command}; } 2>&1); then`,
+    `  echo ${q(`${service}: its configuration was refused; ${service} keeps running with the previous one:`)} >&2`,
+    `  echo "$out" >&2`,
+    "  exit 1",
+    "fi",
+  ].join("\n");
+  return {
+    kind: "check",
+    id: `check:${name}`,
+    phase: "activate",
+    after,
+    description: `${command} accepts the configuration`,
+    script,
+  };
 }
 
 /** A release binary: the archive at `url` is fetched, `member` checked against `sha256` and installed at `path`. */

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Plan } from "../../components/plan";
 import { PATHS, tlsPaths } from "../../components/plan/facts";
+import { RUN_LOG } from "../../components/plan/steps";
 import { configFor, planFor, text, writeTree } from "./helpers";
 
 let dir: string;
@@ -242,5 +243,58 @@ describe("systemd-tmpfiles", () => {
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(existsSync(join(root, PATHS.acmeChallengeDir))).toBe(true);
+  });
+});
+
+describe("pre-restart checks of the plan", () => {
+  /** Runs the plan's own check step with the tool pointed at the temporary tree (and the run log moved there). */
+  const runCheck = (plan: Plan, id: string, pointAtTree: (script: string) => string) => {
+    const step = plan.steps.find((s) => s.id === id)!;
+    const script = pointAtTree(step.script)
+      .split(RUN_LOG)
+      .join(join(dir, "runs.log"))
+      .split("/var/lib/chatmail-deploy")
+      .join(dir);
+    return spawnSync("sh", ["-c", script], { encoding: "utf8" });
+  };
+
+  it("postfix: passes the rendered files and refuses a misspelt setting with postconf's message", () => {
+    const plan = planFor(external());
+    const root = tree(plan);
+    const atTree = (s: string) => s.split("postconf ").join(`postconf -c ${join(root, "etc/postfix")} `);
+    expect(runCheck(plan, "check:postfix-config", atTree).status).toBe(0);
+    writeFileSync(
+      join(root, "etc/postfix/main.cf"),
+      text(plan, "/etc/postfix/main.cf") + "mesage_size_limit = 1\n",
+    );
+    const r = runCheck(plan, "check:postfix-config", atTree);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(
+      "postfix: its configuration was refused; postfix keeps running with the previous one:",
+    );
+    expect(r.stderr).toContain("unused parameter: mesage_size_limit=1");
+  });
+
+  it("dovecot: refuses an unknown setting", () => {
+    const plan = planFor(external());
+    const root = tree(plan);
+    const conf = join(root, "etc/dovecot/dovecot.conf");
+    const atTree = (s: string) => s.split("doveconf -n").join(`doveconf -c ${conf} -n`);
+    expect(runCheck(plan, "check:dovecot-config", atTree).status).toBe(0);
+    writeFileSync(
+      conf,
+      text(plan, "/etc/dovecot/dovecot.conf").replace("mail_uid = vmail", "mail_uidd = vmail"),
+    );
+    const r = runCheck(plan, "check:dovecot-config", atTree);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("Unknown setting: mail_uidd");
+  });
+
+  it("runs again whenever a checked file changes", () => {
+    const hash = (ini: Record<string, string>) =>
+      planFor(ini).steps.find((s) => s.id === "check:nginx-config")!.hash;
+    expect(hash({})).toBe(hash({}));
+    expect(hash({ new_account_port: "12090" })).not.toBe(hash({}));
+    expect(hash({ max_message_size: "1048576" })).toBe(hash({}));
   });
 });

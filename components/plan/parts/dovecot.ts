@@ -7,7 +7,7 @@
 // (testbed-notes §2.1). The config is Dovecot 2.3 syntax; Debian 13 ships Dovecot 2.4, see the check below.
 import type { PlanContext } from "../context";
 import { PATHS, PORTS } from "../facts";
-import { check, ids, packages, service, templateFile } from "../units";
+import { check, ids, packages, service, templateFile, validation } from "../units";
 import type { Unit } from "../types";
 import { tlsReady } from "./tls";
 
@@ -55,6 +55,11 @@ export function dovecot(ctx: PlanContext): Unit[] {
     // The Lua plugins (mail_lua, push_notification_lua) are part of Debian's dovecot-core.
     packages("dovecot", ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]),
     ...files,
-    service("dovecot.service", { restartOn: ids(files), after: tlsReady(config) }),
+    // doveconf reads the certificate files too, so it waits for them.
+    validation("dovecot-config", "dovecot", "doveconf -n >/dev/null", files, tlsReady(config)),
+    service("dovecot.service", {
+      restartOn: ids(files),
+      after: ["check:dovecot-config", ...tlsReady(config)],
+    }),
   ];
 }

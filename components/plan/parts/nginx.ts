@@ -3,7 +3,7 @@
 // challenges and redirects to HTTPS (relay-deployment.md §6.3 with HEAD's changes, §15.5).
 import type { PlanContext } from "../context";
 import { PATHS } from "../facts";
-import { ids, packages, service, templateFile } from "../units";
+import { ids, packages, service, templateFile, validation } from "../units";
 import type { Unit } from "../types";
 import { tlsReady } from "./tls";
 
@@ -28,6 +28,7 @@ export function nginx(ctx: PlanContext): Unit[] {
     templateFile(ctx, MTA_STS_POLICY_PATH, "nginx/mta-sts.txt.njk", { vars }),
     // After the certificate exists (TLS part), which in acme mode also means after the redirector left port 80
     // on relays moved from cmdeploy.
-    service("nginx.service", { restartOn: ids([conf]), after: tlsReady(config) }),
+    validation("nginx-config", "nginx", "nginx -t -q", [conf], tlsReady(config)),
+    service("nginx.service", { restartOn: ids([conf]), after: ["check:nginx-config", ...tlsReady(config)] }),
   ];
 }

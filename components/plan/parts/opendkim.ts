@@ -5,7 +5,7 @@
 import type { PlanContext } from "../context";
 import { DKIM_SELECTOR, PATHS, USERS } from "../facts";
 import { q } from "../steps";
-import { directory, ids, once, packages, service, templateFile } from "../units";
+import { directory, ids, once, packages, service, templateFile, validation } from "../units";
 import type { Unit } from "../types";
 
 export function opendkim(ctx: PlanContext): Unit[] {
@@ -41,6 +41,8 @@ export function opendkim(ctx: PlanContext): Unit[] {
     once("dkim-key", `DKIM key (selector ${DKIM_SELECTOR})`, PATHS.dkimPrivateKey, genkey, [
       `dir:${PATHS.dkimKeyDir}`,
     ]),
-    service("opendkim.service", { restartOn: ids(files) }),
+    // opendkim -n also runs the Lua policy scripts once, which catches their errors.
+    validation("opendkim-config", "opendkim", "opendkim -n", files),
+    service("opendkim.service", { restartOn: ids(files), after: ["check:opendkim-config"] }),
   ];
 }

@@ -1,6 +1,6 @@
 // Postfix: the MTA on ports 25, 465 and 587 and the loopback re-injection listeners of the encryption filter.
 import type { PlanContext } from "../context";
-import { ids, packages, service, templateFile, user } from "../units";
+import { ids, packages, service, templateFile, user, validation } from "../units";
 import type { Unit } from "../types";
 import { tlsReady } from "./tls";
 
@@ -26,9 +26,16 @@ export function postfix(ctx: PlanContext): Unit[] {
     // postfix (made by its package) reaches the OpenDKIM milter socket through the opendkim group.
     user("postfix", { home: "/var/spool/postfix", extraGroups: ["opendkim"], phase: "configure" }),
     ...files,
+    // postconf reports unknown or misspelt settings only as warnings, so any output counts as a refusal.
+    validation(
+      "postfix-config",
+      "postfix",
+      "{ postconf >/dev/null && postconf -M >/dev/null || echo postconf failed; } 2>&1 | { ! grep .; }",
+      files,
+    ),
     service("postfix.service", {
       restartOn: ids(files),
-      after: ["service:dovecot.service", ...tlsReady(ctx.config)],
+      after: ["check:postfix-config", "service:dovecot.service", ...tlsReady(ctx.config)],
     }),
   ];
 }

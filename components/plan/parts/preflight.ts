@@ -17,7 +17,7 @@ export interface PortClaim {
 const POSTFIX = ["master", "smtpd"];
 const DOVECOT = ["dovecot", "imap-login"];
 // The bundled daemons run under Debian's node; cmdeploy relays being taken over run Python's filtermail.
-const DAEMONS = ["node", "filtermail"];
+const DAEMONS = ["node", "nodejs", "filtermail"];
 
 /** Every port the relay will hold, with its legitimate owners (cmdeploy's list at HEAD, §15.1, for our services). */
 export function portClaims(config: RelayConfig): PortClaim[] {

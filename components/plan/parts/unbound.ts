@@ -3,7 +3,7 @@
 // systemd-resolved nor resolvconf rewrites it.
 import type { PlanContext } from "../context";
 import { FALLBACK_RESOLVER } from "../facts";
-import { ids, packages, service, templateFile } from "../units";
+import { ids, packages, service, templateFile, validation } from "../units";
 import type { Unit } from "../types";
 
 export function unbound(ctx: PlanContext): Unit[] {
@@ -21,6 +21,10 @@ export function unbound(ctx: PlanContext): Unit[] {
     service("systemd-resolved.service", { enabled: false, running: false }),
     // Debian's hook that would point resolvconf at unbound; /etc/resolv.conf is ours.
     service("unbound-resolvconf.service", { enabled: false, running: false }),
-    service("unbound.service", { restartOn: ids([conf]), after: ["service:systemd-resolved.service"] }),
+    validation("unbound-config", "unbound", "unbound-checkconf", [conf]),
+    service("unbound.service", {
+      restartOn: ids([conf]),
+      after: ["check:unbound-config", "service:systemd-resolved.service"],
+    }),
   ];
 }
