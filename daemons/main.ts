@@ -19,7 +19,7 @@ import { startLastlogin } from "./lastlogin";
 import { createLogger } from "./dictproxy/log";
 import { startMetadata } from "./metadata";
 import { startNewAccount } from "./newaccount";
-import { DOVEAUTH_SOCKET, FSREPORT_TEXTFILE_DIR, LASTLOGIN_SOCKET, LEGACY_METRICS_FILE, METADATA_SOCKET, NOCREATE_FILE } from "./paths";
+import { DOVEAUTH_SOCKET, FSREPORT_TEXTFILE_DIR, LASTLOGIN_SOCKET, LEGACY_METRICS_FILE, METADATA_SOCKET, NOCREATE_FILE, VMAIL_USER } from "./paths";
 import type { Service } from "./service";
 
 export const SERVICES = ["doveauth", "lastlogin", "metadata", "newaccount", "filtermail-outgoing", "filtermail-incoming"] as const;
@@ -32,6 +32,7 @@ const VALUE_OPTIONS: Record<string, string | undefined> = {
   "--metadata-socket": METADATA_SOCKET,
   "--lastlogin-socket": LASTLOGIN_SOCKET,
   "--nocreate-file": NOCREATE_FILE,
+  "--mail-user": VMAIL_USER,
   "--turn-socket": undefined,
   "--textfile": undefined,
   "--maxnum": undefined,
@@ -96,6 +97,7 @@ async function startService(name: ServiceName, config: RelayConfig, inv: Invocat
       return startDoveauth(config, {
         socketPath: inv.options["--doveauth-socket"],
         nocreateFile: inv.options["--nocreate-file"],
+        mailUser: inv.options["--mail-user"],
         hasher: __filename.endsWith(".js") ? workerHasher(__filename) : inlineHasher(),
       });
     case "lastlogin":

@@ -24,6 +24,8 @@ export interface DoveauthOptions {
   hasher?: PasswordHasher;
   log?: Logger;
   socketMode?: number;
+  /** uid/gid Dovecot runs mail processes as (default vmail; the Dovecot test uses nobody's number). */
+  mailUser?: string;
 }
 
 export class KeyFormatError extends Error {}
@@ -81,7 +83,7 @@ export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}):
   const lookupUserdb = async (addr: string): Promise<Record<string, string> | undefined> => {
     const account = accountFor(config.mailboxesDir, addr);
     const hash = await readPasswordHash(account, log);
-    return hash === undefined ? undefined : userdbRecord(account, hash);
+    return hash === undefined ? undefined : userdbRecord(account, hash, opts.mailUser);
   };
 
   const lookupPassdb = async (addr: string, password: string): Promise<Record<string, string> | undefined> => {

@@ -53,9 +53,9 @@ export async function readPasswordHash(account: Account, log: Logger): Promise<s
   return text;
 }
 
-/** The passdb/userdb reply fields, in upstream's key order. */
-export function userdbRecord(account: Account, passwordHash: string): Record<string, string> {
-  return { addr: account.addr, home: account.maildir, uid: VMAIL_USER, gid: VMAIL_USER, password: passwordHash };
+/** The passdb/userdb reply fields, in upstream's key order; mail processes run as `mailUser`. */
+export function userdbRecord(account: Account, passwordHash: string, mailUser = VMAIL_USER): Record<string, string> {
+  return { addr: account.addr, home: account.maildir, uid: mailUser, gid: mailUser, password: passwordHash };
 }
 
 /** Writes via a temporary sibling and rename, so readers see the old or the new content, never a part. */
