@@ -39,3 +39,21 @@ describe("daemons part", () => {
     );
   });
 });
+
+describe("daemons part on a relay moved from cmdeploy", () => {
+  it("stops cmdeploy's daemon units before starting its own", () => {
+    const plan = planFor();
+    const chatmaild = plan.steps.find((s) => s.id === "service:chatmaild.service")!;
+    for (const legacy of [
+      "doveauth.service",
+      "chatmail-metadata.service",
+      "lastlogin.service",
+      "filtermail-incoming.service",
+    ]) {
+      const step = plan.steps.find((s) => s.id === `service:${legacy}`)!;
+      expect(step.script).toContain(`systemctl stop ${legacy}`);
+      expect(step.script).not.toContain("restart");
+      expect(chatmaild.dependsOn).toContain(step.id);
+    }
+  });
+});

@@ -14,6 +14,20 @@ export const DAEMON_UNITS = {
   filtermail: ["filtermail-outgoing", "filtermail-incoming"],
 } as const;
 
+/**
+ * Units of relays deployed by cmdeploy that chatmaild.service and filtermail.service replace (§6.8, §15.5); they
+ * are stopped and disabled so their sockets and ports are free. On a new server this does nothing.
+ */
+const REPLACED_UNITS = [
+  "doveauth.service",
+  "doveauth-dictproxy.service",
+  "chatmail-metadata.service",
+  "lastlogin.service",
+  "echobot.service",
+  "filtermail-incoming.service",
+  "filtermail-transport.service",
+];
+
 export function daemons(ctx: PlanContext): Unit[] {
   const { config, assets } = ctx;
   const run = `${PATHS.node} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
@@ -31,6 +45,7 @@ export function daemons(ctx: PlanContext): Unit[] {
   const filtermail = unit("filtermail.service");
   const expire = [unit("chatmail-expire.service"), unit("chatmail-expire.timer")];
   const fsreport = [unit("chatmail-fsreport.service"), unit("chatmail-fsreport.timer")];
+  const replaced = REPLACED_UNITS.map((name) => service(name, { enabled: false, running: false }));
   const units: Unit[] = [
     // Debian 12's nodejs is version 18; the bundle targets it (esbuild target node18).
     packages("nodejs", ["nodejs"]),
@@ -39,8 +54,9 @@ export function daemons(ctx: PlanContext): Unit[] {
     filtermail,
     ...expire,
     ...fsreport,
-    service("chatmaild.service", { restartOn: [...ids([bundle, chatmaild]), ini] }),
-    service("filtermail.service", { restartOn: [...ids([bundle, filtermail]), ini] }),
+    ...replaced,
+    service("chatmaild.service", { restartOn: [...ids([bundle, chatmaild]), ini], after: ids(replaced) }),
+    service("filtermail.service", { restartOn: [...ids([bundle, filtermail]), ini], after: ids(replaced) }),
     // The jobs themselves are started by their timers only; a deploy must not interrupt a running expiry.
     service("chatmail-expire.timer", { restartOn: ids(expire) }),
     service("chatmail-fsreport.timer", { restartOn: ids(fsreport) }),
