@@ -2,6 +2,7 @@
 // change and daemon kills last (they restart services the other tests use).
 import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
+import { invites } from "./invites";
 import { journal } from "./journal";
 import { mail } from "./mail";
 import { push } from "./push";
@@ -18,6 +19,7 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["port 443 and web", web],
   ["metadata and push", push],
   ["logs", journal],
+  ["invite tokens", invites],
   ["services: restart", restart],
   ["reboot", reboot],
   ["idempotence: one option changed", optionChange],

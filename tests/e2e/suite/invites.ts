@@ -1,0 +1,97 @@
+// An invite-only relay: with inviteTokens set, only a password that starts with a token creates an address,
+// /new?TOKEN hands out such passwords, the nocreate file stops creation even with a token, and existing
+// accounts keep working. The group deploys the tokens first and the open config again at the end.
+import { randomUUID } from "node:crypto";
+import { PATHS } from "../../../components/plan/facts";
+import { https, imapLogin, imapLoginRefused, newCredentials, type Account } from "./clients";
+import type { E2eTest, SuiteContext } from "./types";
+
+// A fresh token per run; it doubles as a sentinel: no script or log line may contain it.
+const TOKEN = `inv${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+const NEEDS = ["service:dovecot.service", "service:chatmaild.service", "service:nginx.service"];
+let existing: Account | undefined;
+
+async function newWithToken(ctx: SuiteContext): Promise<Account> {
+  const reply = await https(ctx, "POST", `/new?${TOKEN}`);
+  if (reply.status !== 200) throw new Error(`POST /new?TOKEN: status ${reply.status}`);
+  const creds = JSON.parse(reply.body) as { email: string; password: string };
+  return { addr: creds.email, password: creds.password };
+}
+
+export const invites: E2eTest[] = [
+  {
+    name: "deploying inviteTokens keeps the token out of every script and the server's run log",
+    needs: NEEDS,
+    async run(ctx) {
+      // An account from the open phase, to check later that it is unaffected.
+      existing = newCredentials(ctx);
+      await (await imapLogin(ctx, existing)).logout();
+      const deployed = await ctx.deploy({ inviteTokens: [TOKEN] });
+      const leaking = deployed.plan.steps.filter((s) => s.script.includes(TOKEN)).map((s) => s.id);
+      if (leaking.length > 0) throw new Error(`the invite token is in the scripts of ${leaking.join(", ")}`);
+      const carrying = deployed.plan.steps.filter((s) => s.stdin.includes(TOKEN));
+      const unmarked = carrying.filter((s) => !s.secret).map((s) => s.id);
+      if (carrying.length === 0) throw new Error("no step carries the invite token to the server");
+      if (unmarked.length > 0) throw new Error(`steps carry the token without being marked secret: ${unmarked.join(", ")}`);
+      const inLog = await ctx.ssh.out(`grep -c '${TOKEN}' /var/lib/chatmail-deploy/runs.log || true`);
+      if (inLog !== "0") throw new Error("the invite token is in the server's run log");
+    },
+  },
+  {
+    name: "with inviteTokens only a password starting with a token creates an address",
+    needs: NEEDS,
+    async run(ctx) {
+      const plain = newCredentials(ctx);
+      if (!(await imapLoginRefused(ctx, plain))) throw new Error(`${plain.addr} was created without a token`);
+      const inside = { ...newCredentials(ctx), password: `x${TOKEN}${randomUUID().slice(0, 8)}` };
+      if (!(await imapLoginRefused(ctx, inside))) throw new Error("a token that is not at the start of the password created an account");
+      const invited = newCredentials(ctx, TOKEN);
+      await (await imapLogin(ctx, invited)).logout();
+    },
+  },
+  {
+    name: "credentials from POST /new?TOKEN create their account",
+    needs: NEEDS,
+    async run(ctx) {
+      const creds = await newWithToken(ctx);
+      if (!creds.password.startsWith(TOKEN)) throw new Error("the password from /new?TOKEN does not start with the token");
+      await (await imapLogin(ctx, creds)).logout();
+    },
+  },
+  {
+    name: "the nocreate file blocks creation even with a token, and existing accounts still log in",
+    needs: NEEDS,
+    async run(ctx) {
+      await ctx.ssh.exec(`touch ${PATHS.nocreateFile}`);
+      try {
+        const invited = newCredentials(ctx, TOKEN);
+        if (!(await imapLoginRefused(ctx, invited))) throw new Error(`${PATHS.nocreateFile} did not stop creation with a token`);
+        if (!existing) throw new Error("no account from before the tokens (the deploy test did not run)");
+        await (await imapLogin(ctx, existing)).logout();
+      } finally {
+        await ctx.ssh.exec(`rm -f ${PATHS.nocreateFile}`);
+      }
+    },
+  },
+  {
+    name: "the home page of an invite-only relay asks for an invite instead of offering sign-up",
+    needs: NEEDS,
+    async run(ctx) {
+      const page = await https(ctx, "GET", "/");
+      if (page.status !== 200) throw new Error(`GET /: status ${page.status}`);
+      if (!/invite-only/i.test(page.body)) throw new Error("the home page does not say the relay is invite-only");
+      if (page.body.includes("cta-button")) throw new Error("the home page still offers the sign-up button");
+      if (page.body.includes(TOKEN)) throw new Error("the home page shows the invite token");
+    },
+  },
+  {
+    name: "removing inviteTokens opens registration again",
+    needs: NEEDS,
+    async run(ctx) {
+      await ctx.deploy();
+      await (await imapLogin(ctx, newCredentials(ctx))).logout();
+      const page = await https(ctx, "GET", "/");
+      if (!page.body.includes("cta-button")) throw new Error("the home page offers no sign-up button after the tokens were removed");
+    },
+  },
+];
