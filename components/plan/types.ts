@@ -15,7 +15,10 @@ interface UnitBase {
   readonly after: readonly string[];
 }
 
-/** A refusal check that runs before anything changes. */
+/**
+ * A refusal check: in the preflight phase before anything changes, or in the activate phase right before a
+ * service restarts on new files (units.ts validation()).
+ */
 export interface CheckUnit extends UnitBase {
   readonly kind: "check";
   /** What is checked, for logs and the plan summary. */
