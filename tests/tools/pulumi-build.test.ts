@@ -51,7 +51,10 @@ describe("tools/pulumi/language-nodejs-shim.sh", () => {
     const bin = join(dir, "bin");
     await run("mkdir", ["-p", bin, join(dir, "project")]);
     await copyFile(shimScript, join(bin, "pulumi-language-nodejs"));
-    await writeFile(join(bin, "pulumi-language-nodejs-host"), '#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n');
+    await writeFile(
+      join(bin, "pulumi-language-nodejs-host"),
+      '#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n',
+    );
     await chmod(join(bin, "pulumi-language-nodejs"), 0o755);
     await chmod(join(bin, "pulumi-language-nodejs-host"), 0o755);
     await symlink(join(repoRoot, "node_modules"), join(dir, "project", "node_modules"));
