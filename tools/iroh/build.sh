@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the iroh-relay server from the crates.io release and packages it like the upstream release archive
+# Builds the iroh-relay server from its release on the crate registry and packages it like the upstream release archive
 # (iroh-relay-v<version>-<target>.tar.gz, a gzipped tar holding ./iroh-relay), so a local web server in the
 # testbed can stand in for the download URL that irohRelayDownloadUrl names.
 #
