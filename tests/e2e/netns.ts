@@ -1,6 +1,6 @@
 // A network namespace of the test's own with a veth pair on a private /24 (10.231.N.0/24): the host end is .1,
 // the container's end is .2. All test traffic goes over this link; nothing is routed anywhere else.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { run } from "./proc";
 
 export interface Netns {
@@ -10,6 +10,12 @@ export interface Netns {
   readonly hostIf: string;
   readonly hostAddr: string;
   readonly containerAddr: string;
+  /**
+   * Gives programs started with `ip netns exec` their own /etc/hosts and resolv.conf (ip bind-mounts
+   * /etc/netns/<name>/* over /etc for them): the names resolve to the test server, and every other lookup fails
+   * at once instead of leaving the namespace. The host's own /etc is never touched.
+   */
+  setHosts(entries: ReadonlyArray<readonly [string, string]>): void;
   remove(): Promise<void>;
 }
 
@@ -40,7 +46,15 @@ export async function createNetns(): Promise<Netns> {
     hostIf,
     hostAddr,
     containerAddr,
+    setHosts(entries) {
+      const dir = `/etc/netns/${name}`;
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(`${dir}/hosts`, ["127.0.0.1 localhost", ...entries.map(([ip, host]) => `${ip} ${host}`)].join("\n") + "\n");
+      // Nothing listens on port 53 of the namespace's loopback: other names fail fast and stay inside.
+      writeFileSync(`${dir}/resolv.conf`, "nameserver 127.0.0.1\n");
+    },
     async remove() {
+      rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
       // Deleting one end removes the pair; the namespace goes once nothing runs in it.
       await run("ip", ["link", "del", hostIf], { allowFail: true });
       if (existsSync(`/run/netns/${name}`)) await run("ip", ["netns", "del", name], { allowFail: true });

@@ -21,6 +21,8 @@ import type { Deployed, SuiteContext } from "./suite/types";
 export interface TestbedOptions {
   /** Keep the server running after the suite until Ctrl-C, for looking around (`npm run test:e2e -- --hold`). */
   readonly hold?: boolean;
+  /** Run only the suite groups whose name contains this text (`-- --only mail`), for working on one area. */
+  readonly only?: string;
   /** How a config becomes a plan; the real run uses planRelay with the project's assets. */
   readonly makePlan?: (config: RelayConfig) => Plan;
 }
@@ -86,6 +88,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     const netns = await createNetns();
     cleanup.add("network namespace", () => netns.remove());
     log(`namespace ${netns.name}: host ${netns.hostAddr}, server ${netns.containerAddr}`);
+    netns.setHosts(["", "www.", "mta-sts."].map((sub) => [netns.containerAddr, sub + TEST_DOMAIN] as const));
     const hostSide = await startHostSide(netns.hostAddr);
     cleanup.add("host-side HTTP server", () => hostSide.close());
 
@@ -148,6 +151,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
       ssh,
       container,
       hostSide,
+      netns,
       deploy,
       planFor: (overrides) => plan(overrides).plan,
       async caCert() {
@@ -156,7 +160,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
       },
       time,
     };
-    const outcome = await timed("suite", () => runSuite(SUITE, ctx, log));
+    const outcome = await timed("suite", () => runSuite(opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE, ctx, log));
     keepRunDir = outcome.failed > 0;
     if (opts.hold) {
       log(`holding; log in with: ssh -i ${keyPath} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@${netns.containerAddr}`);
@@ -185,7 +189,8 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
 }
 
 if (require.main === module) {
-  main({ hold: process.argv.includes("--hold") }).then(
+  const only = process.argv.indexOf("--only");
+  main({ hold: process.argv.includes("--hold"), only: only > 0 ? process.argv[only + 1] : undefined }).then(
     (code) => process.exit(code),
     (e: Error) => {
       process.stderr.write(`${e.message}\n`);

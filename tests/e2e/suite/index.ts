@@ -2,6 +2,7 @@
 // change and daemon kills last (they restart services the other tests use).
 import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
+import { deltachat } from "./deltachat";
 import { invites } from "./invites";
 import { journal } from "./journal";
 import { mail } from "./mail";
@@ -18,6 +19,7 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["mail", mail],
   ["port 443 and web", web],
   ["metadata and push", push],
+  ["Delta Chat", deltachat],
   ["logs", journal],
   ["invite tokens", invites],
   ["services: restart", restart],

@@ -4,6 +4,8 @@
 import { randomUUID } from "node:crypto";
 import { PATHS } from "../../../components/plan/facts";
 import { https, imapLogin, imapLoginRefused, newCredentials, type Account } from "./clients";
+import { DcClient } from "./dcclient";
+import { onboardingLink } from "./deltachat";
 import type { E2eTest, SuiteContext } from "./types";
 
 // A fresh token per run; it doubles as a sentinel: no script or log line may contain it.
@@ -82,6 +84,26 @@ export const invites: E2eTest[] = [
       if (!/invite-only/i.test(page.body)) throw new Error("the home page does not say the relay is invite-only");
       if (page.body.includes("cta-button")) throw new Error("the home page still offers the sign-up button");
       if (page.body.includes(TOKEN)) throw new Error("the home page shows the invite token");
+    },
+  },
+  {
+    name: "Delta Chat creates a profile on the invite-only relay only from a /new?TOKEN link",
+    needs: NEEDS,
+    async run(ctx) {
+      const core = DcClient.start(ctx);
+      try {
+        const invited = await core.profile(await onboardingLink(ctx, `?${TOKEN}`));
+        if ((await core.dc.rpc.getConfig(invited, "configured")) !== "1") throw new Error("the invited profile is not configured");
+        const uninvited = newCredentials(ctx);
+        const link = `dclogin:${uninvited.addr}?p=${encodeURIComponent(uninvited.password)}&v=1&ic=3`;
+        const refused = await core.profile(link).then(
+          () => false,
+          () => true,
+        );
+        if (!refused) throw new Error(`a profile without a token was configured for ${uninvited.addr}`);
+      } finally {
+        await core.close();
+      }
     },
   },
   {

@@ -4,6 +4,7 @@ import type { Plan } from "../../../components/plan";
 import type { Container } from "../container";
 import type { DeployResult } from "../deploy";
 import type { HostSideServer } from "../hostside";
+import type { Netns } from "../netns";
 import type { Ssh } from "../ssh";
 
 export type RawOption = string | number | boolean | string[];
@@ -23,6 +24,8 @@ export interface SuiteContext {
   readonly ssh: Ssh;
   readonly container: Container;
   readonly hostSide: HostSideServer;
+  /** The test's namespace: clients that must resolve the relay's names run inside it (`ip netns exec`). */
+  readonly netns: Netns;
   /** The plan for the testbed config with these option overrides, without deploying it. */
   planFor(overrides?: Readonly<Record<string, RawOption>>): Plan;
   /** Plans the config (with these option overrides on top of the testbed's) and applies it like `pulumi up`. */
