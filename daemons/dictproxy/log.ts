@@ -7,6 +7,8 @@ export interface Logger {
   error(msg: string): void;
   /** Only written when CHATMAIL_DEBUG is set; for per-request traces. */
   debug(msg: string): void;
+  /** Whether debug() writes anything; hot paths check it before building a message. */
+  readonly debugEnabled: boolean;
 }
 
 const DEBUG = Boolean(process.env.CHATMAIL_DEBUG);
@@ -21,6 +23,7 @@ export function createLogger(name: string, write: (line: string) => void = (l) =
     debug: (msg) => {
       if (DEBUG) emit("DEBUG ", msg);
     },
+    debugEnabled: DEBUG,
   };
 }
 

@@ -80,7 +80,7 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
 
   // The one way an answer leaves the server; traces carry the status letter only, since values hold hashes.
   const reply = (conn: Connection, line: string): void => {
-    log.debug(`conn ${conn.id} reply ${line[0] === "\n" ? "<end>" : line[0]} (${line.length} bytes)`);
+    if (log.debugEnabled) log.debug(`conn ${conn.id} reply ${line[0] === "\n" ? "<end>" : line[0]} (${line.length} bytes)`);
     if (!conn.socket.destroyed) conn.socket.write(line);
   };
 
@@ -174,15 +174,16 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
       transactions: new Map(),
     };
     connections.add(conn);
-    socket.setEncoding("latin1"); // bytes 1:1 into the string; converted to UTF-8 per line below
+    socket.setEncoding("utf8"); // the decoder keeps multi-byte characters split across chunks intact
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
     socket.on("data", (chunk: string) => {
       conn.buffer += chunk;
       let nl: number;
       while ((nl = conn.buffer.indexOf("\n")) !== -1) {
-        conn.queue.push(toLine(conn.buffer.slice(0, nl)));
+        conn.queue.push(withoutCr(conn.buffer.slice(0, nl)));
         conn.buffer = conn.buffer.slice(nl + 1);
       }
+      // Characters, not bytes, but a UTF-8 character is at least one byte, so no longer line gets through.
       if (conn.buffer.length > MAX_LINE_BYTES) {
         log.error(`conn ${conn.id}: request line longer than ${MAX_LINE_BYTES} bytes; closing connection`);
         socket.destroy();
@@ -193,7 +194,7 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
     });
     socket.on("end", () => {
       // A last line without LF still counts (Dovecot's peers and upstream's tests send one).
-      if (conn.buffer.length > 0) conn.queue.push(toLine(conn.buffer));
+      if (conn.buffer.length > 0) conn.queue.push(withoutCr(conn.buffer));
       conn.buffer = "";
       conn.ended = true;
       void drain(conn);
@@ -237,8 +238,7 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
   };
 }
 
-/** One wire line (latin1 string of raw bytes) as text: UTF-8 decoded, a trailing CR dropped. */
-function toLine(raw: string): string {
-  const text = Buffer.from(raw, "latin1").toString("utf8");
-  return text.endsWith("\r") ? text.slice(0, -1) : text;
+/** A request line without the CR some clients put before LF. */
+function withoutCr(line: string): string {
+  return line.endsWith("\r") ? line.slice(0, -1) : line;
 }

@@ -13,18 +13,18 @@ const MIN_ROUNDS = 1000;
 const MAX_ROUNDS = 999_999_999;
 export const SALT_LENGTH = 16;
 
-/** SHA-512 of the first `len` bytes of `msg`. */
-export type Sha512 = (msg: Uint8Array, len: number) => Uint8Array;
+/** SHA-512 of `data`. */
+export type Sha512 = (data: Uint8Array) => Uint8Array;
 
 /** node:crypto's SHA-512; used by tests as an independent primitive. */
-export const nodeSha512: Sha512 = (msg, len) => createHash("sha512").update(msg.subarray(0, len)).digest();
+export const nodeSha512: Sha512 = (data) => createHash("sha512").update(data).digest();
 
 /** hash-wasm's SHA-512 (one WebAssembly instance per thread, created once). */
 export async function wasmSha512(): Promise<Sha512> {
   const h = await createSHA512();
-  return (msg, len) => {
+  return (data) => {
     h.init();
-    h.update(msg.subarray(0, len));
+    h.update(data);
     return h.digest("binary");
   };
 }
@@ -57,7 +57,7 @@ export function sha512Crypt(sha512: Sha512, password: string, saltSpec: string):
       scratch.set(p, off);
       off += p.length;
     }
-    return sha512(scratch, len);
+    return sha512(scratch.subarray(0, len));
   };
 
   // Steps 1-12 of the specification: digest A over password, salt and the alternate digest B.
@@ -75,7 +75,14 @@ export function sha512Crypt(sha512: Sha512, password: string, saltSpec: string):
   const DS = digestOf(...new Array<Uint8Array>(16 + C[0]).fill(S));
   const sSeq = Buffer.from(DS.subarray(0, S.length));
   // Step 21: the rounds that make the hash slow. Each message is assembled in one buffer: one hash call per round.
-  const msg = Buffer.alloc(2 * pSeq.length + sSeq.length + 64);
+  // A round's message has one of four lengths; views of each are made once instead of 5,000 times.
+  const msg = new Uint8Array(2 * pSeq.length + sSeq.length + 64);
+  const views = new Map<number, Uint8Array>();
+  const viewOf = (len: number): Uint8Array => {
+    let v = views.get(len);
+    if (!v) views.set(len, (v = msg.subarray(0, len)));
+    return v;
+  };
   for (let i = 0; i < rounds; i++) {
     let off = 0;
     const first = i & 1 ? pSeq : C;
@@ -92,7 +99,7 @@ export function sha512Crypt(sha512: Sha512, password: string, saltSpec: string):
     const last = i & 1 ? C : pSeq;
     msg.set(last, off);
     off += last.length;
-    C = sha512(msg, off);
+    C = sha512(viewOf(off));
   }
   // Step 22: crypt's base-64 of the final digest, bytes taken in the specification's order.
   let out = "";

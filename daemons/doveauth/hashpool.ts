@@ -1,7 +1,7 @@
 // Password hashing off the event loop. A SHA512-CRYPT costs ~10 ms of CPU; done on the main thread it would stall
 // every other dict lookup of the process, so account creations go to a small pool of worker threads. The workers
 // run the bundled program itself (main.ts starts the worker loop when it sees HASH_WORKER_ROLE), start on the
-// first creation and exit after a quiet minute, so an idle relay pays no memory for them.
+// first creation and exit after 15 quiet seconds, so an idle relay pays no memory for them.
 import { availableParallelism } from "node:os";
 import { parentPort, Worker } from "node:worker_threads";
 import { newSalt, sha512Crypt, wasmSha512, type Sha512 } from "./crypt";
@@ -9,7 +9,7 @@ import { newSalt, sha512Crypt, wasmSha512, type Sha512 } from "./crypt";
 /** workerData.role that makes the bundled program run as a hash worker. */
 export const HASH_WORKER_ROLE = "chatmail-sha512crypt";
 /** A worker with nothing to do for this long exits. */
-export const WORKER_IDLE_MS = 60_000;
+export const WORKER_IDLE_MS = 15_000;
 
 export interface PasswordHasher {
   /** A `$6$` SHA512-CRYPT string with a fresh random salt. */

@@ -1,0 +1,184 @@
+// `npm run bench -- auth`: throughput and latency of doveauth as Dovecot uses it, measured on the bundled
+// chatmaild.js running every daemon (doveauth, lastlogin, metadata, newaccount, both filtermail directions) in one
+// process: first-login creations/s at 16 connections, passdb lookups/s with p50/p99 for existing accounts at 1, 16
+// and 64 connections, and the process's resident memory idle and at peak. Prints a Markdown table.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildDaemons } from "../build-daemons";
+
+const DOMAIN = "bench.example.org";
+const LOOKUP_SECONDS = 5;
+const CREATE_CONNECTIONS = 16;
+const CREATES_PER_CONNECTION = 40;
+const PASSWORD = "benchpassword1";
+/** Python chatmaild on these machines (issue 4): lookups/s at 1 and 16 connections, creations/s at 16. */
+const REFERENCE = { lookups1: 7300, lookups16: 4000, creations16: 160 };
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** VmRSS and VmHWM (peak) of a process in MB. */
+function memoryMb(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
+}
+
+/** One dict connection that sends a request and waits for its one-line reply. */
+class Conn {
+  private pending: ((line: string) => void) | undefined;
+  private buf = "";
+  constructor(private readonly sock: Socket) {
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => {
+      this.buf += d;
+      const nl = this.buf.indexOf("\n");
+      if (nl !== -1 && this.pending) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        const p = this.pending;
+        this.pending = undefined;
+        p(line);
+      }
+    });
+  }
+  static open(path: string): Promise<Conn> {
+    return new Promise((resolve, reject) => {
+      const s = connect(path);
+      s.once("error", reject);
+      s.once("connect", () => resolve(new Conn(s)));
+    });
+  }
+  request(line: string): Promise<string> {
+    return new Promise((resolve) => {
+      this.pending = resolve;
+      this.sock.write(`${line}\n`);
+    });
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+const passdb = (user: string) => `Lshared/passdb/${PASSWORD}"${user}\t${user}`;
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-auth-"));
+  const mailboxesDir = join(dir, "vmail");
+  mkdirSync(mailboxesDir);
+  const socket = join(dir, "doveauth.socket");
+  const ini = join(dir, "chatmail.ini");
+  writeFileSync(
+    ini,
+    `[params]\nmail_domain = ${DOMAIN}\nmailboxes_dir = ${mailboxesDir}\nmax_load_1m = 99999\nmin_available_memory = 0\n` +
+      `min_free_disk_space = 0\nfiltermail_smtp_port = ${await freePort()}\nfiltermail_smtp_port_incoming = ${await freePort()}\n` +
+      `new_account_port = ${await freePort()}\n`,
+  );
+  const bundle = await buildDaemons(join(dir, "chatmaild.js"));
+  const child = spawn(
+    process.execPath,
+    [bundle, ini, "doveauth", "lastlogin", "metadata", "newaccount", "filtermail-outgoing", "filtermail-incoming",
+      "--doveauth-socket", socket, "--metadata-socket", join(dir, "m.socket"), "--lastlogin-socket", join(dir, "l.socket"),
+      "--nocreate-file", join(dir, "nocreate")],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  child.stderr?.on("data", (d) => (log += d));
+  try {
+    while ((log.match(/ started/g) ?? []).length < 6) {
+      if (child.exitCode !== null) throw new Error(`chatmaild exited: ${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const idle = memoryMb(child.pid as number);
+    const rows: string[][] = [];
+
+    // First-login creations: distinct new addresses, 16 connections in parallel.
+    const conns = await Promise.all(Array.from({ length: CREATE_CONNECTIONS }, () => Conn.open(socket)));
+    const users: string[] = [];
+    let cpu0 = cpuSeconds(child.pid as number);
+    let start = process.hrtime.bigint();
+    await Promise.all(
+      conns.map(async (c, ci) => {
+        for (let i = 0; i < CREATES_PER_CONNECTION; i++) {
+          const user = `b${String(ci).padStart(3, "0")}${String(i).padStart(5, "0")}@${DOMAIN}`;
+          const reply = await c.request(passdb(user));
+          if (reply[0] !== "O") throw new Error(`creation of ${user} failed: ${reply}`);
+          users.push(user);
+        }
+      }),
+    );
+    const createSecs = Number(process.hrtime.bigint() - start) / 1e9;
+    const creationsPerSec = users.length / createSecs;
+    const createCpu = (100 * (cpuSeconds(child.pid as number) - cpu0)) / createSecs;
+    for (const c of conns) c.close();
+    rows.push(["first-login creations", String(CREATE_CONNECTIONS), creationsPerSec.toFixed(0), "-", "-", createCpu.toFixed(0), `${REFERENCE.creations16} (x${(creationsPerSec / REFERENCE.creations16).toFixed(1)})`]);
+
+    let underLoad = 0;
+    for (const n of [1, 16, 64]) {
+      const cs = await Promise.all(Array.from({ length: n }, () => Conn.open(socket)));
+      const latencies: number[] = [];
+      const deadline = process.hrtime.bigint() + BigInt(LOOKUP_SECONDS * 1e9);
+      cpu0 = cpuSeconds(child.pid as number);
+      start = process.hrtime.bigint();
+      const sampler = setInterval(() => (underLoad = Math.max(underLoad, memoryMb(child.pid as number).rss)), 250);
+      await Promise.all(
+        cs.map(async (c, ci) => {
+          for (let i = ci; process.hrtime.bigint() < deadline; i++) {
+            const t0 = process.hrtime.bigint();
+            const reply = await c.request(passdb(users[i % users.length]));
+            latencies.push(Number(process.hrtime.bigint() - t0) / 1000);
+            if (reply[0] !== "O") throw new Error(`lookup failed: ${reply}`);
+          }
+        }),
+      );
+      clearInterval(sampler);
+      const secs = Number(process.hrtime.bigint() - start) / 1e9;
+      for (const c of cs) c.close();
+      latencies.sort((a, b) => a - b);
+      const perSec = latencies.length / secs;
+      const ref = n === 1 ? REFERENCE.lookups1 : n === 16 ? REFERENCE.lookups16 : undefined;
+      rows.push([
+        "passdb lookup, existing account",
+        String(n),
+        perSec.toFixed(0),
+        percentile(latencies, 50).toFixed(0),
+        percentile(latencies, 99).toFixed(0),
+        ((100 * (cpuSeconds(child.pid as number) - cpu0)) / secs).toFixed(0),
+        ref ? `${ref} (x${(perSec / ref).toFixed(1)})` : "-",
+      ]);
+    }
+    const mem = memoryMb(child.pid as number);
+    console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} (other work included)`);
+    console.log("");
+    console.log("| workload | connections | per second | p50 µs | p99 µs | daemon CPU % | Python reference per second (ratio) |");
+    console.log("|---|---:|---:|---:|---:|---:|---|");
+    for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+    console.log("");
+    console.log("| chatmaild.js, all six services in one process | RSS MB |");
+    console.log("|---|---:|");
+    console.log(`| idle after start | ${idle.rss.toFixed(1)} |`);
+    console.log(`| highest sampled during lookups | ${underLoad.toFixed(1)} |`);
+    console.log(`| peak (VmHWM, includes creation with hash workers) | ${mem.peak.toFixed(1)} |`);
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
