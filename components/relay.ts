@@ -34,6 +34,7 @@ export class Relay extends pulumi.ComponentResource {
     const parent = { parent: this };
     const host = makeHost(name, args, parent);
     this.plan = planRelay(config, args.assets);
+    for (const warning of this.plan.warnings) pulumi.log.warn(warning, this);
     const server = new ServerConfig(`${name}-config`, { plan: this.plan, host }, parent);
 
     const facts = dnsFacts(name, config, this.plan, host, server, parent);

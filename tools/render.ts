@@ -104,6 +104,7 @@ function main(): number {
   writeFileSync(join(out, "zone.txt"), zoneFile(config, relayRecords(config, {})));
   writeFileSync(join(out, "plan.txt"), summary(plan));
   for (const note of notes) process.stderr.write(`note: ${note}\n`);
+  for (const warning of plan.warnings) process.stderr.write(`warning: ${warning}\n`);
   process.stdout.write(
     `Rendered ${plan.steps.length} units (${files} files) for ${config.mailDomain} into ${out}\n` +
       `  files/ (server paths), zone.txt, plan.txt\n`,

@@ -21,8 +21,11 @@ export interface Option<T> {
   readonly default: T | undefined;
   /** Whether the value must be kept as a Pulumi secret. */
   readonly secret: boolean;
-  /** Whether the option only matters to the Pulumi program (not written to chatmail.ini). */
+  /** Whether the option only matters to the Pulumi program (never on the server). */
   readonly deployOnly: boolean;
+  /** Whether the daemons read it: only these go into the server's chatmail.ini, so that changing any other
+   * option does not restart the daemons. */
+  readonly daemons: boolean;
   /** Turns a raw value into a checked value; `name` is used in error messages. */
   parse(raw: Exclude<RawValue, undefined>, name: string): T;
 }
@@ -31,6 +34,7 @@ interface Common {
   description: string;
   secret?: boolean;
   deployOnly?: boolean;
+  daemons?: boolean;
 }
 
 const quote = (v: unknown) => JSON.stringify(v);
@@ -42,6 +46,7 @@ function make<T>(schemaType: Option<T>["schemaType"], c: Common, def: T | undefi
     default: def,
     secret: c.secret ?? false,
     deployOnly: c.deployOnly ?? false,
+    daemons: c.daemons ?? false,
     parse,
   } satisfies Option<T>;
 }

@@ -33,32 +33,38 @@ const language = (v: string) =>
   v === "ALL" || (LANGUAGES as readonly string[]).includes(v)
     ? undefined
     : `is not available; use ${LANGUAGES.join(", ")} or ALL`;
-const port = (description: string, def: number) => integer({ description, default: def, min: 1024, max: 65535 });
-const days = (description: string, def: number) => integer({ description, default: def, min: 1 });
+const port = (description: string, def: number) =>
+  integer({ description, default: def, min: 1024, max: 65535, daemons: true });
+const days = (description: string, def: number) => integer({ description, default: def, min: 1, daemons: true });
 
 export const OPTIONS = {
   // --- the relay (also written to chatmail.ini, which the daemons read) ---
   mailDomain: string({
+    daemons: true,
     description:
       "The relay's domain: addresses are user@mailDomain; used as host name, TLS name and DNS zone entries.",
     check: fqdn,
   }),
   maxUserSendPerMinute: integer({
+    daemons: true,
     description: "Messages one address may send per minute (filtermail rate limit, answered with 450).",
     default: 60,
     min: 1,
   }),
   maxUserSendBurstSize: integer({
+    daemons: true,
     description: "Messages one address may send at once before the per-minute rate applies (filtermail).",
     default: 10,
     min: 1,
   }),
   maxMailboxSize: string({
+    daemons: true,
     description: "Storage quota per address, like 500M or 2G (dovecot quota_rule; expiry trims to it).",
     default: "500M",
     check: size,
   }),
   maxMessageSize: integer({
+    daemons: true,
     description: "Largest message in bytes (postfix message_size_limit, dovecot, filtermail).",
     default: 31457280,
     min: 1024,
@@ -67,29 +73,34 @@ export const OPTIONS = {
   deleteLargeAfter: days("Days after which messages over 200 kB are deleted (expiry job).", 7),
   deleteInactiveUsersAfter: days("Days without login after which an address is deleted (expiry job).", 90),
   usernameMinLength: integer({
+    daemons: true,
     description: "Shortest local part of a new address (doveauth, /new).",
     default: 9,
     min: 1,
     max: 64,
   }),
   usernameMaxLength: integer({
+    daemons: true,
     description: "Longest local part of a new address (doveauth, /new).",
     default: 9,
     min: 1,
     max: 64,
   }),
   passwordMinLength: integer({
+    daemons: true,
     description: "Shortest password for a new address, not counting an invite token (doveauth, /new).",
     default: 9,
     min: 1,
     max: 256,
   }),
   passthroughSenders: list({
+    daemons: true,
     description: "Local addresses allowed to send unencrypted mail (filtermail). Off by default.",
     default: [],
     item: (v) => (/^[^\s@]+@[a-z0-9.-]+$/i.test(v) ? undefined : "is not an address (user@domain)"),
   }),
   passthroughRecipients: list({
+    daemons: true,
     description: "Recipients that may receive unencrypted mail; @domain matches a whole domain (filtermail).",
     default: [],
     item: addressOrDomain,
@@ -107,6 +118,7 @@ export const OPTIONS = {
     default: false,
   }),
   irohRelay: string({
+    daemons: true,
     description:
       "URL of an external iroh relay to advertise. Unset: the relay runs its own iroh-relay at https://mailDomain.",
     check: optionalUrl,
@@ -122,10 +134,12 @@ export const OPTIONS = {
   privacyPdo: string({ description: "Data protection officer shown on the privacy page.", default: "" }),
   privacySupervisor: string({ description: "Supervisory authority shown on the privacy page.", default: "" }),
   mailboxesDir: string({
+    daemons: true,
     description: "Root of the maildirs. Unset: /home/vmail/mail/mailDomain (as on existing relays).",
     check: absolutePath,
   }),
   inviteTokens: list({
+    daemons: true,
     description:
       "Invite tokens: when set, new addresses are created only with a password that starts with a token.",
     default: [],
@@ -142,13 +156,15 @@ export const OPTIONS = {
     description: "Show a 'temporary development service' notice on the home page.",
     default: false,
   }),
-  maxLoad1m: decimal({ description: "Refuse new addresses while the 1-minute load is above this.", default: 5, min: 0 }),
+  maxLoad1m: decimal({ daemons: true, description: "Refuse new addresses while the 1-minute load is above this.", default: 5, min: 0 }),
   minAvailableMemory: string({
+    daemons: true,
     description: "Refuse new addresses while available memory is below this (like 200M).",
     default: "200M",
     check: size,
   }),
   minFreeDiskSpace: string({
+    daemons: true,
     description: "Refuse new addresses while free disk space is below this (like 1G).",
     default: "1G",
     check: size,
@@ -160,11 +176,13 @@ export const OPTIONS = {
     min: 5,
   }),
   notificationUrl: string({
+    daemons: true,
     description: "Push notification server that device tokens are posted to (chatmail-metadata).",
     default: "https://notifications.delta.chat/notify",
     check: url,
   }),
   tlsMode: choice({
+    daemons: true,
     description:
       "Where TLS certificates come from: acme (Let's Encrypt or acmeDirectoryUrl), self-signed, or external files.",
     default: "acme",

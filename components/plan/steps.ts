@@ -87,9 +87,12 @@ function body(unit: Unit): { script: string; stdin: string } {
       const file = `/etc/sysctl.d/90-chatmail-${unit.key}.conf`;
       return {
         script: [
-          `echo ${q(`${unit.key} = ${unit.value}`)} >${q(file)}`,
+          // A host tuned higher keeps its value: this only ever raises the limit.
+          `current=$(sysctl -n ${q(unit.key)} 2>/dev/null || echo 0)`,
+          `[ "$current" -ge ${unit.minimum} ] && exit 0`,
+          `echo ${q(`${unit.key} = ${unit.minimum}`)} >${q(file)}`,
           "# Containers often have a read-only /proc/sys; the file still applies at the next boot.",
-          `sysctl -q -w ${q(`${unit.key}=${unit.value}`)} || echo ${q(`warning: could not set ${unit.key} now`)} >&2`,
+          `sysctl -q -w ${q(`${unit.key}=${unit.minimum}`)} || echo ${q(`warning: could not set ${unit.key} now`)} >&2`,
         ].join("\n"),
         stdin: "",
       };

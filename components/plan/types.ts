@@ -80,11 +80,11 @@ export interface LineUnit extends UnitBase {
   readonly replaces: string;
 }
 
-/** A kernel setting, applied now and kept in /etc/sysctl.d. */
+/** A numeric kernel limit raised to at least `minimum`, now and in /etc/sysctl.d; a higher value is kept. */
 export interface SysctlUnit extends UnitBase {
   readonly kind: "sysctl";
   readonly key: string;
-  readonly value: string;
+  readonly minimum: number;
 }
 
 /** A step that must never run twice, such as generating the DKIM key: skipped while `creates` exists. */

@@ -178,8 +178,8 @@ export function line(path: string, text: string, replaces: string): LineUnit {
   };
 }
 
-export function sysctl(key: string, value: string | number): SysctlUnit {
-  return { kind: "sysctl", id: `sysctl:${key}`, phase: "system", after: [], key, value: String(value) };
+export function sysctl(key: string, minimum: number): SysctlUnit {
+  return { kind: "sysctl", id: `sysctl:${key}`, phase: "system", after: [], key, minimum };
 }
 
 /** The id of the file unit for `path`, for restartOn lists that name files of another part. */

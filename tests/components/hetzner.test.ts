@@ -5,7 +5,7 @@ import { loadConfig } from "../../components/config";
 import { relayRecords, rdata } from "../../components/dns";
 import { publicPorts } from "../../components/plan/facts";
 import { Relay } from "../../components/relay";
-import { byType, created, findCreated, mocks, plain, SERVER_ID, testAssets, valueOf } from "./helpers";
+import { byType, created, findCreated, invokes, mocks, plain, SERVER_ID, testAssets, valueOf } from "./helpers";
 
 const config = loadConfig({
   mailDomain: "chat.example.org",
@@ -98,8 +98,7 @@ describe("CloudflareDns", () => {
   });
 
   it("finds the zone by name", () => {
-    const { invokes } = require("./helpers");
-    expect(invokes.some((i: any) => i.token === "cloudflare:index/getZone:getZone" && i.inputs.filter.name === "example.org")).toBe(true);
+    expect(invokes.some((i) => i.token === "cloudflare:index/getZone:getZone" && i.inputs.filter.name === "example.org")).toBe(true);
   });
 });
 

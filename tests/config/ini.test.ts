@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, iniKey, parseChatmailIni, renderChatmailIni } from "../../components/config";
+import { ConfigError, iniKey, OPTION_NAMES, OPTIONS, parseChatmailIni, renderChatmailIni } from "../../components/config";
 
 // A chatmail.ini as `cmdeploy init` writes it (1.7.0), with an operator's edits.
 const CMDEPLOY_INI = `[params]
@@ -75,11 +75,20 @@ describe("parseChatmailIni", () => {
 });
 
 describe("renderChatmailIni", () => {
-  it("round-trips: the daemons read back exactly the config the plan was made from", () => {
+  it("round-trips: the daemons read back exactly the values the plan was made from", () => {
     const { config } = parseChatmailIni(CMDEPLOY_INI);
     const again = parseChatmailIni(renderChatmailIni(config));
     expect(again.unknownKeys).toEqual([]);
-    expect(again.config).toEqual(config);
+    for (const name of OPTION_NAMES.filter((n) => OPTIONS[n].daemons)) {
+      expect(again.config[name], name).toEqual(config[name]);
+    }
+  });
+
+  it("holds only what the daemons read, so other options do not restart them", () => {
+    const text = renderChatmailIni(parseChatmailIni(CMDEPLOY_INI).config);
+    expect(text).toContain("max_user_send_per_minute = 80");
+    expect(text).not.toContain("privacy_postal");
+    expect(text).not.toContain("languages");
   });
 
   it("writes no deploy-only option (no SSH key, no cloud settings)", () => {
