@@ -161,6 +161,16 @@ afterAll(async () => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
+function queue(): string {
+  return execFileSync("/usr/sbin/postqueue", ["-c", join(root, "etc"), "-j"], { encoding: "utf8" }).trim();
+}
+
+/** The sink's count once mail queued by earlier tests has been delivered, so a test counts only its own. */
+async function settledDeliveries(): Promise<number> {
+  await waitFor("an empty Postfix queue", () => (queue() === "" ? true : undefined));
+  return sink.delivered.length;
+}
+
 async function submit(port: number, from: string, to: string[], message: Buffer): Promise<string> {
   const c = await RawClient.connect(port);
   try {
@@ -188,7 +198,7 @@ describe("filtermail behind Postfix", () => {
   });
 
   it("gives the client the filter's 523 for unencrypted mail and queues nothing", async () => {
-    const before = sink.delivered.length;
+    const before = await settledDeliveries();
     const dave = "dave@chat.example.org";
     expect(await submit(ports.submission, dave, [BOB], sample("plain", dave, BOB))).toBe(
       "523 Encryption Needed: Invalid Unencrypted Mail",
@@ -222,17 +232,15 @@ describe("filtermail behind Postfix", () => {
   });
 
   it("gives the client a 4xx when the filter cannot reinject, and nothing is queued or lost", async () => {
-    const before = sink.delivered.length;
+    const before = await settledDeliveries();
     const answer = await submit(ports.submissionBroken, ALICE, [BOB], sample("encrypted", ALICE, BOB));
     expect(answer).toBe("451 Local error");
-    expect(
-      execFileSync("/usr/sbin/postqueue", ["-c", join(root, "etc"), "-j"], { encoding: "utf8" }).trim(),
-    ).toBe("");
+    expect(queue()).toBe("");
     expect(sink.delivered.length).toBe(before);
   });
 
   it("lets a bounce and encrypted mail in on the incoming side, reinjected from 127.0.0.2", async () => {
-    const before = sink.delivered.length;
+    const before = await settledDeliveries();
     expect(await submit(ports.mx, "", [BOB], sample("mailer-daemon", "x", BOB))).toMatch(/^250/);
     expect(
       await submit(ports.mx, "carol@other.example", [BOB], sample("encrypted", "carol@other.example", BOB)),
