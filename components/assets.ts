@@ -37,7 +37,9 @@ export function bundleDaemons(): string {
 }
 
 function version(): string {
-  const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as { version: string };
+  const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
+    version: string;
+  };
   let revision = "unknown";
   try {
     revision = execFileSync("git", ["rev-parse", "HEAD"], { cwd: PROJECT_ROOT, encoding: "utf8" }).trim();

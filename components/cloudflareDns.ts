@@ -22,7 +22,9 @@ export class CloudflareDns extends pulumi.ComponentResource {
     if (!args.zoneId && !args.zoneName) throw new Error("CloudflareDns: give zoneId or zoneName");
     const zoneId = args.zoneId
       ? pulumi.output(args.zoneId)
-      : cloudflare.getZoneOutput({ filter: { name: args.zoneName! } }, { parent: this }).apply((z) => z.zoneId!);
+      : cloudflare
+          .getZoneOutput({ filter: { name: args.zoneName! } }, { parent: this })
+          .apply((z) => z.zoneId!);
     for (const shape of args.shape) {
       const key = recordKey(shape);
       const record = args.records.apply((all) => {
@@ -49,7 +51,10 @@ export class CloudflareDns extends pulumi.ComponentResource {
 }
 
 /** Cloudflare wants MX/SRV/CAA values split into fields and TXT values as quoted strings. */
-function recordContent(shape: DnsRecord, record: pulumi.Output<DnsRecord>): Partial<cloudflare.DnsRecordArgs> {
+function recordContent(
+  shape: DnsRecord,
+  record: pulumi.Output<DnsRecord>,
+): Partial<cloudflare.DnsRecordArgs> {
   switch (shape.type) {
     case "MX":
       return {
@@ -64,7 +69,9 @@ function recordContent(shape: DnsRecord, record: pulumi.Output<DnsRecord>): Part
         ),
       };
     case "CAA":
-      return { data: record.apply((r) => (r.type === "CAA" ? { flags: r.flags, tag: r.tag, value: r.value } : {})) };
+      return {
+        data: record.apply((r) => (r.type === "CAA" ? { flags: r.flags, tag: r.tag, value: r.value } : {})),
+      };
     case "CNAME":
       return { content: record.apply((r) => (r.type === "CNAME" ? r.target : "")) };
     default:

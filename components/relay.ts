@@ -125,7 +125,11 @@ function dnsFacts(
         triggers,
         addPreviousOutputInEnv: false,
       },
-      { ...parent, dependsOn: after.map((s) => server.commands.get(s)!), ...(host.server ? { deletedWith: host.server } : {}) },
+      {
+        ...parent,
+        dependsOn: after.map((s) => server.commands.get(s)!),
+        ...(host.server ? { deletedWith: host.server } : {}),
+      },
     ).stdout.apply((s) => s.trim());
   const dkimStep = plan.steps.find((s) => s.kind === "once" && s.files.includes(PATHS.dkimPrivateKey));
   const dkim = dkimStep
@@ -141,12 +145,14 @@ function dnsFacts(
     config.tlsMode === "acme"
       ? read("read-acme-account", "acmetool account-url 2>/dev/null || true", lastSteps, [host.serverId])
       : pulumi.output(undefined);
-  return pulumi.all([host.ipv4, host.ipv6, dkim, acme]).apply(([ipv4, ipv6, dkimPublicKey, acmeAccountUrl]) => ({
-    ...(ipv4 ? { ipv4 } : {}),
-    ...(ipv6 ? { ipv6 } : {}),
-    ...(dkimPublicKey ? { dkimPublicKey } : {}),
-    ...(acmeAccountUrl !== undefined ? { acmeAccountUrl } : {}),
-  }));
+  return pulumi
+    .all([host.ipv4, host.ipv6, dkim, acme])
+    .apply(([ipv4, ipv6, dkimPublicKey, acmeAccountUrl]) => ({
+      ...(ipv4 ? { ipv4 } : {}),
+      ...(ipv6 ? { ipv6 } : {}),
+      ...(dkimPublicKey ? { dkimPublicKey } : {}),
+      ...(acmeAccountUrl !== undefined ? { acmeAccountUrl } : {}),
+    }));
 }
 
 /** chat.example.org is served by the zone example.org. */

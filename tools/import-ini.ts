@@ -40,7 +40,8 @@ function main(): number {
     }
   }
   process.stdout.write(lines.join("\n") + "\n");
-  for (const key of unknownKeys) process.stderr.write(`note: ${key} has no effect here and was not imported\n`);
+  for (const key of unknownKeys)
+    process.stderr.write(`note: ${key} has no effect here and was not imported\n`);
   return 0;
 }
 

@@ -39,7 +39,12 @@ interface Common {
 
 const quote = (v: unknown) => JSON.stringify(v);
 
-function make<T>(schemaType: Option<T>["schemaType"], c: Common, def: T | undefined, parse: Option<T>["parse"]) {
+function make<T>(
+  schemaType: Option<T>["schemaType"],
+  c: Common,
+  def: T | undefined,
+  parse: Option<T>["parse"],
+) {
   return {
     schemaType,
     description: c.description,
@@ -111,7 +116,11 @@ export function choice<T extends string>(c: Common & { default?: T; values: read
  * separated by whitespace, as cmdeploy reads them.
  */
 export function list(
-  c: Common & { default: string[]; item: (v: string) => string | undefined; normalise?: (v: string) => string },
+  c: Common & {
+    default: string[];
+    item: (v: string) => string | undefined;
+    normalise?: (v: string) => string;
+  },
 ): Option<string[]> {
   return make("array", c, c.default, (raw, name) => {
     let items: unknown[];

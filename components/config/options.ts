@@ -12,17 +12,21 @@ export const LANGUAGES = ["EN", "RU"] as const;
 
 const fqdn = (v: string) =>
   FQDN.test(v) ? undefined : "is not a fully qualified domain name in lower case (like chat.example.org)";
-const size = (v: string) => (SIZE.test(v) ? undefined : "is not a size; use a number with M or G, like 500M or 2G");
+const size = (v: string) =>
+  SIZE.test(v) ? undefined : "is not a size; use a number with M or G, like 500M or 2G";
 const url = (v: string) => (/^https?:\/\/[^\s]+$/.test(v) ? undefined : "is not an http(s) URL");
 const optionalUrl = (v: string) => (v === "" ? undefined : url(v));
-const ip = (v: string) => (IPV4.test(v) || (v.includes(":") && IPV6.test(v)) ? undefined : "is not an IP address");
+const ip = (v: string) =>
+  IPV4.test(v) || (v.includes(":") && IPV6.test(v)) ? undefined : "is not an IP address";
 const optionalIp = (v: string) => (v === "" ? undefined : ip(v));
 const email = (v: string) => (/^[^\s@]+@[^\s@]+$/.test(v) ? undefined : "is not an e-mail address");
 const optionalEmail = (v: string) => (v === "" ? undefined : email(v));
 const absolutePath = (v: string) => (v === "" || v.startsWith("/") ? undefined : "is not an absolute path");
 const sha256 = (v: string) => (/^[0-9a-f]{64}$/.test(v) ? undefined : "is not a sha256 in lower-case hex");
 const addressOrDomain = (v: string) =>
-  /^[^\s@]*@[a-z0-9.-]+$/i.test(v) ? undefined : "is not an address (user@domain) or a domain entry (@domain)";
+  /^[^\s@]*@[a-z0-9.-]+$/i.test(v)
+    ? undefined
+    : "is not an address (user@domain) or a domain entry (@domain)";
 const inviteToken = (v: string) => {
   if (v.length < 9) return "is too short; an invite token needs at least 9 characters";
   // Tokens travel in URLs (/new?TOKEN) and QR codes, so only URL-safe characters are allowed.
@@ -35,7 +39,8 @@ const language = (v: string) =>
     : `is not available; use ${LANGUAGES.join(", ")} or ALL`;
 const port = (description: string, def: number) =>
   integer({ description, default: def, min: 1024, max: 65535, daemons: true });
-const days = (description: string, def: number) => integer({ description, default: def, min: 1, daemons: true });
+const days = (description: string, def: number) =>
+  integer({ description, default: def, min: 1, daemons: true });
 
 export const OPTIONS = {
   // --- the relay (also written to chatmail.ini, which the daemons read) ---
@@ -105,7 +110,10 @@ export const OPTIONS = {
     default: [],
     item: addressOrDomain,
   }),
-  filtermailSmtpPort: port("Loopback port of the outgoing encryption filter (postfix master.cf, filtermail).", 10080),
+  filtermailSmtpPort: port(
+    "Loopback port of the outgoing encryption filter (postfix master.cf, filtermail).",
+    10080,
+  ),
   filtermailSmtpPortIncoming: port(
     "Loopback port of the incoming encryption filter (postfix master.cf, filtermail).",
     10081,
@@ -127,10 +135,20 @@ export const OPTIONS = {
     description: "Address where mtail serves Prometheus metrics on port 3903. Unset: mtail is not installed.",
     check: optionalIp,
   }),
-  imapRawlog: boolean({ description: "Write per-user IMAP protocol logs into the maildir (debugging).", default: false }),
+  imapRawlog: boolean({
+    description: "Write per-user IMAP protocol logs into the maildir (debugging).",
+    default: false,
+  }),
   imapCompress: boolean({ description: "Offer IMAP COMPRESS (disables IMAP hibernation).", default: false }),
-  privacyMail: string({ description: "Privacy contact e-mail shown on the privacy page.", default: "", check: optionalEmail }),
-  privacyPostal: string({ description: "Postal address of the controller shown on the privacy page.", default: "" }),
+  privacyMail: string({
+    description: "Privacy contact e-mail shown on the privacy page.",
+    default: "",
+    check: optionalEmail,
+  }),
+  privacyPostal: string({
+    description: "Postal address of the controller shown on the privacy page.",
+    default: "",
+  }),
   privacyPdo: string({ description: "Data protection officer shown on the privacy page.", default: "" }),
   privacySupervisor: string({ description: "Supervisory authority shown on the privacy page.", default: "" }),
   mailboxesDir: string({
@@ -156,7 +174,12 @@ export const OPTIONS = {
     description: "Show a 'temporary development service' notice on the home page.",
     default: false,
   }),
-  maxLoad1m: decimal({ daemons: true, description: "Refuse new addresses while the 1-minute load is above this.", default: 5, min: 0 }),
+  maxLoad1m: decimal({
+    daemons: true,
+    description: "Refuse new addresses while the 1-minute load is above this.",
+    default: 5,
+    min: 0,
+  }),
   minAvailableMemory: string({
     daemons: true,
     description: "Refuse new addresses while available memory is below this (like 200M).",
@@ -198,7 +221,11 @@ export const OPTIONS = {
     default: "",
     check: absolutePath,
   }),
-  acmeEmail: string({ description: "E-mail address of the ACME account.", default: "", check: optionalEmail }),
+  acmeEmail: string({
+    description: "E-mail address of the ACME account.",
+    default: "",
+    check: optionalEmail,
+  }),
   acmeDirectoryUrl: string({
     description: "ACME directory URL (Let's Encrypt by default; a test CA in the testbed).",
     default: "https://acme-v02.api.letsencrypt.org/directory",
@@ -236,7 +263,8 @@ export const OPTIONS = {
     deployOnly: true,
   }),
   hostProvider: choice({
-    description: "hetzner: the program creates the server; existing: a server you already have (hostAddress).",
+    description:
+      "hetzner: the program creates the server; existing: a server you already have (hostAddress).",
     default: "hetzner",
     values: ["hetzner", "existing"] as const,
     deployOnly: true,
@@ -246,8 +274,18 @@ export const OPTIONS = {
     default: "",
     deployOnly: true,
   }),
-  sshUser: string({ description: "SSH user on the server (needs root rights).", default: "root", deployOnly: true }),
-  sshPort: integer({ description: "SSH port of the server.", default: 22, min: 1, max: 65535, deployOnly: true }),
+  sshUser: string({
+    description: "SSH user on the server (needs root rights).",
+    default: "root",
+    deployOnly: true,
+  }),
+  sshPort: integer({
+    description: "SSH port of the server.",
+    default: 22,
+    min: 1,
+    max: 65535,
+    deployOnly: true,
+  }),
   sshPublicKey: string({
     description: "With hostProvider hetzner: the public key installed for root on the new server.",
     default: "",
@@ -272,7 +310,8 @@ export const OPTIONS = {
     deployOnly: true,
   }),
   dnsProvider: choice({
-    description: "cloudflare: the program manages every DNS record; none: publish the zoneFile output yourself.",
+    description:
+      "cloudflare: the program manages every DNS record; none: publish the zoneFile output yourself.",
     default: "cloudflare",
     values: ["cloudflare", "none"] as const,
     deployOnly: true,

@@ -22,7 +22,10 @@ export function pulumiYaml(): string {
   const project = {
     name: PROJECT_NAME,
     description: "A chatmail relay (Delta Chat e-mail server) on one server, declared as one Pulumi stack.",
-    runtime: { name: "nodejs", options: { packagemanager: "npm", typescript: false, nodeargs: "--import tsx" } },
+    runtime: {
+      name: "nodejs",
+      options: { packagemanager: "npm", typescript: false, nodeargs: "--import tsx" },
+    },
     main: "index.ts",
     config,
   };
@@ -48,7 +51,13 @@ export function optionsMarkdown(): string {
     const def = o.secret ? "" : name === "mailDomain" ? "required" : cell(o.default);
     return `| \`${name}\` | ${o.schemaType} | ${def} | ${o.description}${flags ? ` (${flags})` : ""} |`;
   });
-  return [OPTIONS_BEGIN, "| option | type | default | what it does |", "|---|---|---|---|", ...rows, OPTIONS_END].join("\n");
+  return [
+    OPTIONS_BEGIN,
+    "| option | type | default | what it does |",
+    "|---|---|---|---|",
+    ...rows,
+    OPTIONS_END,
+  ].join("\n");
 }
 
 /** README text with its option reference replaced by the current one. */

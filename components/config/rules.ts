@@ -61,7 +61,9 @@ export function checkDeployRules(c: RelayConfig): string[] {
     problems.push("hostAddress: required with hostProvider existing; set the server's IP address or name");
   }
   if (c.hostProvider === "hetzner" && c.sshPublicKey === "") {
-    problems.push("sshPublicKey: required with hostProvider hetzner; the new server trusts this key for root");
+    problems.push(
+      "sshPublicKey: required with hostProvider hetzner; the new server trusts this key for root",
+    );
   }
   return problems;
 }

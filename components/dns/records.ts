@@ -73,11 +73,18 @@ export function relayRecords(config: RelayConfig, facts: DnsFacts): DnsRecord[] 
   const records: DnsRecord[] = [];
   const req = (comment: string) => ({ ttl, required: true, comment });
   const rec = (comment: string) => ({ ttl, required: false, comment });
-  if (facts.ipv4) records.push({ name: d, type: "A", address: facts.ipv4, ...req("The relay's IPv4 address.") });
+  if (facts.ipv4)
+    records.push({ name: d, type: "A", address: facts.ipv4, ...req("The relay's IPv4 address.") });
   if (facts.ipv6 && !config.disableIpv6) {
     records.push({ name: d, type: "AAAA", address: facts.ipv6, ...req("The relay's IPv6 address.") });
   }
-  records.push({ name: d, type: "MX", priority: 10, target: d, ...req("Mail for the domain goes to the relay.") });
+  records.push({
+    name: d,
+    type: "MX",
+    priority: 10,
+    target: d,
+    ...req("Mail for the domain goes to the relay."),
+  });
   if (config.tlsMode === "acme") {
     records.push({
       name: `_mta-sts.${d}`,
@@ -87,7 +94,12 @@ export function relayRecords(config: RelayConfig, facts: DnsFacts): DnsRecord[] 
     });
     records.push({ name: `mta-sts.${d}`, type: "CNAME", target: d, ...req("Serves the MTA-STS policy.") });
   }
-  records.push({ name: `www.${d}`, type: "CNAME", target: d, ...req("www redirects to the relay's web page.") });
+  records.push({
+    name: `www.${d}`,
+    type: "CNAME",
+    target: d,
+    ...req("www redirects to the relay's web page."),
+  });
   if (facts.dkimPublicKey) {
     records.push({
       name: `${DKIM_SELECTOR}._domainkey.${d}`,
@@ -96,7 +108,12 @@ export function relayRecords(config: RelayConfig, facts: DnsFacts): DnsRecord[] 
       ...req("DKIM key that signs all outgoing mail; other relays refuse unsigned mail."),
     });
   }
-  records.push({ name: d, type: "TXT", strings: ["v=spf1 a ~all"], ...rec("SPF: only the relay sends for it.") });
+  records.push({
+    name: d,
+    type: "TXT",
+    strings: ["v=spf1 a ~all"],
+    ...rec("SPF: only the relay sends for it."),
+  });
   records.push({
     name: `_dmarc.${d}`,
     type: "TXT",
@@ -109,7 +126,9 @@ export function relayRecords(config: RelayConfig, facts: DnsFacts): DnsRecord[] 
       type: "CAA",
       flags: 0,
       tag: "issue",
-      value: facts.acmeAccountUrl ? `${caaIssuer(config)};accounturi=${facts.acmeAccountUrl}` : caaIssuer(config),
+      value: facts.acmeAccountUrl
+        ? `${caaIssuer(config)};accounturi=${facts.acmeAccountUrl}`
+        : caaIssuer(config),
       ...rec("CAA: only the relay's own ACME account may get certificates."),
     });
   }

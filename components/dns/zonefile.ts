@@ -11,9 +11,12 @@ function line(r: DnsRecord): string {
 
 export function zoneFile(config: RelayConfig, records: readonly DnsRecord[]): string {
   const section = (title: string, list: readonly DnsRecord[]) =>
-    list.length === 0 ? [] : [";", `; ${title}`, ";", ...list.flatMap((r) => [`; ${r.comment}`, line(r)]), ""];
+    list.length === 0
+      ? []
+      : [";", `; ${title}`, ";", ...list.flatMap((r) => [`; ${r.comment}`, line(r)]), ""];
   const missing: string[] = [];
-  if (!records.some((r) => r.type === "A" || r.type === "AAAA")) missing.push("A/AAAA (server address unknown)");
+  if (!records.some((r) => r.type === "A" || r.type === "AAAA"))
+    missing.push("A/AAAA (server address unknown)");
   if (!records.some((r) => r.type === "TXT" && r.strings.some((s) => s.startsWith("v=DKIM1")))) {
     missing.push("DKIM (the key is made on the server at the first deploy)");
   }
@@ -21,7 +24,13 @@ export function zoneFile(config: RelayConfig, records: readonly DnsRecord[]): st
     `; DNS records for the chatmail relay ${config.mailDomain}`,
     ...(missing.length > 0 ? [`; Not yet known, add after deploying: ${missing.join("; ")}`] : []),
     "",
-    ...section("Required DNS entries", records.filter((r) => r.required)),
-    ...section("Recommended DNS entries", records.filter((r) => !r.required)),
+    ...section(
+      "Required DNS entries",
+      records.filter((r) => r.required),
+    ),
+    ...section(
+      "Recommended DNS entries",
+      records.filter((r) => !r.required),
+    ),
   ].join("\n");
 }

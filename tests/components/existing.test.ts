@@ -40,18 +40,27 @@ const urn = (id: string) => step(id).urn!;
 
 describe("ExistingHost without a DNS provider", () => {
   it("creates no cloud resources and no DNS records", () => {
-    expect(created.filter((c) => c.type.startsWith("hcloud:") || c.type.startsWith("cloudflare:"))).toEqual([]);
+    expect(created.filter((c) => c.type.startsWith("hcloud:") || c.type.startsWith("cloudflare:"))).toEqual(
+      [],
+    );
   });
 
   it("connects to the given address, port and user", () => {
     const connection = plain(commands("relay")[0].inputs.connection);
-    expect(connection).toMatchObject({ host: "198.51.100.7", port: 2222, user: "root", privateKey: "PRIVATE-KEY-SENTINEL" });
+    expect(connection).toMatchObject({
+      host: "198.51.100.7",
+      port: 2222,
+      user: "root",
+      privateKey: "PRIVATE-KEY-SENTINEL",
+    });
   });
 
   it("exports the zone file for manual DNS, with the address and the DKIM key read from the server", async () => {
     const zone = await valueOf(relay.zoneFile);
     expect(zone).toMatch(/^chat\.example\.org\.\s+3600 IN A\s+198\.51\.100\.7$/m);
-    expect(zone).toMatch(/^opendkim\._domainkey\.chat\.example\.org\.\s+3600 IN TXT\s+"v=DKIM1;k=rsa;p=MIIB/m);
+    expect(zone).toMatch(
+      /^opendkim\._domainkey\.chat\.example\.org\.\s+3600 IN TXT\s+"v=DKIM1;k=rsa;p=MIIB/m,
+    );
   });
 
   it("exports the onboarding link and one invite link per token, as a secret", async () => {
@@ -65,7 +74,11 @@ describe("ServerConfig", () => {
   it("creates one remote command per plan step, each with a content hash trigger", () => {
     const plan = planRelay(config, assets);
     // The engine registers resources concurrently; order is carried by dependencies, tested below.
-    expect(commands("relay").map((c) => c.name).sort()).toEqual(plan.steps.map((s) => `relay-config-${s.id}`).sort());
+    expect(
+      commands("relay")
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(plan.steps.map((s) => `relay-config-${s.id}`).sort());
     for (const s of plan.steps) {
       const c = step(s.id);
       expect(c.inputs.create).toBe(s.script);
@@ -100,7 +113,9 @@ describe("ServerConfig", () => {
 
   it("reads the DKIM key only after the step that makes it", () => {
     const plan = planRelay(config, assets);
-    const keyStep = plan.steps.find((s) => s.kind === "once" && s.files.includes("/etc/dkimkeys/opendkim.private"))!;
+    const keyStep = plan.steps.find(
+      (s) => s.kind === "once" && s.files.includes("/etc/dkimkeys/opendkim.private"),
+    )!;
     const read = findCreated("command:remote:Command", "relay-read-dkim-public-key");
     expect(read.dependencies).toContain(urn(keyStep.id));
     // Only the public half leaves the server, so the private key never enters Pulumi state.
@@ -113,7 +128,8 @@ describe("secrets", () => {
     for (const c of byType("command:remote:Command")) {
       expect(JSON.stringify(c.inputs.create ?? "")).not.toContain(TOKEN);
       if (!isSecretInput(c.inputs.stdin)) expect(JSON.stringify(c.inputs.stdin ?? "")).not.toContain(TOKEN);
-      if (!isSecretInput(c.inputs.triggers?.[0])) expect(JSON.stringify(c.inputs.triggers)).not.toContain(TOKEN);
+      if (!isSecretInput(c.inputs.triggers?.[0]))
+        expect(JSON.stringify(c.inputs.triggers)).not.toContain(TOKEN);
     }
   });
 

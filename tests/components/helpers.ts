@@ -52,7 +52,10 @@ export const mocks: pulumi.runtime.Mocks = {
     const state: Record<string, unknown> = { ...args.inputs };
     switch (args.type) {
       case "hcloud:index/server:Server":
-        return { id: SERVER_ID, state: { ...state, ipv4Address: "203.0.113.10", ipv6Address: "2001:db8::1" } };
+        return {
+          id: SERVER_ID,
+          state: { ...state, ipv4Address: "203.0.113.10", ipv6Address: "2001:db8::1" },
+        };
       case "hcloud:index/primaryIp:PrimaryIp":
         return {
           id: args.inputs.type === "ipv4" ? "11" : "12",
@@ -61,19 +64,27 @@ export const mocks: pulumi.runtime.Mocks = {
       case "command:remote:Command":
         return {
           id: `${args.name}-id`,
-          state: { ...state, stdout: args.name.endsWith("read-dkim-public-key") ? "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A" + "k".repeat(360) : "", stderr: "" },
+          state: {
+            ...state,
+            stdout: args.name.endsWith("read-dkim-public-key")
+              ? "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A" + "k".repeat(360)
+              : "",
+            stderr: "",
+          },
         };
     }
     return { id: `${args.name}-id`, state };
   },
   call(args) {
     invokes.push({ token: args.token, inputs: args.inputs });
-    if (args.token === "cloudflare:index/getZone:getZone") return { id: "zone123", zoneId: "zone123", name: "example.org" };
+    if (args.token === "cloudflare:index/getZone:getZone")
+      return { id: "zone123", zoneId: "zone123", name: "example.org" };
     throw new Error(`mock not implemented: ${args.token}`);
   },
 };
 
-export const isSecretInput = (v: any) => v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
+export const isSecretInput = (v: any) =>
+  v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
 
 /** Strips secret envelopes, for asserting on the plain value. */
 export function plain(v: any): any {
@@ -88,7 +99,12 @@ export function plain(v: any): any {
 export const byType = (type: string) => created.filter((c) => c.type === type);
 export function findCreated(type: string, name: string): Recorded {
   const r = created.find((c) => c.type === type && c.name === name);
-  if (!r) throw new Error(`no ${type} named ${name}; have ${byType(type).map((c) => c.name).join(", ")}`);
+  if (!r)
+    throw new Error(
+      `no ${type} named ${name}; have ${byType(type)
+        .map((c) => c.name)
+        .join(", ")}`,
+    );
   return r;
 }
 

@@ -5,7 +5,17 @@ import { loadConfig } from "../../components/config";
 import { relayRecords, rdata } from "../../components/dns";
 import { publicPorts } from "../../components/plan/facts";
 import { Relay } from "../../components/relay";
-import { byType, created, findCreated, invokes, mocks, plain, SERVER_ID, testAssets, valueOf } from "./helpers";
+import {
+  byType,
+  created,
+  findCreated,
+  invokes,
+  mocks,
+  plain,
+  SERVER_ID,
+  testAssets,
+  valueOf,
+} from "./helpers";
 
 const config = loadConfig({
   mailDomain: "chat.example.org",
@@ -19,7 +29,11 @@ let relay: Relay;
 
 beforeAll(async () => {
   await pulumi.runtime.setMocks(mocks, "chatmail-relay", "test", false);
-  relay = new Relay("relay", { config, assets: testAssets(), sshPrivateKey: pulumi.secret("PRIVATE-KEY-SENTINEL") });
+  relay = new Relay("relay", {
+    config,
+    assets: testAssets(),
+    sshPrivateKey: pulumi.secret("PRIVATE-KEY-SENTINEL"),
+  });
   await valueOf(relay.zoneFile);
   await pulumi.runtime.disconnect();
 });
@@ -30,7 +44,12 @@ describe("HetznerHost", () => {
   it("keeps both addresses independent of the server and protected", () => {
     for (const family of ["ipv4", "ipv6"]) {
       const ip = findCreated("hcloud:index/primaryIp:PrimaryIp", `relay-host-${family}`);
-      expect(ip.inputs).toMatchObject({ type: family, autoDelete: false, deleteProtection: true, location: "fsn1" });
+      expect(ip.inputs).toMatchObject({
+        type: family,
+        autoDelete: false,
+        deleteProtection: true,
+        location: "fsn1",
+      });
       expect(ip.protect).toBe(true);
     }
   });
@@ -44,7 +63,12 @@ describe("HetznerHost", () => {
       deleteProtection: true,
       rebuildProtection: true,
     });
-    expect(server.inputs.publicNets[0]).toMatchObject({ ipv4Enabled: true, ipv4: 11, ipv6Enabled: true, ipv6: 12 });
+    expect(server.inputs.publicNets[0]).toMatchObject({
+      ipv4Enabled: true,
+      ipv4: 11,
+      ipv6Enabled: true,
+      ipv6: 12,
+    });
     expect(typeof server.inputs.firewallIds[0]).toBe("number");
     expect(server.protect).toBe(true);
     expect(server.ignoreChanges).toEqual(["image", "userData", "sshKeys"]);
@@ -52,7 +76,11 @@ describe("HetznerHost", () => {
 
   it("opens exactly the relay's ports in the firewall", () => {
     const rules = findCreated("hcloud:index/firewall:Firewall", "relay-host-firewall").inputs.rules as any[];
-    const open = (protocol: string) => rules.filter((r) => r.protocol === protocol).map((r) => Number(r.port)).sort((a, b) => a - b);
+    const open = (protocol: string) =>
+      rules
+        .filter((r) => r.protocol === protocol)
+        .map((r) => Number(r.port))
+        .sort((a, b) => a - b);
     expect(open("tcp")).toEqual([22, 25, 80, 143, 443, 465, 587, 993]);
     expect(open("udp")).toEqual(publicPorts(config).udp);
     expect(rules.every((r) => r.direction === "in")).toBe(true);
@@ -98,7 +126,11 @@ describe("CloudflareDns", () => {
   });
 
   it("finds the zone by name", () => {
-    expect(invokes.some((i) => i.token === "cloudflare:index/getZone:getZone" && i.inputs.filter.name === "example.org")).toBe(true);
+    expect(
+      invokes.some(
+        (i) => i.token === "cloudflare:index/getZone:getZone" && i.inputs.filter.name === "example.org",
+      ),
+    ).toBe(true);
   });
 });
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, iniKey, OPTION_NAMES, OPTIONS, parseChatmailIni, renderChatmailIni } from "../../components/config";
+import {
+  ConfigError,
+  iniKey,
+  OPTION_NAMES,
+  OPTIONS,
+  parseChatmailIni,
+  renderChatmailIni,
+} from "../../components/config";
 
 // A chatmail.ini as `cmdeploy init` writes it (1.7.0), with an operator's edits.
 const CMDEPLOY_INI = `[params]
@@ -50,14 +57,21 @@ describe("parseChatmailIni", () => {
   });
 
   it("reports keys that set nothing here instead of dropping them silently", () => {
-    expect(parseChatmailIni(CMDEPLOY_INI).unknownKeys).toEqual(["filtermail_http_port_incoming", "passdb_path"]);
+    expect(parseChatmailIni(CMDEPLOY_INI).unknownKeys).toEqual([
+      "filtermail_http_port_incoming",
+      "passdb_path",
+    ]);
   });
 
   it("maps cmdeploy's tls_external_cert_and_key to tlsMode external", () => {
     const { config } = parseChatmailIni(
       "[params]\nmail_domain = chat.example.org\ntls_external_cert_and_key = /etc/c.pem /etc/k.pem\n",
     );
-    expect([config.tlsMode, config.tlsCertPath, config.tlsKeyPath]).toEqual(["external", "/etc/c.pem", "/etc/k.pem"]);
+    expect([config.tlsMode, config.tlsCertPath, config.tlsKeyPath]).toEqual([
+      "external",
+      "/etc/c.pem",
+      "/etc/k.pem",
+    ]);
   });
 
   it("rejects a file without [params]", () => {
@@ -65,12 +79,12 @@ describe("parseChatmailIni", () => {
   });
 
   it("rejects bad values naming the ini option's config name", () => {
-    expect(() => parseChatmailIni("[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 5X\n")).toThrow(
-      ConfigError,
-    );
-    expect(() => parseChatmailIni("[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 5X\n")).toThrow(
-      /maxMailboxSize: "5X"/,
-    );
+    expect(() =>
+      parseChatmailIni("[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 5X\n"),
+    ).toThrow(ConfigError);
+    expect(() =>
+      parseChatmailIni("[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 5X\n"),
+    ).toThrow(/maxMailboxSize: "5X"/);
   });
 });
 

@@ -17,7 +17,8 @@ describe("loadConfig", () => {
   it("applies every default of the options table", () => {
     const config = load({});
     for (const [name, option] of Object.entries(OPTIONS)) {
-      if (option.default !== undefined) expect(config[name as keyof RelayConfig], name).toEqual(option.default);
+      if (option.default !== undefined)
+        expect(config[name as keyof RelayConfig], name).toEqual(option.default);
     }
     expect(config.mailboxesDir).toBe("/home/vmail/mail/chat.example.org");
     expect(config.irohRelay).toBeUndefined();
@@ -42,7 +43,11 @@ describe("loadConfig", () => {
     ["languages", "all", ["ALL"]],
     ["inviteTokens", "s3cr3tToken another-1", ["s3cr3tToken", "another-1"]],
     ["inviteTokens", ["abcdefghijk"], ["abcdefghijk"]],
-    ["passthroughRecipients", "@example.com echo@chat.example.org", ["@example.com", "echo@chat.example.org"]],
+    [
+      "passthroughRecipients",
+      "@example.com echo@chat.example.org",
+      ["@example.com", "echo@chat.example.org"],
+    ],
     ["irohRelay", "https://iroh.example.net", "https://iroh.example.net"],
     ["tlsMode", "self-signed", "self-signed"],
     ["maxLoad1m", "2.5", 2.5],
@@ -65,14 +70,26 @@ describe("loadConfig", () => {
     ["disableIpv6", "yes", /disableIpv6: "yes" is not allowed; use true or false/],
     ["languages", "DE", /languages\[0\]: "DE" is not available; use EN, RU or ALL/],
     ["languages", "ALL EN", /languages: ALL already lists every language/],
-    ["tlsMode", "letsencrypt", /tlsMode: "letsencrypt" is not allowed; use one of acme, self-signed, external/],
+    [
+      "tlsMode",
+      "letsencrypt",
+      /tlsMode: "letsencrypt" is not allowed; use one of acme, self-signed, external/,
+    ],
     ["tlsMode", "external", /tlsMode: external needs both tlsCertPath and tlsKeyPath/],
-    ["filtermailSmtpPort", "80", /filtermailSmtpPort: 80 is out of range; use a whole number from 1024 to 65535/],
+    [
+      "filtermailSmtpPort",
+      "80",
+      /filtermailSmtpPort: 80 is out of range; use a whole number from 1024 to 65535/,
+    ],
     ["filtermailSmtpPort", "10025", /ports: the loopback ports must differ/],
     ["irohRelay", "iroh.example.net", /irohRelay: "iroh.example.net" is not an http\(s\) URL/],
     ["mtailAddress", "somewhere", /mtailAddress: "somewhere" is not an IP address/],
     ["privacyMail", "not-an-address", /privacyMail: "not-an-address" is not an e-mail address/],
-    ["passthroughSenders", "bob@other.org", /passthroughSenders: every entry must be an address at chat.example.org/],
+    [
+      "passthroughSenders",
+      "bob@other.org",
+      /passthroughSenders: every entry must be an address at chat.example.org/,
+    ],
     ["irohRelaySha256", "abc", /irohRelaySha256: "abc" is not a sha256/],
     ["serverOs", "ubuntu-24.04", /serverOs: "ubuntu-24.04" is not allowed; use one of debian-12, debian-13/],
   ])("rejects %s = %j", (name, raw, message) => {
@@ -87,12 +104,16 @@ describe("loadConfig", () => {
 
   it("rejects an invite token shorter than 9 characters without echoing it", () => {
     const message = errorOf({ inviteTokens: "okokokokok shorty" });
-    expect(message).toMatch(/inviteTokens\[1\]: the value is too short; an invite token needs at least 9 characters/);
+    expect(message).toMatch(
+      /inviteTokens\[1\]: the value is too short; an invite token needs at least 9 characters/,
+    );
     expect(message).not.toContain("shorty");
   });
 
   it("rejects an invite token with whitespace or URL-unsafe characters", () => {
-    expect(errorOf({ inviteTokens: ["has space inside"] })).toMatch(/inviteTokens\[0\]: the value may only contain/);
+    expect(errorOf({ inviteTokens: ["has space inside"] })).toMatch(
+      /inviteTokens\[0\]: the value may only contain/,
+    );
     expect(errorOf({ inviteTokens: ["tab\tinside123"] })).toMatch(/inviteTokens\[0\]/);
     expect(errorOf({ inviteTokens: ["question?mark1"] })).toMatch(/inviteTokens\[0\]/);
   });

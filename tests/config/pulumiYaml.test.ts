@@ -30,9 +30,15 @@ describe("Pulumi.yaml", () => {
 describe("Pulumi.prod.yaml", () => {
   it("is a valid example stack for chat.example.org", async () => {
     const { loadConfig } = await import("../../components/config");
-    const stack = parse(readFileSync(join(root, "Pulumi.prod.yaml"), "utf8")).config as Record<string, unknown>;
+    const stack = parse(readFileSync(join(root, "Pulumi.prod.yaml"), "utf8")).config as Record<
+      string,
+      unknown
+    >;
     const raw = Object.fromEntries(
-      Object.entries(stack).map(([k, v]) => [k.replace("chatmail-relay:", ""), Array.isArray(v) ? JSON.stringify(v) : v]),
+      Object.entries(stack).map(([k, v]) => [
+        k.replace("chatmail-relay:", ""),
+        Array.isArray(v) ? JSON.stringify(v) : v,
+      ]),
     );
     const config = loadConfig(raw as Record<string, string>);
     expect(config.mailDomain).toBe("chat.example.org");

@@ -1,11 +1,24 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../components/config";
-import { dkimValue, mtaStsId, rdata, relayRecords, splitTxt, zoneFile, type DnsRecord } from "../../components/dns";
+import {
+  dkimValue,
+  mtaStsId,
+  rdata,
+  relayRecords,
+  splitTxt,
+  zoneFile,
+  type DnsRecord,
+} from "../../components/dns";
 
 const config = loadConfig({ mailDomain: "chat.example.org" });
 // A 2048-bit RSA SubjectPublicKeyInfo is 392 base64 characters.
 const dkimKey = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x".repeat(392 - 44);
-const facts = { ipv4: "203.0.113.10", ipv6: "2001:db8::1", dkimPublicKey: dkimKey, acmeAccountUrl: "https://acme.example/acct/42" };
+const facts = {
+  ipv4: "203.0.113.10",
+  ipv6: "2001:db8::1",
+  dkimPublicKey: dkimKey,
+  acmeAccountUrl: "https://acme.example/acct/42",
+};
 const lines = (records: DnsRecord[]) => records.map((r) => `${r.name} ${r.type} ${rdata(r)}`);
 
 describe("relayRecords", () => {
@@ -17,7 +30,9 @@ describe("relayRecords", () => {
       `_mta-sts.chat.example.org TXT "v=STSv1; id=${mtaStsId(config)}"`,
       "mta-sts.chat.example.org CNAME chat.example.org.",
       "www.chat.example.org CNAME chat.example.org.",
-      `opendkim._domainkey.chat.example.org TXT ${splitTxt(dkimValue(dkimKey)).map((s) => `"${s}"`).join(" ")}`,
+      `opendkim._domainkey.chat.example.org TXT ${splitTxt(dkimValue(dkimKey))
+        .map((s) => `"${s}"`)
+        .join(" ")}`,
       'chat.example.org TXT "v=spf1 a ~all"',
       '_dmarc.chat.example.org TXT "v=DMARC1;p=reject;adkim=s;aspf=s"',
       'chat.example.org CAA 0 issue "letsencrypt.org;accounturi=https://acme.example/acct/42"',
@@ -59,14 +74,19 @@ describe("relayRecords", () => {
   });
 
   it("names the test CA in CAA when the ACME directory is not Let's Encrypt", () => {
-    const pebble = loadConfig({ mailDomain: "chat.example.org", acmeDirectoryUrl: "https://pebble.test:14000/dir" });
+    const pebble = loadConfig({
+      mailDomain: "chat.example.org",
+      acmeDirectoryUrl: "https://pebble.test:14000/dir",
+    });
     const caa = relayRecords(pebble, { ...facts, acmeAccountUrl: "" }).find((r) => r.type === "CAA")!;
     expect(rdata(caa)).toBe('0 issue "pebble.test"');
   });
 
   it("derives the MTA-STS id from the policy, so it changes only when the policy does", () => {
     expect(mtaStsId(config)).toMatch(/^[0-9a-f]{32}$/);
-    expect(mtaStsId(loadConfig({ mailDomain: "chat.example.org", maxUserSendPerMinute: 5 }))).toBe(mtaStsId(config));
+    expect(mtaStsId(loadConfig({ mailDomain: "chat.example.org", maxUserSendPerMinute: 5 }))).toBe(
+      mtaStsId(config),
+    );
     expect(mtaStsId(loadConfig({ mailDomain: "other.example.org" }))).not.toBe(mtaStsId(config));
   });
 });
@@ -85,6 +105,8 @@ describe("zoneFile", () => {
   });
 
   it("says which records are still missing before the first deploy", () => {
-    expect(zoneFile(config, relayRecords(config, {}))).toMatch(/Not yet known, add after deploying: A\/AAAA.*DKIM/);
+    expect(zoneFile(config, relayRecords(config, {}))).toMatch(
+      /Not yet known, add after deploying: A\/AAAA.*DKIM/,
+    );
   });
 });

@@ -13,7 +13,10 @@ const before = planRelay(loadConfig(base), assets);
 function rerun(option: string, value: string | number | boolean): string[] {
   const after = planRelay(loadConfig({ ...base, [option]: value }), assets);
   const old = new Map(before.steps.map((s) => [s.id, s.hash]));
-  return after.steps.filter((s) => old.get(s.id) !== s.hash).map((s) => s.id).sort();
+  return after.steps
+    .filter((s) => old.get(s.id) !== s.hash)
+    .map((s) => s.id)
+    .sort();
 }
 
 const INI = "file:/usr/local/lib/chatmaild/chatmail.ini";
@@ -27,18 +30,35 @@ describe("a single changed option", () => {
     [
       "maxMessageSize",
       1048576,
-      [INI, ...DAEMONS, ...DOVECOT, ...web("info"), "file:/etc/postfix/main.cf", "check:postfix-config", "service:postfix.service"],
+      [
+        INI,
+        ...DAEMONS,
+        ...DOVECOT,
+        ...web("info"),
+        "file:/etc/postfix/main.cf",
+        "check:postfix-config",
+        "service:postfix.service",
+      ],
     ],
     ["maxMailboxSize", "1G", [INI, ...DAEMONS, ...DOVECOT, ...web("info")]],
     ["passwordMinLength", 12, [INI, ...DAEMONS, ...web("info")]],
     ["languages", "EN RU", web("index", "info", "privacy")],
     ["privacyMail", "privacy@example.org", [...DOVECOT, ...web("info", "privacy")]],
     ["maxImapConnections", 500, DOVECOT],
-    ["maxSmtpConnections", 500, ["file:/etc/postfix/master.cf", "check:postfix-config", "service:postfix.service"]],
+    [
+      "maxSmtpConnections",
+      500,
+      ["file:/etc/postfix/master.cf", "check:postfix-config", "service:postfix.service"],
+    ],
     [
       "resolverForwarders",
       "192.0.2.53",
-      ["file:/etc/unbound/unbound.conf.d/chatmail.conf", "file:/etc/resolv.conf", "check:unbound-config", "service:unbound.service"],
+      [
+        "file:/etc/unbound/unbound.conf.d/chatmail.conf",
+        "file:/etc/resolv.conf",
+        "check:unbound-config",
+        "service:unbound.service",
+      ],
     ],
   ])("%s re-runs exactly its units and restarts only their services", (option, value, expected) => {
     expect(rerun(option, value)).toEqual([...expected].sort());
@@ -47,7 +67,14 @@ describe("a single changed option", () => {
   it("inviteTokens re-runs the daemons' config, the pages that change and adds the printable invites", () => {
     const changed = rerun("inviteTokens", "abcdefghijk");
     expect(changed).toEqual(
-      [INI, ...DAEMONS, ...web("index", "info"), "dir:/root/chatmail-invites", "file:/root/chatmail-invites/invite-1.png", "file:/root/chatmail-invites/invite-1.txt"].sort(),
+      [
+        INI,
+        ...DAEMONS,
+        ...web("index", "info"),
+        "dir:/root/chatmail-invites",
+        "file:/root/chatmail-invites/invite-1.png",
+        "file:/root/chatmail-invites/invite-1.txt",
+      ].sort(),
     );
     const after = planRelay(loadConfig({ ...base, inviteTokens: "abcdefghijk" }), assets);
     // The open-registration QR code leaves the web root.
