@@ -108,6 +108,11 @@ describe("ServerConfig", () => {
     const firstFilePhase = plan.steps.filter((s) => s.phase === anyFile.phase);
     for (const f of firstFilePhase) expect(step(f.id).dependencies).toEqual(expect.arrayContaining(packages));
     expect(step("service:postfix.service").dependencies).toContain(urn("service:dovecot.service"));
+    // TLS before the services that use it: the self-signed certificate exists before they (re)start.
+    const cert = plan.steps.find((s) => s.files.includes("/etc/ssl/certs/mailserver.pem"))!;
+    for (const service of ["postfix", "dovecot", "nginx"]) {
+      expect(step(`service:${service}.service`).dependencies).toContain(urn(cert.id));
+    }
     expect(step("service:postfix.service").dependencies).toContain(urn("file:/etc/postfix/main.cf"));
   });
 
