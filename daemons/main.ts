@@ -19,10 +19,25 @@ import { startLastlogin } from "./lastlogin";
 import { createLogger } from "./dictproxy/log";
 import { startMetadata } from "./metadata";
 import { startNewAccount } from "./newaccount";
-import { DOVEAUTH_SOCKET, FSREPORT_TEXTFILE_DIR, LASTLOGIN_SOCKET, LEGACY_METRICS_FILE, METADATA_SOCKET, NOCREATE_FILE, VMAIL_USER } from "./paths";
+import {
+  DOVEAUTH_SOCKET,
+  FSREPORT_TEXTFILE_DIR,
+  LASTLOGIN_SOCKET,
+  LEGACY_METRICS_FILE,
+  METADATA_SOCKET,
+  NOCREATE_FILE,
+  VMAIL_USER,
+} from "./paths";
 import type { Service } from "./service";
 
-export const SERVICES = ["doveauth", "lastlogin", "metadata", "newaccount", "filtermail-outgoing", "filtermail-incoming"] as const;
+export const SERVICES = [
+  "doveauth",
+  "lastlogin",
+  "metadata",
+  "newaccount",
+  "filtermail-outgoing",
+  "filtermail-incoming",
+] as const;
 export type ServiceName = (typeof SERVICES)[number];
 const ONE_SHOTS = ["expire", "fsreport", "quota-expire"] as const;
 
@@ -70,13 +85,16 @@ export function parseArgs(argv: string[]): Invocation {
     else if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg}`);
     else commands.push(arg);
   }
-  if (commands.length === 0) throw new UsageError(`name a service (${SERVICES.join(", ")}) or a command (${ONE_SHOTS.join(", ")})`);
+  if (commands.length === 0)
+    throw new UsageError(`name a service (${SERVICES.join(", ")}) or a command (${ONE_SHOTS.join(", ")})`);
   const oneShot = commands.find((c) => (ONE_SHOTS as readonly string[]).includes(c));
   if (oneShot && oneShot !== commands[0]) throw new UsageError(`${oneShot} must be the only command`);
   if (!oneShot) {
     for (const c of commands) {
       if (!(SERVICES as readonly string[]).includes(c)) {
-        throw new UsageError(`unknown service ${JSON.stringify(c)}; use ${SERVICES.join(", ")}, or one of ${ONE_SHOTS.join(", ")}`);
+        throw new UsageError(
+          `unknown service ${JSON.stringify(c)}; use ${SERVICES.join(", ")}, or one of ${ONE_SHOTS.join(", ")}`,
+        );
       }
     }
   }
@@ -103,7 +121,10 @@ async function startService(name: ServiceName, config: RelayConfig, inv: Invocat
     case "lastlogin":
       return startLastlogin(config, { socketPath: inv.options["--lastlogin-socket"] });
     case "metadata":
-      return startMetadata(config, { socketPath: inv.options["--metadata-socket"], turnSocketPath: inv.options["--turn-socket"] });
+      return startMetadata(config, {
+        socketPath: inv.options["--metadata-socket"],
+        turnSocketPath: inv.options["--turn-socket"],
+      });
     case "newaccount":
       return startNewAccount(config);
     case "filtermail-outgoing":
@@ -133,16 +154,28 @@ async function runOneShot(config: RelayConfig, inv: Invocation, args: string[]):
       if (mdir !== undefined && mdir !== "cur" && mdir !== "new" && mdir !== "tmp") {
         throw new UsageError(`--mdir: ${JSON.stringify(mdir)} is not allowed; use cur, new or tmp`);
       }
-      const report = await buildReport(config, { now, maxnum: intOption(inv, "--maxnum"), minLoginAgeDays: intOption(inv, "--min-login-age"), mdir });
+      const report = await buildReport(config, {
+        now,
+        maxnum: intOption(inv, "--maxnum"),
+        minLoginAgeDays: intOption(inv, "--min-login-age"),
+        mdir,
+      });
       const textfile = inv.options["--textfile"];
-      if (textfile !== undefined) await writePublic(join(textfile === "" ? FSREPORT_TEXTFILE_DIR : textfile, "fsreport.prom"), prometheusText(report));
-      if (inv.flags.has("--legacy-metrics")) await writePublic(inv.options["--legacy-metrics"] ?? LEGACY_METRICS_FILE, legacyMetricsText(report));
-      if (textfile === undefined && !inv.flags.has("--legacy-metrics")) process.stdout.write(summaryText(report));
+      if (textfile !== undefined)
+        await writePublic(
+          join(textfile === "" ? FSREPORT_TEXTFILE_DIR : textfile, "fsreport.prom"),
+          prometheusText(report),
+        );
+      if (inv.flags.has("--legacy-metrics"))
+        await writePublic(inv.options["--legacy-metrics"] ?? LEGACY_METRICS_FILE, legacyMetricsText(report));
+      if (textfile === undefined && !inv.flags.has("--legacy-metrics"))
+        process.stdout.write(summaryText(report));
       return 0;
     }
     case "quota-expire": {
       const [mb, dir] = args;
-      if (!/^\d+$/.test(mb ?? "") || !dir) throw new UsageError("quota-expire needs <target-mb> <mailbox-dir>");
+      if (!/^\d+$/.test(mb ?? "") || !dir)
+        throw new UsageError("quota-expire needs <target-mb> <mailbox-dir>");
       await quotaExpire(Number(mb), dir);
       return 0;
     }
@@ -164,7 +197,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const parsed = parseChatmailIni(readFileSync(inv.iniPath, "utf8"));
-  if (parsed.unknownKeys.length > 0) log.warn(`${inv.iniPath}: ignoring unknown keys ${parsed.unknownKeys.join(", ")}`);
+  if (parsed.unknownKeys.length > 0)
+    log.warn(`${inv.iniPath}: ignoring unknown keys ${parsed.unknownKeys.join(", ")}`);
   const config = parsed.config;
   if ((ONE_SHOTS as readonly string[]).includes(inv.commands[0])) {
     try {

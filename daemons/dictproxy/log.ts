@@ -14,7 +14,10 @@ export interface Logger {
 const DEBUG = Boolean(process.env.CHATMAIL_DEBUG);
 
 /** A logger that prefixes every line with the daemon name, writing through `write` (stderr by default). */
-export function createLogger(name: string, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+export function createLogger(
+  name: string,
+  write: (line: string) => void = (l) => process.stderr.write(l),
+): Logger {
   const emit = (level: string, msg: string): void => write(`${name}: ${level}${msg}\n`);
   return {
     info: (msg) => emit("", msg),
@@ -30,5 +33,8 @@ export function createLogger(name: string, write: (line: string) => void = (l) =
 /** A logger that keeps lines in memory; tests assert on what a daemon logged. */
 export function memoryLogger(name = "test"): Logger & { lines: string[] } {
   const lines: string[] = [];
-  return Object.assign(createLogger(name, (l) => lines.push(l.trimEnd())), { lines });
+  return Object.assign(
+    createLogger(name, (l) => lines.push(l.trimEnd())),
+    { lines },
+  );
 }

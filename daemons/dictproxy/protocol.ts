@@ -51,13 +51,15 @@ function need(fields: string[], count: number, command: string, what: string): v
 }
 
 function integerField(text: string, name: string): number {
-  if (!/^\d{1,10}$/.test(text)) throw new DictProtocolError(`${name} must be a decimal number, got ${JSON.stringify(text)}`);
+  if (!/^\d{1,10}$/.test(text))
+    throw new DictProtocolError(`${name} must be a decimal number, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
 /** Parses one request line (without its LF). Throws DictProtocolError for a malformed line. */
 export function parseRequest(line: string): DictRequest {
-  if (line.includes("\0")) throw new DictProtocolError("raw NUL byte in request (Dovecot escapes NUL as \\0010)");
+  if (line.includes("\0"))
+    throw new DictProtocolError("raw NUL byte in request (Dovecot escapes NUL as \\0010)");
   const command = line[0] ?? "";
   const f = line.slice(1).split("\t").map(unescapeField);
   switch (command) {
@@ -124,7 +126,10 @@ export function formatCommitReply(ok: boolean): string {
  */
 export function pythonJson(value: Record<string, string>): string {
   const str = (s: string): string =>
-    JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    JSON.stringify(s).replace(
+      /[\u007f-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
   return `{${Object.entries(value)
     .map(([k, v]) => `${str(k)}: ${str(v)}`)
     .join(", ")}}`;

@@ -43,7 +43,10 @@ export interface DictTransaction {
 export interface DictHandlers {
   lookup(key: string, user: string | undefined): LookupResult | Promise<LookupResult>;
   /** Rows for `I`; the default is none (just the end line). */
-  iterate?(path: string, user: string | undefined): Iterable<readonly [string, string]> | Promise<Iterable<readonly [string, string]>>;
+  iterate?(
+    path: string,
+    user: string | undefined,
+  ): Iterable<readonly [string, string]> | Promise<Iterable<readonly [string, string]>>;
   /** Applies one `S`; false marks the transaction failed, so its commit answers F. */
   set?(tx: DictTransaction, key: string, value: string): boolean | Promise<boolean>;
 }
@@ -80,7 +83,8 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
 
   // The one way an answer leaves the server; traces carry the status letter only, since values hold hashes.
   const reply = (conn: Connection, line: string): void => {
-    if (log.debugEnabled) log.debug(`conn ${conn.id} reply ${line[0] === "\n" ? "<end>" : line[0]} (${line.length} bytes)`);
+    if (log.debugEnabled)
+      log.debug(`conn ${conn.id} reply ${line[0] === "\n" ? "<end>" : line[0]} (${line.length} bytes)`);
     if (!conn.socket.destroyed) conn.socket.write(line);
   };
 
@@ -133,7 +137,8 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
       req = parseRequest(line);
       await (commands[req.kind] as CommandHandler<typeof req.kind>)(conn, req as never);
     } catch (err) {
-      const what = err instanceof DictProtocolError ? err.message : `exception in the handler: ${String(err)}`;
+      const what =
+        err instanceof DictProtocolError ? err.message : `exception in the handler: ${String(err)}`;
       log.error(`conn ${conn.id}: ${what} (command ${JSON.stringify(line[0] ?? "")}, ${line.length} bytes)`);
       if (!(err instanceof DictProtocolError)) log.debug(String((err as Error).stack));
       // Commands that wait for a line still get one, so Dovecot reports an error instead of timing out.
@@ -202,7 +207,8 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
     socket.on("error", (err) => log.debug(`conn ${conn.id}: ${err.message}`));
     socket.on("close", () => {
       // A client gone mid-transaction leaves nothing behind: sets were applied as they came, the rest is dropped.
-      if (conn.transactions.size > 0) log.info(`conn ${conn.id} closed with ${conn.transactions.size} open transaction(s)`);
+      if (conn.transactions.size > 0)
+        log.info(`conn ${conn.id} closed with ${conn.transactions.size} open transaction(s)`);
       connections.delete(conn);
     });
   };

@@ -1,9 +1,9 @@
 // SHA512-CRYPT ("$6$", Ulrich Drepper's SHA-crypt, https://www.akkadia.org/drepper/SHA-crypt.txt), the scheme
 // existing relays store in <addr>/password and Dovecot verifies through crypt(3). Node has no crypt(3), so this is
-// the published algorithm over a SHA-512 primitive. The primitive is hash-wasm's WebAssembly SHA-512: the 5,000
-// rounds hash tiny messages, and node:crypto's per-call set-up (createHash) made a hash about twice as slow.
+// the published algorithm over a SHA-512 primitive: sha512wasm.ts, because the 5,000 rounds hash tiny messages
+// and node:crypto's per-call set-up (createHash) made a password hash several times slower.
 import { createHash, randomBytes } from "node:crypto";
-import { createSHA512 } from "hash-wasm";
+import { createWasmSha512, IN_PLACE_MAX_BYTES, type InPlaceSha512, type WasmSha512 } from "./sha512wasm";
 
 /** Alphabet of crypt(3)'s base-64 encoding, also the allowed salt characters. */
 export const CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -13,20 +13,15 @@ const MIN_ROUNDS = 1000;
 const MAX_ROUNDS = 999_999_999;
 export const SALT_LENGTH = 16;
 
-/** SHA-512 of `data`. */
-export type Sha512 = (data: Uint8Array) => Uint8Array;
+/** SHA-512 of `data`; `inPlace`, when present, is used for the one-block messages of the rounds. */
+export type Sha512 = ((data: Uint8Array) => Uint8Array) & { readonly inPlace?: InPlaceSha512 };
 
 /** node:crypto's SHA-512; used by tests as an independent primitive. */
 export const nodeSha512: Sha512 = (data) => createHash("sha512").update(data).digest();
 
-/** hash-wasm's SHA-512 (one WebAssembly instance per thread, created once). */
-export async function wasmSha512(): Promise<Sha512> {
-  const h = await createSHA512();
-  return (data) => {
-    h.init();
-    h.update(data);
-    return h.digest("binary");
-  };
+/** The WebAssembly SHA-512 (one instance per call; keep one per thread). */
+export function wasmSha512(): WasmSha512 {
+  return createWasmSha512();
 }
 
 /**
@@ -74,18 +69,16 @@ export function sha512Crypt(sha512: Sha512, password: string, saltSpec: string):
   for (let i = 0; i < P.length; i += 64) pSeq.set(DP.subarray(0, Math.min(64, P.length - i)), i);
   const DS = digestOf(...new Array<Uint8Array>(16 + C[0]).fill(S));
   const sSeq = Buffer.from(DS.subarray(0, S.length));
-  // Step 21: the rounds that make the hash slow. Each message is assembled in one buffer: one hash call per round.
-  // A round's message has one of four lengths; views of each are made once instead of 5,000 times.
-  const msg = new Uint8Array(2 * pSeq.length + sSeq.length + 64);
-  const views = new Map<number, Uint8Array>();
-  const viewOf = (len: number): Uint8Array => {
-    let v = views.get(len);
-    if (!v) views.set(len, (v = msg.subarray(0, len)));
-    return v;
-  };
+  // Step 21: the rounds that make the hash slow. Each round's message is assembled in one buffer and hashed with one
+  // call; with an in-place engine, that buffer is the engine's own memory.
+  const roundLength = 64 + pSeq.length + (sSeq.length + pSeq.length);
+  const inPlace = roundLength <= IN_PLACE_MAX_BYTES ? sha512.inPlace : undefined;
+  const msg = inPlace ? inPlace.message : new Uint8Array(roundLength);
+  const digest = new Uint8Array(64);
+  digest.set(C);
   for (let i = 0; i < rounds; i++) {
     let off = 0;
-    const first = i & 1 ? pSeq : C;
+    const first = i & 1 ? pSeq : digest;
     msg.set(first, off);
     off += first.length;
     if (i % 3) {
@@ -96,11 +89,15 @@ export function sha512Crypt(sha512: Sha512, password: string, saltSpec: string):
       msg.set(pSeq, off);
       off += pSeq.length;
     }
-    const last = i & 1 ? C : pSeq;
+    const last = i & 1 ? digest : pSeq;
     msg.set(last, off);
     off += last.length;
-    C = sha512(viewOf(off));
+    if (inPlace) {
+      inPlace.digest(off);
+      digest.set(inPlace.out);
+    } else digest.set(sha512(msg.subarray(0, off)));
   }
+  C = digest;
   // Step 22: crypt's base-64 of the final digest, bytes taken in the specification's order.
   let out = "";
   const put = (b2: number, b1: number, b0: number, count: number): void => {

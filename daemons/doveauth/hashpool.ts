@@ -19,11 +19,11 @@ export interface PasswordHasher {
 
 /** Hashes on the calling thread (tests, and builds run from TypeScript where no bundle exists for workers). */
 export function inlineHasher(): PasswordHasher {
-  let sha: Promise<Sha512> | undefined;
+  let sha: Sha512 | undefined;
   return {
     async hash(password) {
       sha ??= wasmSha512();
-      return sha512Crypt(await sha, password, newSalt());
+      return sha512Crypt(sha, password, newSalt());
     },
     async close() {},
   };
@@ -63,7 +63,11 @@ export function workerHasher(script: string, size = Math.min(2, availableParalle
 
   const spawn = (): PoolWorker => {
     const pw: PoolWorker = {
-      worker: new Worker(script, { workerData: { role: HASH_WORKER_ROLE } }),
+      // Hashing allocates only small short-lived buffers; small heaps keep each worker's footprint down.
+      worker: new Worker(script, {
+        workerData: { role: HASH_WORKER_ROLE },
+        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+      }),
       job: undefined,
       idleTimer: undefined,
     };
@@ -125,9 +129,9 @@ export function runHashWorker(): void {
   const port = parentPort;
   if (!port) throw new Error("runHashWorker must run in a worker thread");
   const sha = wasmSha512();
-  port.on("message", async (msg: { id: number; password: string }) => {
+  port.on("message", (msg: { id: number; password: string }) => {
     try {
-      port.postMessage({ id: msg.id, hash: sha512Crypt(await sha, msg.password, newSalt()) });
+      port.postMessage({ id: msg.id, hash: sha512Crypt(sha, msg.password, newSalt()) });
     } catch (err) {
       port.postMessage({ id: msg.id, error: (err as Error).message });
     }

@@ -13,7 +13,14 @@ import type { Service } from "../service";
 import { inlineHasher, type PasswordHasher } from "./hashpool";
 import { creationRefusal } from "./rules";
 import { resourceShortage } from "./syslimits";
-import { accountFor, InvalidAddressError, listAddresses, readPasswordHash, setPassword, userdbRecord } from "./user";
+import {
+  accountFor,
+  InvalidAddressError,
+  listAddresses,
+  readPasswordHash,
+  setPassword,
+  userdbRecord,
+} from "./user";
 
 /** Dovecot's password scheme prefix; existing relays store it in the file. */
 export const PASSWORD_SCHEME_PREFIX = "{SHA512-CRYPT}";
@@ -86,10 +93,16 @@ export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}):
     return hash === undefined ? undefined : userdbRecord(account, hash, opts.mailUser);
   };
 
-  const lookupPassdb = async (addr: string, password: string): Promise<Record<string, string> | undefined> => {
+  const lookupPassdb = async (
+    addr: string,
+    password: string,
+  ): Promise<Record<string, string> | undefined> => {
     const existing = await lookupUserdb(addr);
     if (existing) return existing;
-    const refusal = creationRefusal(config, addr, password, { exists: existsSync(nocreatePath), path: nocreatePath });
+    const refusal = creationRefusal(config, addr, password, {
+      exists: existsSync(nocreatePath),
+      path: nocreatePath,
+    });
     if (refusal) {
       log.warn(refusal);
       return undefined;

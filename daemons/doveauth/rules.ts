@@ -23,7 +23,8 @@ export function creationRefusal(
     // The token is a prefix of the password; the first configured token that matches counts, and its length
     // does not count towards the minimum.
     const token = config.inviteTokens.find((t) => t !== "" && password.startsWith(t));
-    if (token === undefined) return "blocked account creation because password didn't contain invite token(s).";
+    if (token === undefined)
+      return "blocked account creation because password didn't contain invite token(s).";
     passwordLength -= [...token].length;
   }
   if (passwordLength < config.passwordMinLength) {
@@ -35,6 +36,7 @@ export function creationRefusal(
   if (localpart.length > config.usernameMaxLength || localpart.length < config.usernameMinLength) {
     return `localpart ${localpart} has to be between ${config.usernameMinLength} and ${config.usernameMaxLength} chars long`;
   }
-  if (!LOCALPART_CHARS.test(localpart)) return `localpart ${JSON.stringify(localpart)} contains invalid characters`;
+  if (!LOCALPART_CHARS.test(localpart))
+    return `localpart ${JSON.stringify(localpart)} contains invalid characters`;
   return undefined;
 }

@@ -7,7 +7,10 @@ import { parseSizeMb } from "../../components/config/load";
 import type { RelayConfig } from "../../components/config/options";
 import type { Logger } from "../dictproxy/log";
 
-export type LimitsConfig = Pick<RelayConfig, "maxLoad1m" | "minAvailableMemory" | "minFreeDiskSpace" | "mailboxesDir">;
+export type LimitsConfig = Pick<
+  RelayConfig,
+  "maxLoad1m" | "minAvailableMemory" | "minFreeDiskSpace" | "mailboxesDir"
+>;
 
 const MIB = 1024 * 1024;
 
@@ -23,7 +26,11 @@ async function freeDiskMb(dir: string): Promise<number> {
   return Math.floor((s.bavail * s.bsize) / MIB);
 }
 
-async function readOrSkip(what: string, read: () => Promise<number>, log: Logger): Promise<number | undefined> {
+async function readOrSkip(
+  what: string,
+  read: () => Promise<number>,
+  log: Logger,
+): Promise<number | undefined> {
   try {
     return await read();
   } catch (err) {

@@ -48,7 +48,8 @@ export function readPasswordHash(account: Account, log: Logger): string | undefi
   try {
     text = readFileSync(account.passwordPath, "latin1");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR")
+      return undefined;
     throw err;
   }
   if (text.trim() === "") {
@@ -59,7 +60,11 @@ export function readPasswordHash(account: Account, log: Logger): string | undefi
 }
 
 /** The passdb/userdb reply fields, in upstream's key order; mail processes run as `mailUser`. */
-export function userdbRecord(account: Account, passwordHash: string, mailUser = VMAIL_USER): Record<string, string> {
+export function userdbRecord(
+  account: Account,
+  passwordHash: string,
+  mailUser = VMAIL_USER,
+): Record<string, string> {
   return { addr: account.addr, home: account.maildir, uid: mailUser, gid: mailUser, password: passwordHash };
 }
 

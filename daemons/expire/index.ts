@@ -46,7 +46,12 @@ export function parseDovecotFilename(path: string): { mtime: number; quotaSize: 
  * Deletes the oldest messages of cur/ and new/ until their quota sizes (the `S=` field) sum to at most
  * targetBytes, never touching messages younger than PROTECT_RECENT_S. Returns the paths removed (or that would be).
  */
-export async function expireToTarget(mailbox: string, targetBytes: number, now: number, dryRun: boolean): Promise<string[]> {
+export async function expireToTarget(
+  mailbox: string,
+  targetBytes: number,
+  now: number,
+  dryRun: boolean,
+): Promise<string[]> {
   const found: Array<{ path: string; mtime: number; quotaSize: number }> = [];
   for (const sub of ["cur", "new"]) {
     let names: string[] = [];
@@ -76,7 +81,13 @@ function day(ts: number): string {
   return new Date(ts * 1000).toLocaleString("en-US", { month: "short", day: "2-digit", timeZone: "UTC" });
 }
 
-async function processMailbox(config: ExpireConfig, mbox: MailboxStat, opts: ExpireOptions, now: number, summary: ExpireSummary): Promise<void> {
+async function processMailbox(
+  config: ExpireConfig,
+  mbox: MailboxStat,
+  opts: ExpireOptions,
+  now: number,
+  summary: ExpireSummary,
+): Promise<void> {
   const out = opts.out ?? (() => {});
   summary.allMailboxes++;
   summary.allFiles += mbox.messages.length;
@@ -89,7 +100,9 @@ async function processMailbox(config: ExpireConfig, mbox: MailboxStat, opts: Exp
   if (mbox.lastLogin === undefined) {
     // No password: not an account (yet). Only an empty directory goes.
     if (!opts.dryRun) {
-      await rmdir(mbox.dir).catch(() => out(`Skipped deleting ${mbox.dir}, doesn't have last_login but isn't empty`));
+      await rmdir(mbox.dir).catch(() =>
+        out(`Skipped deleting ${mbox.dir}, doesn't have last_login but isn't empty`),
+      );
     }
     return;
   }
@@ -146,11 +159,17 @@ export async function runExpire(config: ExpireConfig, opts: ExpireOptions): Prom
 }
 
 /** Dovecot's quota-warning hook (upstream chatmail-quota-expire): trims one mailbox to targetMb now. */
-export async function quotaExpire(targetMb: number, mailbox: string, now = Date.now() / 1000): Promise<number> {
+export async function quotaExpire(
+  targetMb: number,
+  mailbox: string,
+  now = Date.now() / 1000,
+): Promise<number> {
   const removed = await expireToTarget(mailbox, targetMb * 1024 * 1024, now, false);
   if (removed.length > 0) {
     await unlink(join(mailbox, "maildirsize")).catch(() => {});
-    process.stderr.write(`quota-expire: removed ${removed.length} message(s) from ${mailbox.split("/").pop()}\n`);
+    process.stderr.write(
+      `quota-expire: removed ${removed.length} message(s) from ${mailbox.split("/").pop()}\n`,
+    );
   }
   return removed.length;
 }

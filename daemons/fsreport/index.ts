@@ -7,7 +7,15 @@ import type { RelayConfig } from "../../components/config/options";
 import { listMailboxDirs, statMailbox } from "../expire/mailbox";
 
 export const LOGIN_BUCKET_DAYS = [1, 10, 30, 40, 80, 100, 150] as const;
-export const SIZE_THRESHOLDS = [0, 100 * 1024, 512 * 1024, 1024 * 1024, 2 * 1024 * 1024, 5 * 1024 * 1024, 10 * 1024 * 1024] as const;
+export const SIZE_THRESHOLDS = [
+  0,
+  100 * 1024,
+  512 * 1024,
+  1024 * 1024,
+  2 * 1024 * 1024,
+  5 * 1024 * 1024,
+  10 * 1024 * 1024,
+] as const;
 
 export interface ReportOptions {
   now?: number;
@@ -31,7 +39,10 @@ export interface Report {
 
 const isCi = (name: string): boolean => name.startsWith("ci-") || name.startsWith("ac_");
 
-export async function buildReport(config: Pick<RelayConfig, "mailboxesDir">, opts: ReportOptions = {}): Promise<Report> {
+export async function buildReport(
+  config: Pick<RelayConfig, "mailboxesDir">,
+  opts: ReportOptions = {},
+): Promise<Report> {
   const now = opts.now ?? Date.now() / 1000;
   const report: Report = {
     accountsAll: 0,
@@ -49,7 +60,8 @@ export async function buildReport(config: Pick<RelayConfig, "mailboxesDir">, opt
     if (mbox.lastLogin === undefined) continue;
     report.accountsAll++;
     if (isCi(mbox.name)) report.accountsCi++;
-    else for (const d of LOGIN_BUCKET_DAYS) if (mbox.lastLogin >= now - d * 86400) report.activeWithinDays[d]++;
+    else
+      for (const d of LOGIN_BUCKET_DAYS) if (mbox.lastLogin >= now - d * 86400) report.activeWithinDays[d]++;
     if (mbox.lastLogin > now - (opts.minLoginAgeDays ?? 0) * 86400) continue;
     for (const m of mbox.messages) {
       if (opts.mdir && !m.path.includes(`/${opts.mdir}/`)) continue;
@@ -119,7 +131,9 @@ export function summaryText(r: Report): string {
     `accounts: ${r.accountsAll} (${r.accountsCi} CI)`,
     `storage: messages ${humanSize(r.sizeMessages)}, other files ${humanSize(r.sizeExtra)}`,
     ...LOGIN_BUCKET_DAYS.map((d) => `active within ${String(d).padStart(3)} days: ${r.activeWithinDays[d]}`),
-    ...SIZE_THRESHOLDS.map((t) => `messages >= ${humanSize(t)}: ${r.countAtLeast[t]} (${humanSize(r.bytesAtLeast[t])})`),
+    ...SIZE_THRESHOLDS.map(
+      (t) => `messages >= ${humanSize(t)}: ${r.countAtLeast[t]} (${humanSize(r.bytesAtLeast[t])})`,
+    ),
   ];
   return `${lines.join("\n")}\n`;
 }

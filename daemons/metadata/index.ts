@@ -64,7 +64,10 @@ export function turnCredentials(socketPath: string, timeoutMs = TURN_TIMEOUT_MS)
   });
 }
 
-export async function startMetadata(config: RelayConfig, opts: MetadataOptions = {}): Promise<MetadataService> {
+export async function startMetadata(
+  config: RelayConfig,
+  opts: MetadataOptions = {},
+): Promise<MetadataService> {
   const log = opts.log ?? createLogger("chatmail-metadata");
   const domainSuffix = `@${config.mailDomain}`;
   const tokens = createTokenStore(config.mailboxesDir, log);
@@ -77,7 +80,8 @@ export async function startMetadata(config: RelayConfig, opts: MetadataOptions =
   });
   await notifier.requeue();
 
-  const isLocal = (addr: string | undefined): addr is string => addr !== undefined && addr.endsWith(domainSuffix);
+  const isLocal = (addr: string | undefined): addr is string =>
+    addr !== undefined && addr.endsWith(domainSuffix);
 
   const serverEntry = async (name: string): Promise<LookupResult> => {
     switch (name) {

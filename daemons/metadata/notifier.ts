@@ -24,7 +24,12 @@ export interface QueueItem {
 }
 
 /** Writes a queue item file: "addr\nstart_ts\ntoken" (upstream's format), via a .tmp and rename. */
-export async function createQueueItem(queueDir: string, addr: string, startTs: number, token: string): Promise<QueueItem> {
+export async function createQueueItem(
+  queueDir: string,
+  addr: string,
+  startTs: number,
+  token: string,
+): Promise<QueueItem> {
   const path = join(queueDir, randomUUID().replace(/-/g, ""));
   await writeFile(`${path}.tmp`, `${addr}\n${startTs}\n${token}`);
   await rename(`${path}.tmp`, path);
@@ -120,7 +125,11 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     let outcome: string;
     try {
       // The body is the raw token; the notification server (notifications.delta.chat) decrypts and routes it.
-      const res = await doFetch(opts.notificationUrl, { method: "POST", body: item.token, signal: controller.signal });
+      const res = await doFetch(opts.notificationUrl, {
+        method: "POST",
+        body: item.token,
+        signal: controller.signal,
+      });
       await res.arrayBuffer().catch(() => {});
       outcome = String(res.status);
     } catch (err) {
@@ -132,7 +141,9 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     if (closed) return; // the file stays on disk and is retried after restart
     if (outcome === "200") await drop(item);
     else if (outcome === "410") {
-      await tokens.remove(item.addr, item.token).catch((err) => log.error(`removing token: ${(err as Error).message}`));
+      await tokens
+        .remove(item.addr, item.token)
+        .catch((err) => log.error(`removing token: ${(err as Error).message}`));
       await drop(item);
     } else {
       log.warn(`Notification request failed: ${outcome} (${tokenLabel(item.token)}, try ${level + 1})`);

@@ -21,7 +21,11 @@ export interface TokenStore {
   get(addr: string): Promise<string[]>;
 }
 
-export function createTokenStore(mailboxesDir: string, log: Logger, now: () => number = () => Date.now() / 1000): TokenStore {
+export function createTokenStore(
+  mailboxesDir: string,
+  log: Logger,
+  now: () => number = () => Date.now() / 1000,
+): TokenStore {
   const locks = new Map<string, Promise<unknown>>();
   const pathFor = (addr: string): string => join(accountFor(mailboxesDir, addr).maildir, "metadata.json");
 
@@ -65,7 +69,10 @@ export function createTokenStore(mailboxesDir: string, log: Logger, now: () => n
       const doc = await read(path);
       const tokens = tokensOf(doc);
       change(tokens);
-      const next = { ...(doc && typeof doc === "object" && !Array.isArray(doc) ? doc : {}), devicetoken: tokens };
+      const next = {
+        ...(doc && typeof doc === "object" && !Array.isArray(doc) ? doc : {}),
+        devicetoken: tokens,
+      };
       // The mailbox directory may not exist yet: Dovecot creates it at first delivery.
       await mkdir(join(path, ".."), { recursive: true });
       await writeFileAtomic(path, JSON.stringify(next));
@@ -92,7 +99,9 @@ export function createTokenStore(mailboxesDir: string, log: Logger, now: () => n
       const doc = await read(pathFor(addr));
       const raw = (doc as { devicetoken?: unknown } | null)?.devicetoken;
       const tokens = tokensOf(doc);
-      const stale = Array.isArray(raw) || (raw && typeof raw === "object" && Object.keys(raw).length !== Object.keys(tokens).length);
+      const stale =
+        Array.isArray(raw) ||
+        (raw && typeof raw === "object" && Object.keys(raw).length !== Object.keys(tokens).length);
       // Expired entries and the legacy list shape are rewritten so the file does not keep dead tokens.
       if (stale) await modify(addr, () => {});
       return Object.keys(tokens);

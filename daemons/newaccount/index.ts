@@ -34,7 +34,9 @@ function quote(text: string, safe: string): string {
   return Array.from(Buffer.from(text, "utf8"))
     .map((b) => {
       const c = String.fromCharCode(b);
-      return /[A-Za-z0-9_.~-]/.test(c) || safe.includes(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+      return /[A-Za-z0-9_.~-]/.test(c) || safe.includes(c)
+        ? c
+        : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
     })
     .join("");
 }
@@ -50,8 +52,14 @@ export type NewAccountResult =
 export function newAccount(config: NewAccountConfig, query: string): NewAccountResult {
   let prefix = "";
   if (config.inviteTokens.length > 0) {
-    if (query === "") return { ok: false, status: 403, reason: "This relay needs an invite link or QR code; ask the admin for an invite." };
-    if (!config.inviteTokens.includes(query)) return { ok: false, status: 403, reason: "The invite token is not valid." };
+    if (query === "")
+      return {
+        ok: false,
+        status: 403,
+        reason: "This relay needs an invite link or QR code; ask the admin for an invite.",
+      };
+    if (!config.inviteTokens.includes(query))
+      return { ok: false, status: 403, reason: "The invite token is not valid." };
     prefix = query;
   } else if (query !== "") {
     return { ok: false, status: 403, reason: "This relay does not use invite tokens." };
@@ -79,7 +87,10 @@ function send(res: ServerResponse, status: number, body: string, extra: Record<s
   res.end(`${body}\n`);
 }
 
-export async function startNewAccount(config: NewAccountConfig, opts: NewAccountOptions = {}): Promise<NewAccountService> {
+export async function startNewAccount(
+  config: NewAccountConfig,
+  opts: NewAccountOptions = {},
+): Promise<NewAccountService> {
   const log = opts.log ?? createLogger("newaccount");
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? "/";

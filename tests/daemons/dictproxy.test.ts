@@ -19,21 +19,41 @@ import { converse, DictClient, tempRelay, type TempRelay } from "./helpers";
 
 describe("parseRequest", () => {
   it("reads lookups with and without the user field", () => {
-    expect(parseRequest("Lshared/userdb/a@b\ta@b")).toEqual({ kind: "lookup", key: "shared/userdb/a@b", user: "a@b" });
-    expect(parseRequest("Lshared/userdb/a@b")).toEqual({ kind: "lookup", key: "shared/userdb/a@b", user: undefined });
+    expect(parseRequest("Lshared/userdb/a@b\ta@b")).toEqual({
+      kind: "lookup",
+      key: "shared/userdb/a@b",
+      user: "a@b",
+    });
+    expect(parseRequest("Lshared/userdb/a@b")).toEqual({
+      kind: "lookup",
+      key: "shared/userdb/a@b",
+      user: undefined,
+    });
   });
 
   it("reads iterate, begin, set (value optional), commit and rollback", () => {
-    expect(parseRequest("I0\t0\tshared/userdb/")).toMatchObject({ kind: "iterate", flags: 0, maxRows: 0, path: "shared/userdb/" });
+    expect(parseRequest("I0\t0\tshared/userdb/")).toMatchObject({
+      kind: "iterate",
+      flags: 0,
+      maxRows: 0,
+      path: "shared/userdb/",
+    });
     expect(parseRequest("B1\tu@x")).toEqual({ kind: "begin", tid: "1", user: "u@x" });
-    expect(parseRequest("S1\tpriv/g/messagenew")).toEqual({ kind: "set", tid: "1", key: "priv/g/messagenew", value: "" });
+    expect(parseRequest("S1\tpriv/g/messagenew")).toEqual({
+      kind: "set",
+      tid: "1",
+      key: "priv/g/messagenew",
+      value: "",
+    });
     expect(parseRequest("C1")).toEqual({ kind: "commit", tid: "1" });
     expect(parseRequest("R1")).toEqual({ kind: "rollback", tid: "1" });
   });
 
   it("undoes Dovecot's \\001 escapes in every field", () => {
     expect(unescapeField("a\u0001tb\u0001lc\u0001rd\u00011e\u00010")).toBe("a\tb\nc\rd\u0001e\0");
-    expect(parseRequest("Lshared/passdb/pw\u0001tx\"u@x\tu@x")).toMatchObject({ key: 'shared/passdb/pw\tx"u@x' });
+    expect(parseRequest('Lshared/passdb/pw\u0001tx"u@x\tu@x')).toMatchObject({
+      key: 'shared/passdb/pw\tx"u@x',
+    });
   });
 
   it.each([
@@ -88,8 +108,19 @@ describe("startDictServer", () => {
       socketPath: sock,
       log,
       handlers: {
-        lookup: (key, user) => (key === "boom" ? Promise.reject(new Error("handler failed")) : key === "k" ? found(`v-${user ?? ""}`) : NOT_FOUND),
-        iterate: (path) => (path === "p/" ? [["p/a", "1"], ["p/b", "2"]] : []),
+        lookup: (key, user) =>
+          key === "boom"
+            ? Promise.reject(new Error("handler failed"))
+            : key === "k"
+              ? found(`v-${user ?? ""}`)
+              : NOT_FOUND,
+        iterate: (path) =>
+          path === "p/"
+            ? [
+                ["p/a", "1"],
+                ["p/b", "2"],
+              ]
+            : [],
         set: (_tx, key) => key.startsWith("ok/"),
       },
     });
@@ -101,7 +132,9 @@ describe("startDictServer", () => {
   });
 
   it("ignores hello and answers lookups in order", async () => {
-    expect(await converse(sock, "H3\t2\t0\t\tauth\nLk\tu1\nLmissing\tu1\nLk\tu2\n")).toBe("Ov-u1\nN\nOv-u2\n");
+    expect(await converse(sock, "H3\t2\t0\t\tauth\nLk\tu1\nLmissing\tu1\nLk\tu2\n")).toBe(
+      "Ov-u1\nN\nOv-u2\n",
+    );
   });
 
   it("processes a last line that has no LF before EOF", async () => {
@@ -169,9 +202,26 @@ describe("startDictServer", () => {
 
   it("never crashes on random input: every connection is answered or closed", async () => {
     const commandLine = fc.oneof(
-      fc.constantFrom("H3\t2\t0\t\tauth", "Lk\tu", "I0\t0\tp/", "B1\tu", "S1\tok/a\tv", "S1\tbad", "C1", "R1", "U1\tk", "", "\u0001", "Lk\u0001"),
+      fc.constantFrom(
+        "H3\t2\t0\t\tauth",
+        "Lk\tu",
+        "I0\t0\tp/",
+        "B1\tu",
+        "S1\tok/a\tv",
+        "S1\tbad",
+        "C1",
+        "R1",
+        "U1\tk",
+        "",
+        "\u0001",
+        "Lk\u0001",
+      ),
       fc.string({ maxLength: 40 }),
-      fc.tuple(fc.constantFrom("L", "I", "B", "S", "C", "R", "U", "H", "A"), fc.array(fc.string({ maxLength: 10 }), { maxLength: 4 }))
+      fc
+        .tuple(
+          fc.constantFrom("L", "I", "B", "S", "C", "R", "U", "H", "A"),
+          fc.array(fc.string({ maxLength: 10 }), { maxLength: 4 }),
+        )
         .map(([c, f]) => c + f.join("\t")),
     );
     await fc.assert(

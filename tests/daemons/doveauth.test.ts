@@ -34,7 +34,9 @@ describe("doveauth over its socket", () => {
   it("answers N for an unknown user, F for unknown namespaces or types, N for foreign domains", async () => {
     const { sock } = await started();
     expect(await converse(sock, `H3\t2\t0\t\tauth\n${userdb(`foobar@${DOMAIN}`)}\n`)).toBe("N\n");
-    expect(await converse(sock, "Lpriv/foo/x\nLshared/foo/x\nLshared/userdb/abcdefghi@other.org\n")).toBe("F\nF\nN\n");
+    expect(await converse(sock, "Lpriv/foo/x\nLshared/foo/x\nLshared/userdb/abcdefghi@other.org\n")).toBe(
+      "F\nF\nN\n",
+    );
   });
 
   it("creates the account at the first passdb lookup: SHA512-CRYPT file, marker, JSON reply, log line", async () => {
@@ -43,7 +45,12 @@ describe("doveauth over its socket", () => {
     const reply = await converse(sock, `${passdb("q9mr3faue1", addr)}\n`);
     expect(reply.startsWith('O{"addr": "abcdefghi@chat.example.org", "home": "')).toBe(true);
     const record = JSON.parse(reply.slice(1));
-    expect(record).toMatchObject({ addr, home: join(relay.config.mailboxesDir, addr), uid: "vmail", gid: "vmail" });
+    expect(record).toMatchObject({
+      addr,
+      home: join(relay.config.mailboxesDir, addr),
+      uid: "vmail",
+      gid: "vmail",
+    });
     const stored = readFileSync(passwordFile(relay, addr), "latin1");
     expect(stored).toBe(record.password);
     expect(stored).toMatch(/^\{SHA512-CRYPT\}\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/);
@@ -102,7 +109,9 @@ describe("doveauth over its socket", () => {
   it("ends ten concurrent first logins of one address with exactly one password", async () => {
     const { sock, relay } = await started();
     const addr = `samesame1@${DOMAIN}`;
-    const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => converse(sock, `${passdb(`password-${i}x`, addr)}\n`)));
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => converse(sock, `${passdb(`password-${i}x`, addr)}\n`)),
+    );
     const hashes = new Set(replies.map((r) => JSON.parse(r.slice(1)).password));
     expect(hashes.size).toBe(1);
     expect([...hashes][0]).toBe(readFileSync(passwordFile(relay, addr), "latin1"));
@@ -113,7 +122,10 @@ describe("doveauth over its socket", () => {
     // Local parts of exactly 9 characters: c<3-digit thread><digit>abcd.
     const local = (t: number, i: number) => `c${String(t).padStart(3, "0")}${i}abcd`;
     const batches = Array.from({ length: 50 }, (_, t) =>
-      converse(sock, `${Array.from({ length: 5 }, (_, i) => passdb("q9mr3faue", `${local(t, i)}@${DOMAIN}`)).join("\n")}\n`),
+      converse(
+        sock,
+        `${Array.from({ length: 5 }, (_, i) => passdb("q9mr3faue", `${local(t, i)}@${DOMAIN}`)).join("\n")}\n`,
+      ),
     );
     const replies = await Promise.all(batches);
     expect(replies.every((r) => r.split("\n").filter((l) => l.startsWith("O")).length === 5)).toBe(true);
@@ -127,7 +139,9 @@ describe("doveauth over its socket", () => {
     writeFileSync(nocreateFile, "");
     expect(await converse(sock, `${passdb("zequ0Aimuchoodaechik", `newuser12@${DOMAIN}`)}\n`)).toBe("N\n");
     expect((await converse(sock, `${passdb("q9mr3faue", existing)}\n`))[0]).toBe("O");
-    expect(log.lines.some((l) => l.includes("blocked account creation because") && l.includes("exists"))).toBe(true);
+    expect(
+      log.lines.some((l) => l.includes("blocked account creation because") && l.includes("exists")),
+    ).toBe(true);
   });
 
   it("refuses creation while the server is short of memory, but existing accounts keep working", async () => {
@@ -159,7 +173,12 @@ describe("doveauth over its socket", () => {
 });
 
 describe("creationRefusal", () => {
-  const base = { inviteTokens: [] as string[], passwordMinLength: 9, usernameMinLength: 9, usernameMaxLength: 9 };
+  const base = {
+    inviteTokens: [] as string[],
+    passwordMinLength: 9,
+    usernameMinLength: 9,
+    usernameMaxLength: 9,
+  };
   const no = { exists: false, path: "/etc/chatmail-nocreate" };
 
   it.each([
@@ -188,11 +207,15 @@ describe("creationRefusal", () => {
   });
 
   it("refuses addresses with more than one @", () => {
-    expect(creationRefusal({ ...base, usernameMinLength: 3 }, "ab@cdef@x", "q9mr3faue", no)).toContain("not a proper e-mail address");
+    expect(creationRefusal({ ...base, usernameMinLength: 3 }, "ab@cdef@x", "q9mr3faue", no)).toContain(
+      "not a proper e-mail address",
+    );
   });
 
   it("refuses passwords shorter than passwordMinLength", () => {
-    expect(creationRefusal(base, "abcdefghi@x", "12345678", no)).toBe("Password needs to be at least 9 characters long");
+    expect(creationRefusal(base, "abcdefghi@x", "12345678", no)).toBe(
+      "Password needs to be at least 9 characters long",
+    );
     expect(creationRefusal(base, "abcdefghi@x", "123456789", no)).toBeUndefined();
   });
 
@@ -208,10 +231,16 @@ describe("creationRefusal", () => {
     [true, ["asdf"], "asdfmosadkdkfwdofkw", false],
     [true, ["asdf"], "z9873240187420913798", false],
     [true, [], "dsaiujfw9fjiwf9w", false],
-  ])("invite case: nocreate %s, tokens %j, password %s -> created %s", (nocreate, tokens, password, created) => {
-    const refusal = creationRefusal({ ...base, inviteTokens: tokens }, `newuser12@${DOMAIN}`, password, { exists: nocreate, path: "/x" });
-    expect(refusal === undefined).toBe(created);
-  });
+  ])(
+    "invite case: nocreate %s, tokens %j, password %s -> created %s",
+    (nocreate, tokens, password, created) => {
+      const refusal = creationRefusal({ ...base, inviteTokens: tokens }, `newuser12@${DOMAIN}`, password, {
+        exists: nocreate,
+        path: "/x",
+      });
+      expect(refusal === undefined).toBe(created);
+    },
+  );
 
   it("does not count the invite token towards the minimum password length", () => {
     const config = { ...base, inviteTokens: ["s3cr3ttok"] };
@@ -237,7 +266,10 @@ describe("createDoveauth", () => {
   it("can be used without a socket (the core the Lua/HTTP auth of Dovecot 2.4 would call)", async () => {
     const relay = tempRelay();
     relays.push(relay);
-    const core = createDoveauth(relay.config, { nocreateFile: join(relay.dir, "nocreate"), log: memoryLogger() });
+    const core = createDoveauth(relay.config, {
+      nocreateFile: join(relay.dir, "nocreate"),
+      log: memoryLogger(),
+    });
     expect(await core.lookupPassdb(`abcdefghi@${DOMAIN}`, "q9mr3faue")).toMatchObject({ uid: "vmail" });
     expect(await core.listUsers()).toEqual([`abcdefghi@${DOMAIN}`]);
   });

@@ -7,7 +7,14 @@ import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDaemons } from "../../tools/build-daemons";
-import { preparePaths, startDovecot, stopDovecot, writeDovecotConfig, NOBODY_UID, type DovecotPaths } from "./dovecot";
+import {
+  preparePaths,
+  startDovecot,
+  stopDovecot,
+  writeDovecotConfig,
+  NOBODY_UID,
+  type DovecotPaths,
+} from "./dovecot";
 import { DOMAIN, freePort, tempRelay, type TempRelay } from "./helpers";
 import { ImapClient, lmtpDeliver } from "./mailclients";
 
@@ -57,10 +64,26 @@ describe("chatmaild with Dovecot", () => {
     // umask 000: Dovecot's auth and mail processes (other users) must be able to connect to the sockets.
     daemons = spawn(
       "/bin/sh",
-      ["-c", 'umask 000; exec "$0" "$@"', process.execPath, bundle, ini, "doveauth", "lastlogin", "metadata",
-        "--doveauth-socket", paths.doveauthSocket, "--metadata-socket", paths.metadataSocket,
-        "--lastlogin-socket", paths.lastloginSocket, "--nocreate-file", join(relay.dir, "nocreate"),
-        "--mail-user", String(NOBODY_UID)],
+      [
+        "-c",
+        'umask 000; exec "$0" "$@"',
+        process.execPath,
+        bundle,
+        ini,
+        "doveauth",
+        "lastlogin",
+        "metadata",
+        "--doveauth-socket",
+        paths.doveauthSocket,
+        "--metadata-socket",
+        paths.metadataSocket,
+        "--lastlogin-socket",
+        paths.lastloginSocket,
+        "--nocreate-file",
+        join(relay.dir, "nocreate"),
+        "--mail-user",
+        String(NOBODY_UID),
+      ],
       { uid: NOBODY_UID, gid: NOBODY_UID, stdio: ["ignore", "ignore", "pipe"] },
     );
     daemons.stderr?.on("data", (d) => (daemonLog += d));
@@ -81,7 +104,7 @@ describe("chatmaild with Dovecot", () => {
   });
 
   const addr = `abcdef123@${DOMAIN}`;
-  const password = "Pa55w0rd-with\"quote";
+  const password = 'Pa55w0rd-with"quote';
 
   async function login(user: string, pw: string): Promise<{ client: ImapClient; ok: boolean; text: string }> {
     const client = await ImapClient.connect(imapPort);
@@ -122,7 +145,10 @@ describe("chatmaild with Dovecot", () => {
   it("records the login day through the last_login plugin", async () => {
     const path = join(relay.config.mailboxesDir, addr, "password");
     const day = Math.floor(Date.now() / 1000 / 86400) * 86400;
-    await waitFor(() => Math.trunc(statSync(path).mtimeMs / 1000) === day, "password mtime at today's midnight");
+    await waitFor(
+      () => Math.trunc(statSync(path).mtimeMs / 1000) === day,
+      "password mtime at today's midnight",
+    );
   });
 
   it("round-trips the device token and serves server metadata", async () => {

@@ -140,7 +140,9 @@ export function preparePaths(root: string, mailboxesDir: string): DovecotPaths {
 /** Starts Dovecot (it daemonizes); throws with its log when it does not come up. */
 export function startDovecot(configPath: string, logPath: string): void {
   if (!existsSync("/usr/sbin/dovecot")) {
-    throw new Error("dovecot is not installed: apt-get install dovecot-core dovecot-imapd dovecot-lmtpd (.ci/debian-packages)");
+    throw new Error(
+      "dovecot is not installed: apt-get install dovecot-core dovecot-imapd dovecot-lmtpd (.ci/debian-packages)",
+    );
   }
   try {
     // No pipes: the daemonized master would inherit them and execFileSync would wait for EOF forever.

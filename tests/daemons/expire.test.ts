@@ -52,7 +52,11 @@ describe("runExpire", () => {
   it("removes old mail, seen large mail, and maildirsize; keeps unseen large and recent mail", async () => {
     const r = relay();
     const dir = mailbox(r, `user1234x@${DOMAIN}`, 1);
-    const old = [file(join(dir, "cur", "msg_old"), 100, 21), file(join(dir, "new", "msg_old2"), 100, 21), file(join(dir, ".DeltaChat", "cur", "msg_old3"), 100, 21)];
+    const old = [
+      file(join(dir, "cur", "msg_old"), 100, 21),
+      file(join(dir, "new", "msg_old2"), 100, 21),
+      file(join(dir, ".DeltaChat", "cur", "msg_old3"), 100, 21),
+    ];
     const largeSeen = file(join(dir, "cur", "msg_old_large1"), 200_001, 8);
     const largeUnseen = file(join(dir, "new", "msg_old_large2"), 200_001, 8);
     const stay = file(join(dir, "cur", "shouldstay"), 100, 1);
@@ -65,7 +69,9 @@ describe("runExpire", () => {
     expect(existsSync(join(dir, "maildirsize"))).toBe(false);
     expect(lines.some((l) => l.includes("shouldstay"))).toBe(false);
     expect(lines.some((l) => l.startsWith("removing") && l.endsWith("msg_old_large1"))).toBe(true);
-    expect(lines.at(-1)).toMatch(/^Removed 0 out of 1 mailboxes and 4 out of 6 files in existing mailboxes in \d+\.\d\d seconds$/);
+    expect(lines.at(-1)).toMatch(
+      /^Removed 0 out of 1 mailboxes and 4 out of 6 files in existing mailboxes in \d+\.\d\d seconds$/,
+    );
   });
 
   it("changes nothing in a dry run, quota trimming included", async () => {
@@ -78,7 +84,8 @@ describe("runExpire", () => {
     const lines: string[] = [];
     const summary = await runExpire(r.config, { dryRun: true, now: NOW, out: (l) => lines.push(l) });
     expect(summary).toMatchObject({ deletedMailboxes: 1, deletedFiles: 2 });
-    for (const p of [old, big, join(dir, "maildirsize"), join(r.config.mailboxesDir, `inactive1@${DOMAIN}`)]) expect(existsSync(p)).toBe(true);
+    for (const p of [old, big, join(dir, "maildirsize"), join(r.config.mailboxesDir, `inactive1@${DOMAIN}`)])
+      expect(existsSync(p)).toBe(true);
     expect(lines.at(-1)).toContain("[dry run]");
   });
 
@@ -96,7 +103,10 @@ describe("runExpire", () => {
 
   it("reports a missing mailboxes dir and changes nothing", async () => {
     const r = relay();
-    const summary = await runExpire({ ...r.config, mailboxesDir: join(r.dir, "nope") }, { dryRun: false, now: NOW });
+    const summary = await runExpire(
+      { ...r.config, mailboxesDir: join(r.dir, "nope") },
+      { dryRun: false, now: NOW },
+    );
     expect(summary.allMailboxes).toBe(0);
   });
 });
@@ -106,7 +116,9 @@ describe("expireToTarget", () => {
     const r = relay();
     const dir = mailbox(r, `user1234x@${DOMAIN}`, 1);
     const mib = 1024 * 1024;
-    const names = [NOW - 10 * DAY, NOW - 5 * DAY, NOW].map((t, i) => file(join(dir, "cur", `${t}.M${i}P1.host,S=${mib},W=${mib}:2,S`), 100, 0));
+    const names = [NOW - 10 * DAY, NOW - 5 * DAY, NOW].map((t, i) =>
+      file(join(dir, "cur", `${t}.M${i}P1.host,S=${mib},W=${mib}:2,S`), 100, 0),
+    );
     const removed = await expireToTarget(dir, mib, NOW, false);
     expect(removed).toEqual(names.slice(0, 2));
     expect(existsSync(names[2])).toBe(true);
@@ -116,7 +128,10 @@ describe("expireToTarget", () => {
   });
 
   it("parses delivery time and size from Dovecot file names", () => {
-    expect(parseDovecotFilename("cur/1775324677.M448978P3029757.exam,S=3235,W=3305:2,S")).toEqual({ mtime: 1775324677, quotaSize: 3235 });
+    expect(parseDovecotFilename("cur/1775324677.M448978P3029757.exam,S=3235,W=3305:2,S")).toEqual({
+      mtime: 1775324677,
+      quotaSize: 3235,
+    });
     expect(parseDovecotFilename("cur/msg_without_size")).toBeUndefined();
   });
 });
@@ -145,7 +160,11 @@ describe("statMailbox", () => {
     file(join(dir, "garbagedir", "bimbum"), 3, 0);
     const stat = await statMailbox(dir);
     expect(stat.messages.map((m) => m.size).sort((a, b) => a - b)).toEqual([1, 1, 500, 600]);
-    expect(stat.extraFiles.map((f) => f.path.split("/").pop())).toEqual(["large-extra", "password", "bimbum"]);
+    expect(stat.extraFiles.map((f) => f.path.split("/").pop())).toEqual([
+      "large-extra",
+      "password",
+      "bimbum",
+    ]);
     expect(stat.lastLogin).toBe(NOW - DAY);
   });
 });

@@ -1,7 +1,14 @@
 import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildReport, humanSize, legacyMetricsText, prometheusText, summaryText, writePublic } from "../../daemons/fsreport";
+import {
+  buildReport,
+  humanSize,
+  legacyMetricsText,
+  prometheusText,
+  summaryText,
+  writePublic,
+} from "../../daemons/fsreport";
 import { DOMAIN, tempRelay, type TempRelay } from "./helpers";
 
 const NOW = 1_800_000_000;
@@ -29,7 +36,10 @@ function setup() {
   box(`ci-asllkj@${DOMAIN}`, 0);
   box(`ac_12l3kj@${DOMAIN}`, 0);
   box(`ci-l1k2j31@${DOMAIN}`, 0);
-  box(`qweqwe123@${DOMAIN}`, 5, [["cur/m1", 500], ["new/m2", 600]]);
+  box(`qweqwe123@${DOMAIN}`, 5, [
+    ["cur/m1", 500],
+    ["new/m2", 600],
+  ]);
   box(`nomailbox@${DOMAIN}`, undefined);
   return r;
 }
@@ -71,6 +81,11 @@ describe("buildReport", () => {
   it("prints a human summary with short sizes", async () => {
     const r = setup();
     expect(summaryText(await buildReport(r.config, { now: NOW }))).toContain("accounts: 4 (3 CI)");
-    expect([humanSize(500), humanSize(123_456), humanSize(5e8), humanSize(2.5e9)]).toEqual([" 0.50K", "  123K", "  500M", " 2.50G"]);
+    expect([humanSize(500), humanSize(123_456), humanSize(5e8), humanSize(2.5e9)]).toEqual([
+      " 0.50K",
+      "  123K",
+      "  500M",
+      " 2.50G",
+    ]);
   });
 });

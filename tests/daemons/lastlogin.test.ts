@@ -28,12 +28,16 @@ describe("lastlogin", () => {
   const mtime = () => Math.trunc(statSync(join(relay.config.mailboxesDir, addr, "password")).mtimeMs / 1000);
 
   it("stores the login day (UTC midnight) as the password file's mtime", async () => {
-    expect(await converse(sock, `B1111\t${addr}\nS1111\tshared/last-login/${addr}\t1700000000\nC1111\n`)).toBe("O\n");
+    expect(
+      await converse(sock, `B1111\t${addr}\nS1111\tshared/last-login/${addr}\t1700000000\nC1111\n`),
+    ).toBe("O\n");
     expect(mtime()).toBe(Math.floor(1700000000 / 86400) * 86400);
   });
 
   it("takes the address from the key, not from the transaction user", async () => {
-    expect(await converse(sock, `B1\tother@${DOMAIN}\nS1\tshared/last-login/${addr}\t200000\nC1\n`)).toBe("O\n");
+    expect(await converse(sock, `B1\tother@${DOMAIN}\nS1\tshared/last-login/${addr}\t200000\nC1\n`)).toBe(
+      "O\n",
+    );
     expect(mtime()).toBe(172800);
   });
 
@@ -44,7 +48,9 @@ describe("lastlogin", () => {
 
   it("writes nothing for addresses with ../ or without an account", async () => {
     expect(await converse(sock, `B1\tx\nS1\tshared/last-login/../../x@${DOMAIN}\t100000\nC1\n`)).toBe("F\n");
-    expect(await converse(sock, `B1\tx\nS1\tshared/last-login/nobody123@${DOMAIN}\t100000\nC1\n`)).toBe("O\n");
+    expect(await converse(sock, `B1\tx\nS1\tshared/last-login/nobody123@${DOMAIN}\t100000\nC1\n`)).toBe(
+      "O\n",
+    );
   });
 
   it("answers lookups with N", async () => {

@@ -80,7 +80,8 @@ export async function lmtpDeliver(port: number, from: string, to: string, messag
   for (const cmd of ["LHLO test.local", `MAIL FROM:<${from}>`, `RCPT TO:<${to}>`, "DATA"]) {
     conn.write(`${cmd}\r\n`);
     const r = await reply();
-    if (!/^(250|354)/m.test(r.split("\r\n").filter(Boolean).pop() ?? "")) throw new Error(`LMTP ${cmd}: ${r}`);
+    if (!/^(250|354)/m.test(r.split("\r\n").filter(Boolean).pop() ?? ""))
+      throw new Error(`LMTP ${cmd}: ${r}`);
   }
   conn.write(`${message.replace(/\r?\n/g, "\r\n")}\r\n.\r\n`);
   const done = await reply();

@@ -44,7 +44,11 @@ describe("the bundled chatmaild.js", () => {
   });
   afterAll(() => relay.cleanup());
 
-  function run(args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+  function run(args: string[]): {
+    child: ChildProcess;
+    stderr: () => string;
+    exited: Promise<number | null>;
+  } {
     const child = spawn(process.execPath, [bundle, ini, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     child.stderr?.on("data", (d) => (err += d));
@@ -63,17 +67,35 @@ describe("the bundled chatmaild.js", () => {
   it("runs every service in one process, hashes in worker threads, and exits 0 on SIGTERM", async () => {
     const sockets = { auth: relay.socket("auth"), meta: relay.socket("meta"), last: relay.socket("last") };
     const p = run([
-      "doveauth", "lastlogin", "metadata", "newaccount", "filtermail-outgoing", "filtermail-incoming",
-      "--doveauth-socket", sockets.auth, "--metadata-socket", sockets.meta, "--lastlogin-socket", sockets.last,
-      "--nocreate-file", join(relay.dir, "nocreate"),
+      "doveauth",
+      "lastlogin",
+      "metadata",
+      "newaccount",
+      "filtermail-outgoing",
+      "filtermail-incoming",
+      "--doveauth-socket",
+      sockets.auth,
+      "--metadata-socket",
+      sockets.meta,
+      "--lastlogin-socket",
+      sockets.last,
+      "--nocreate-file",
+      join(relay.dir, "nocreate"),
     ]);
     await waitFor(() => (p.stderr().match(/ started/g) ?? []).length === 6, "all six services started");
-    const reply = await converse(sockets.auth, `Lshared/passdb/q9mr3faue"abcdefghi@${DOMAIN}\tabcdefghi@${DOMAIN}\n`);
+    const reply = await converse(
+      sockets.auth,
+      `Lshared/passdb/q9mr3faue"abcdefghi@${DOMAIN}\tabcdefghi@${DOMAIN}\n`,
+    );
     const hash = JSON.parse(reply.slice(1)).password.slice("{SHA512-CRYPT}".length) as string;
     const salt = hash.split("$")[2];
-    expect(execFileSync("openssl", ["passwd", "-6", "-salt", salt, "q9mr3faue"]).toString().trim()).toBe(hash);
+    expect(execFileSync("openssl", ["passwd", "-6", "-salt", salt, "q9mr3faue"]).toString().trim()).toBe(
+      hash,
+    );
     expect(await converse(sockets.meta, `Lpriv/x/devicetoken\tabcdefghi@${DOMAIN}\n`)).toBe("O\n");
-    expect(await converse(sockets.last, `B1\tx\nS1\tshared/last-login/abcdefghi@${DOMAIN}\t1700000000\nC1\n`)).toBe("O\n");
+    expect(
+      await converse(sockets.last, `B1\tx\nS1\tshared/last-login/abcdefghi@${DOMAIN}\t1700000000\nC1\n`),
+    ).toBe("O\n");
     p.child.kill("SIGTERM");
     expect(await p.exited).toBe(0);
     expect(p.stderr()).toContain("SIGTERM: closing");
@@ -84,7 +106,9 @@ describe("the bundled chatmaild.js", () => {
     expect(existsSync(join(relay.config.mailboxesDir, addr, "password"))).toBe(true);
     const dry = run(["expire", "--dry-run", "--days", "-1"]);
     expect(await dry.exited).toBe(2); // "--days -1": the value is not a whole number
-    const p = spawn(process.execPath, [bundle, ini, "expire", "--dry-run", "-v"], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, [bundle, ini, "expire", "--dry-run", "-v"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     p.stdout.on("data", (d) => (out += d));
     await new Promise((r) => p.on("exit", r));

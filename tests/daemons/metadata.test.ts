@@ -39,7 +39,11 @@ async function started(notificationUrl = "http://127.0.0.1:9/notify", extra: Rec
   cleanups.push(() => relay.cleanup());
   const log = memoryLogger("metadata");
   const sock = relay.socket("metadata");
-  const service = await startMetadata(relay.config, { socketPath: sock, log, retryDelaysS: [0, 0.05, 0.05, 0.05, 0.05] });
+  const service = await startMetadata(relay.config, {
+    socketPath: sock,
+    log,
+    retryDelaysS: [0, 0.05, 0.05, 0.05, 0.05],
+  });
   cleanups.push(() => service.close());
   return { relay, sock, log, service };
 }
@@ -50,7 +54,9 @@ describe("metadata dict", () => {
   it("stores a device token at S and answers it at lookup; no tokens is an empty value", async () => {
     const { sock } = await started();
     expect(await converse(sock, `Lpriv/0123/devicetoken\t${ADDR}\n`)).toBe("O\n");
-    expect(await converse(sock, `HELLO\nBtx00\t${ADDR}\nStx00\tpriv/guid00/devicetoken\ttok-a\nCtx00`)).toBe("O\n");
+    expect(await converse(sock, `HELLO\nBtx00\t${ADDR}\nStx00\tpriv/guid00/devicetoken\ttok-a\nCtx00`)).toBe(
+      "O\n",
+    );
     expect(await converse(sock, `Lpriv/0123/devicetoken\t${ADDR}\n`)).toBe("Otok-a\n");
   });
 
@@ -70,7 +76,14 @@ describe("metadata dict", () => {
     const { sock } = await started();
     const out = await converse(
       sock,
-      [`${SERVER_KEY}/irohrelay`, `${SERVER_KEY}/maxsmtprecipients`, `${SERVER_KEY}/unknown`, "shared/0123/vendor/vendor.dovecot/pvt/server/wrong/prefix/key", "priv/123/chatmail", `${SERVER_KEY}/turn`]
+      [
+        `${SERVER_KEY}/irohrelay`,
+        `${SERVER_KEY}/maxsmtprecipients`,
+        `${SERVER_KEY}/unknown`,
+        "shared/0123/vendor/vendor.dovecot/pvt/server/wrong/prefix/key",
+        "priv/123/chatmail",
+        `${SERVER_KEY}/turn`,
+      ]
         .map((k) => `L${k}\t${ADDR}`)
         .join("\n") + "\n",
     );
@@ -184,7 +197,10 @@ describe("push notifications", () => {
     const push = await pushServer();
     cleanups.push(push.close);
     const log = memoryLogger();
-    const service = await startMetadata({ ...relay.config, notificationUrl: push.url }, { socketPath: relay.socket("m"), log });
+    const service = await startMetadata(
+      { ...relay.config, notificationUrl: push.url },
+      { socketPath: relay.socket("m"), log },
+    );
     cleanups.push(() => service.close());
     await service.notifier.idle();
     expect(push.bodies).toEqual([]);
@@ -263,10 +279,20 @@ describe("turnCredentials", () => {
     const server = createNetServer((s) => s.end("user:pass\n"));
     await new Promise<void>((r) => server.listen(path, r));
     cleanups.push(() => new Promise((r) => server.close(r)));
-    const ok = await startMetadata(relay.config, { socketPath: relay.socket("m1"), log: memoryLogger(), turnSocketPath: path });
+    const ok = await startMetadata(relay.config, {
+      socketPath: relay.socket("m1"),
+      log: memoryLogger(),
+      turnSocketPath: path,
+    });
     cleanups.push(() => ok.close());
-    expect(await converse(relay.socket("m1"), `L${SERVER_KEY}/turn\t${ADDR}\n`)).toBe(`O${DOMAIN}:3478:user:pass\n`);
-    const bad = await startMetadata(relay.config, { socketPath: relay.socket("m2"), log: memoryLogger(), turnSocketPath: relay.socket("none") });
+    expect(await converse(relay.socket("m1"), `L${SERVER_KEY}/turn\t${ADDR}\n`)).toBe(
+      `O${DOMAIN}:3478:user:pass\n`,
+    );
+    const bad = await startMetadata(relay.config, {
+      socketPath: relay.socket("m2"),
+      log: memoryLogger(),
+      turnSocketPath: relay.socket("none"),
+    });
     cleanups.push(() => bad.close());
     expect(await converse(relay.socket("m2"), `L${SERVER_KEY}/turn\t${ADDR}\n`)).toBe("N\n");
   });

@@ -70,7 +70,9 @@ describe("startNewAccount", () => {
 
   it("passes the query string as invite token and refuses a wrong one with a reason", async () => {
     const url = await serve({ inviteTokens: ["s3cr3tinvite"] });
-    const ok = (await (await fetch(`${url}/new?s3cr3tinvite`, { method: "POST" })).json()) as { password: string };
+    const ok = (await (await fetch(`${url}/new?s3cr3tinvite`, { method: "POST" })).json()) as {
+      password: string;
+    };
     expect(ok.password.startsWith("s3cr3tinvite")).toBe(true);
     const bad = await fetch(`${url}/cgi-bin/newemail.py?nope`, { method: "POST" });
     expect(bad.status).toBe(403);
