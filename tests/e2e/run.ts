@@ -130,7 +130,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     cleanup.add("ssh connection", () => ssh.close());
     cleanup.add("journal copy", async () => {
       if (!keepRunDir) return;
-      const journal = await container.enter(["journalctl", "-b", "--no-pager", "-o", "short-precise"]).catch((e: Error) => e.message);
+      const journal = await container.enter(["journalctl", "--no-pager", "-o", "short-precise"]).catch((e: Error) => e.message);
       writeFileSync(join(runDir, "journal.txt"), journal + "\n");
     });
 

@@ -3,6 +3,7 @@
 import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
 import { deltachat } from "./deltachat";
+import { expiry } from "./expiry";
 import { invites } from "./invites";
 import { journal } from "./journal";
 import { mail } from "./mail";
@@ -22,6 +23,7 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["Delta Chat", deltachat],
   ["logs", journal],
   ["invite tokens", invites],
+  ["quota and expiry", expiry],
   ["services: restart", restart],
   ["reboot", reboot],
   ["idempotence: one option changed", optionChange],

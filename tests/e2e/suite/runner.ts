@@ -20,16 +20,18 @@ export async function runSuite(
     log(`${group}`);
     for (const test of tests) {
       const started = Date.now();
+      // UTC wall time, to match the test with the server's journal lines.
+      const at = new Date(started).toISOString().slice(11, 19);
       const missing = (test.needs ?? []).filter((id) => !unitIds.has(id));
       try {
         if (missing.length > 0) throw new Error(`the plan has no unit ${missing.join(", ")} yet`);
         await test.run(ctx);
         passed++;
-        log(`  ✓ ${test.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+        log(`  ✓ ${at} ${test.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         failures.push(`${group}: ${test.name}: ${message.split("\n")[0]}`);
-        log(`  ✗ ${test.name}\n    ${message.replace(/\n/g, "\n    ")}`);
+        log(`  ✗ ${at} ${test.name}\n    ${message.replace(/\n/g, "\n    ")}`);
       }
     }
   }
