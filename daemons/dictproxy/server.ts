@@ -96,7 +96,12 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
 
   const commands: { [K in DictRequest["kind"]]: CommandHandler<K> } = {
     hello: () => {},
-    lookup: async (conn, req) => reply(conn, formatLookupReply(await handlers.lookup(req.key, req.user))),
+    lookup: (conn, req) => {
+      // Most lookups are answered synchronously (an existing account is one small file read); no promise then.
+      const result = handlers.lookup(req.key, req.user);
+      if (!(result instanceof Promise)) return reply(conn, formatLookupReply(result));
+      return result.then((r) => reply(conn, formatLookupReply(r)));
+    },
     iterate: async (conn, req) =>
       reply(conn, formatIterateReply(handlers.iterate ? await handlers.iterate(req.path, req.user) : [])),
     begin: (conn, req) => {
@@ -131,18 +136,22 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
     unknown: (_conn, req) => log.warn(`unknown dictproxy request: ${JSON.stringify(req.command)}`),
   };
 
-  const dispatch = async (conn: Connection, line: string): Promise<void> => {
-    let req: DictRequest;
+  const failed = (conn: Connection, line: string, err: unknown): void => {
+    const what = err instanceof DictProtocolError ? err.message : `exception in the handler: ${String(err)}`;
+    log.error(`conn ${conn.id}: ${what} (command ${JSON.stringify(line[0] ?? "")}, ${line.length} bytes)`);
+    if (!(err instanceof DictProtocolError)) log.debug(String((err as Error).stack));
+    // Commands that wait for a line still get one, so Dovecot reports an error instead of timing out.
+    if (COMMANDS_WITH_REPLY.has(line[0] ?? "")) reply(conn, "F\n");
+  };
+
+  /** Runs one request; returns a promise only when its handler went asynchronous. */
+  const dispatch = (conn: Connection, line: string): Promise<void> | void => {
     try {
-      req = parseRequest(line);
-      await (commands[req.kind] as CommandHandler<typeof req.kind>)(conn, req as never);
+      const req = parseRequest(line);
+      const pending = (commands[req.kind] as CommandHandler<typeof req.kind>)(conn, req as never);
+      if (pending instanceof Promise) return pending.catch((err: unknown) => failed(conn, line, err));
     } catch (err) {
-      const what =
-        err instanceof DictProtocolError ? err.message : `exception in the handler: ${String(err)}`;
-      log.error(`conn ${conn.id}: ${what} (command ${JSON.stringify(line[0] ?? "")}, ${line.length} bytes)`);
-      if (!(err instanceof DictProtocolError)) log.debug(String((err as Error).stack));
-      // Commands that wait for a line still get one, so Dovecot reports an error instead of timing out.
-      if (COMMANDS_WITH_REPLY.has(line[0] ?? "")) reply(conn, "F\n");
+      failed(conn, line, err);
     }
   };
 
@@ -161,7 +170,8 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
         conn.ended = true;
         break;
       }
-      await dispatch(conn, line);
+      const pending = dispatch(conn, line);
+      if (pending) await pending;
       if (conn.queue.length < MAX_QUEUED_LINES / 2 && conn.socket.isPaused()) conn.socket.resume();
     }
     conn.busy = false;

@@ -62,8 +62,8 @@ export interface Doveauth {
   lookupUserdb(addr: string): Promise<Record<string, string> | undefined>;
   /** The account's record; creates it first when the rules allow. Undefined: no such account (N). */
   lookupPassdb(addr: string, password: string): Promise<Record<string, string> | undefined>;
-  /** The dict lookup handler: parses the key and formats the reply. */
-  handleLookup(key: string): Promise<LookupResult>;
+  /** The dict lookup handler: parses the key and formats the reply (synchronous unless it creates). */
+  handleLookup(key: string): LookupResult | Promise<LookupResult>;
   listUsers(): Promise<string[]>;
 }
 
@@ -87,11 +87,14 @@ export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}):
     }
   };
 
-  const lookupUserdb = async (addr: string): Promise<Record<string, string> | undefined> => {
+  /** The account's record, read synchronously (the login hot path). */
+  const existingRecord = (addr: string): Record<string, string> | undefined => {
     const account = accountFor(config.mailboxesDir, addr);
-    const hash = await readPasswordHash(account, log);
+    const hash = readPasswordHash(account, log);
     return hash === undefined ? undefined : userdbRecord(account, hash, opts.mailUser);
   };
+  const lookupUserdb = async (addr: string): Promise<Record<string, string> | undefined> =>
+    existingRecord(addr);
 
   const lookupPassdb = async (
     addr: string,
@@ -122,7 +125,7 @@ export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}):
     });
   };
 
-  const handleLookup = async (key: string): Promise<LookupResult> => {
+  const handleLookup = (key: string): LookupResult | Promise<LookupResult> => {
     const slash1 = key.indexOf("/");
     const slash2 = key.indexOf("/", slash1 + 1);
     if (slash1 === -1 || slash2 === -1) {
@@ -146,15 +149,20 @@ export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}):
     }
     // Only our own domain has accounts here; anything else is simply unknown.
     if (!user.endsWith(domainSuffix)) return NOT_FOUND;
+    const answer = (record: Record<string, string> | undefined): LookupResult =>
+      record ? found(pythonJson(record)) : NOT_FOUND;
+    const invalid = (err: unknown): LookupResult => {
+      if (!(err instanceof InvalidAddressError)) throw err;
+      log.warn(err.message);
+      return NOT_FOUND;
+    };
     try {
-      const record = type === "userdb" ? await lookupUserdb(user) : await lookupPassdb(user, args[0]);
-      return record ? found(pythonJson(record)) : NOT_FOUND;
+      const record = existingRecord(user);
+      // Only a passdb lookup of an address without account goes on to creation, which is asynchronous.
+      if (record || type === "userdb") return answer(record);
+      return lookupPassdb(user, args[0]).then(answer, invalid);
     } catch (err) {
-      if (err instanceof InvalidAddressError) {
-        log.warn(err.message);
-        return NOT_FOUND;
-      }
-      throw err;
+      return invalid(err);
     }
   };
 

@@ -3,7 +3,7 @@
 // `enforceE2EEincoming` marker. Every path is built here from a checked address, so no daemon can be steered
 // outside mailboxesDir by `..`, `/` or NUL in an address.
 import { randomInt } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { mkdir, readdir, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../dictproxy/log";
@@ -38,6 +38,20 @@ export function accountFor(mailboxesDir: string, addr: string): Account {
   };
 }
 
+/** Scratch for readSmall: one buffer for the whole process, since reads are synchronous. */
+const SMALL_READ = Buffer.alloc(4096);
+
+/** A small file's content: open, read, close (readFileSync adds an fstat per call). */
+function readSmall(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const n = readSync(fd, SMALL_READ, 0, SMALL_READ.length, 0);
+    return n < SMALL_READ.length ? SMALL_READ.toString("latin1", 0, n) : readFileSync(path, "latin1");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The stored hash, or undefined when there is no account. An empty file counts as none and is logged.
  * Synchronous on purpose: this is every login's hot path, the file is ~120 bytes in the page cache, and a
@@ -46,7 +60,7 @@ export function accountFor(mailboxesDir: string, addr: string): Account {
 export function readPasswordHash(account: Account, log: Logger): string | undefined {
   let text: string;
   try {
-    text = readFileSync(account.passwordPath, "latin1");
+    text = readSmall(account.passwordPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR")
       return undefined;
