@@ -116,6 +116,11 @@ describe("the bundled chatmaild.js", () => {
     expect(existsSync(join(relay.config.mailboxesDir, addr))).toBe(true);
   });
 
+  it("builds byte-identical bundles from the same sources", async () => {
+    const again = await buildDaemons(join(relay.dir, "again", "chatmaild.js"));
+    expect(readFileSync(again).equals(readFileSync(bundle))).toBe(true);
+  });
+
   it("prints a usage error and exits 2 for an unknown service", async () => {
     const p = run(["nosuchservice"]);
     expect(await p.exited).toBe(2);
