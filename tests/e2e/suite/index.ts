@@ -4,6 +4,7 @@ import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
 import { deltachat } from "./deltachat";
 import { expiry } from "./expiry";
+import { inbound } from "./inbound";
 import { invites } from "./invites";
 import { journal } from "./journal";
 import { mail } from "./mail";
@@ -18,6 +19,7 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["services", active],
   ["accounts", accounts],
   ["mail", mail],
+  ["inbound and TLS", inbound],
   ["port 443 and web", web],
   ["metadata and push", push],
   ["Delta Chat", deltachat],
