@@ -141,6 +141,16 @@ async function buildAtomically(dir: string, fill: (tmp: string) => Promise<void>
   }
 }
 
+/** Removes this process's unfinished builds (after Ctrl-C or a kill during the build), mounts first. */
+export async function abandonBuilds(): Promise<void> {
+  const root = cacheDir();
+  if (!existsSync(root)) return;
+  for (const name of readdirSync(root).filter((n) => n.endsWith(`.build-${process.pid}`))) {
+    await unmountUnder(join(root, name));
+    rmSync(join(root, name), { recursive: true, force: true });
+  }
+}
+
 /** Unmounts what an interrupted debootstrap or chroot left mounted below dir (proc, sys), deepest first. */
 async function unmountUnder(dir: string): Promise<void> {
   const mounts = readFileSync("/proc/mounts", "utf8")

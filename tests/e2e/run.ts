@@ -12,7 +12,7 @@ import { applyPlan } from "./deploy";
 import { irohArchive, startHostSide } from "./hostside";
 import { createNetns } from "./netns";
 import { run } from "./proc";
-import { ensureRootfs, rootfsKey, rootfsSpec } from "./rootfs";
+import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec } from "./rootfs";
 import { Ssh } from "./ssh";
 import { runSuite } from "./suite/runner";
 import { SUITE } from "./suite";
@@ -107,6 +107,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     log(`plan: ${first.plan.units.length} units, ${first.plan.steps.length} steps`);
 
     const spec = rootfsSpec([first.plan]);
+    cleanup.add("unfinished rootfs build", abandonBuilds);
     const t0 = Date.now();
     const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
     const label = { all: "rootfs build (cold)", packages: "rootfs build (base cached)", no: "rootfs (cached)" }[rootfs.built];
