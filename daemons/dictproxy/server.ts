@@ -120,9 +120,10 @@ export async function startDictServer(opts: DictServerOptions): Promise<Service>
       }
     },
     unset: (conn, req) => {
-      // Nothing we store is unset through the dict; the commit reports failure like any unhandled change.
-      requireTransaction(conn, req.tid).ok = false;
-      log.warn(`unset not supported: ${JSON.stringify(req.key)}`);
+      // Nothing here is deleted through the dict (a client clearing /private/devicetoken sends U). Upstream
+      // ignored U and its commit still answered O, so clients never saw an error; we keep that.
+      requireTransaction(conn, req.tid);
+      log.warn(`unset ignored: ${JSON.stringify(req.key)}`);
     },
     commit: (conn, req) => {
       const tx = conn.transactions.get(req.tid);

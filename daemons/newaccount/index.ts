@@ -93,6 +93,7 @@ export async function startNewAccount(
 ): Promise<NewAccountService> {
   const log = opts.log ?? createLogger("newaccount");
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    req.resume(); // the request body (Delta Chat sends none) is not needed
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
@@ -114,7 +115,6 @@ export async function startNewAccount(
     const body: Record<string, string> = { email: result.email, password: result.password };
     if (result.dcloginUrl) body.dclogin_url = result.dcloginUrl;
     send(res, 200, pythonJson(body));
-    req.resume();
   };
   const server = createServer(handle);
   server.headersTimeout = 10_000;

@@ -159,6 +159,11 @@ describe("startDictServer", () => {
     b.close();
   });
 
+  it("ignores unset (as upstream) and still commits with O", async () => {
+    expect(await converse(sock, "B1\tu@x\nU1\tok/a\nC1\n")).toBe("O\n");
+    expect(log.lines.some((l) => l.includes("unset ignored"))).toBe(true);
+  });
+
   it("answers F for a set or commit of an unknown transaction and keeps serving", async () => {
     expect(await converse(sock, "S9\tok/x\t1\nC9\nLk\tu\n")).toBe("F\nOv-u\n");
   });
