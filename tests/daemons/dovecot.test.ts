@@ -1,7 +1,7 @@
 // Integration with a real Dovecot (Debian's packages, see .ci/debian-packages), started by the test without
 // systemd: first IMAP login creates the account, a wrong password fails, METADATA round trip, and the LMTP push
 // hook reaches chatmail-metadata, which posts the device token to the (local) notification server.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
@@ -140,6 +140,13 @@ describe("chatmaild with Dovecot", () => {
     expect(ok).toBe(false);
     client.close();
     expect(existsSync(join(relay.config.mailboxesDir, `short@${DOMAIN}`, "password"))).toBe(false);
+  });
+
+  it("lists the accounts through Dovecot's userdb iteration (doveadm user '*')", () => {
+    const out = execFileSync("/usr/bin/doveadm", ["-c", dovecotConf, "user", "*"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    expect(out.toString().split("\n")).toContain(addr);
   });
 
   it("records the login day through the last_login plugin", async () => {
