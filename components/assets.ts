@@ -8,13 +8,14 @@ import type { Assets } from "./plan";
 
 export const PROJECT_ROOT = join(__dirname, "..");
 
-function readTree(dir: string): Map<string, Buffer> {
+/** Every file below `dir` by its relative path (with / separators), in sorted order. */
+export function readTree(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const walk = (d: string) => {
     for (const name of readdirSync(d).sort()) {
       const path = join(d, name);
       if (statSync(path).isDirectory()) walk(path);
-      else out.set(relative(dir, path), readFileSync(path));
+      else out.set(relative(dir, path).split("\\").join("/"), readFileSync(path));
     }
   };
   walk(dir);

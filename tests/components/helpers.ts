@@ -1,11 +1,8 @@
 // Mock-runtime helpers: record what the engine receives for every resource (inputs and options), so tests
 // assert on inputs, never on outputs the mock merely echoes back.
 import * as pulumi from "@pulumi/pulumi";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
-import type { Assets } from "../../components/plan";
 
 export interface Recorded {
   type: string;
@@ -111,26 +108,5 @@ export function findCreated(type: string, name: string): Recorded {
 export const valueOf = <T>(o: pulumi.Input<T>) =>
   new Promise<T>((resolve) => pulumi.output(o).apply((v) => (resolve(v as T), v)));
 
-const root = join(__dirname, "../..");
-function readTree(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(relative(dir, p), readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-/** Real templates and web sources; a small stand-in for the daemon bundle (bundling is tested elsewhere). */
-export function testAssets(): Assets {
-  return {
-    templates: new Map([...readTree(join(root, "templates"))].map(([k, v]) => [k, v.toString("utf8")])),
-    daemonBundle: "// test stand-in for dist/daemons/chatmaild.js\n",
-    website: readTree(join(root, "www")),
-    version: "chatmail-relay test\n",
-  };
-}
+/** The same assets as the plan tests: real templates and web sources, a stand-in daemon bundle. */
+export { testAssets } from "../plan/helpers";

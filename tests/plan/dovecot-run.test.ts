@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PATHS } from "../../components/plan/facts";
-import { planFor, text, writeTree } from "./helpers";
+import { planFor, text, writeTree, testCertificate } from "./helpers";
 
 const DEADLINE_MS = 20_000;
 let dir: string;
@@ -67,29 +67,7 @@ function lmtp(socket: string, commands: string[]): Promise<string[]> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "dovecot-run-"));
   const mail = join(dir, "mail");
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  spawnSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-noenc",
-      "-days",
-      "2",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-subj",
-      "/CN=chat.example.org",
-    ],
-    { stdio: "ignore" },
-  );
+  const { cert, key } = testCertificate(dir);
   const plan = planFor({ mailboxes_dir: mail, tls_external_cert_and_key: `${cert} ${key}` });
   const root = join(dir, "root");
   writeTree(plan, root, (p) => p.startsWith("/etc/dovecot/"));

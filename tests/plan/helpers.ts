@@ -1,7 +1,9 @@
 // Builds relay plans for the plan tests: a config from chatmail.ini lines, assets read from this checkout
 // (templates/, www/) with a stand-in daemon bundle, and helpers to look at or write out the planned files.
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { readTree } from "../../components/assets";
 import { parseChatmailIni } from "../../components/config";
 import type { RelayConfig } from "../../components/config";
 import { planRelay, type Assets, type Plan } from "../../components/plan";
@@ -9,19 +11,6 @@ import type { FileUnit, Unit } from "../../components/plan/types";
 
 export const ROOT = join(__dirname, "../..");
 export const DOMAIN = "chat.example.org";
-
-function readTree(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const path = join(d, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else out.set(relative(dir, path).split("\\").join("/"), readFileSync(path));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 let cachedAssets: Assets | undefined;
 
@@ -74,4 +63,23 @@ export function writeTree(plan: Plan, root: string, keep: (path: string) => bool
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, file.content);
   }
+}
+
+/** A throw-away P-256 certificate for chat.example.org in `dir`, for services run from rendered configs. */
+export function testCertificate(dir: string): { cert: string; key: string } {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc", "-days", "2"].concat([
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-subj",
+      `/CN=${DOMAIN}`,
+    ]),
+    { stdio: "ignore" },
+  );
+  return { cert, key };
 }

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { planFor, writeTree } from "./helpers";
+import { planFor, writeTree, testCertificate } from "./helpers";
 
 const NEW_ACCOUNT_PORT = 12090;
 let dir: string;
@@ -26,29 +26,7 @@ const REQUESTS: Record<string, string> = {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "nginx-run-"));
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  spawnSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-noenc",
-      "-days",
-      "2",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-subj",
-      "/CN=chat.example.org",
-    ],
-    { stdio: "ignore" },
-  );
+  const { cert, key } = testCertificate(dir);
   const plan = planFor({
     tls_external_cert_and_key: `${cert} ${key}`,
     new_account_port: String(NEW_ACCOUNT_PORT),

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Plan } from "../../components/plan";
 import { PATHS, tlsPaths } from "../../components/plan/facts";
 import { RUN_LOG } from "../../components/plan/steps";
-import { configFor, planFor, text, writeTree } from "./helpers";
+import { configFor, planFor, text, writeTree, testCertificate } from "./helpers";
 
 let dir: string;
 let cert: string;
@@ -26,29 +26,7 @@ let key: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "plan-tools-"));
-  cert = join(dir, "cert.pem");
-  key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-noenc",
-      "-days",
-      "2",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-subj",
-      "/CN=chat.example.org",
-    ],
-    { stdio: "ignore" },
-  );
+  ({ cert, key } = testCertificate(dir));
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
