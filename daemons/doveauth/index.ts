@@ -22,6 +22,9 @@ import {
   userdbRecord,
 } from "./user";
 
+/** How long one reading of load, memory and free disk decides about account creation. */
+export const RESOURCE_CHECK_MS = 1000;
+
 /** Dovecot's password scheme prefix; existing relays store it in the file. */
 export const PASSWORD_SCHEME_PREFIX = "{SHA512-CRYPT}";
 
@@ -72,6 +75,15 @@ export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}):
   const hasher = opts.hasher ?? inlineHasher();
   const nocreatePath = opts.nocreateFile ?? NOCREATE_FILE;
   const domainSuffix = `@${config.mailDomain}`;
+  // Load, memory and disk change slowly; a burst of first logins shares one reading per RESOURCE_CHECK_MS.
+  let resources: { at: number; shortage: Promise<string | undefined> } | undefined;
+  const checkResources = (): Promise<string | undefined> => {
+    const now = Date.now();
+    if (!resources || now - resources.at >= RESOURCE_CHECK_MS) {
+      resources = { at: now, shortage: resourceShortage(config, log) };
+    }
+    return resources.shortage;
+  };
   // Same-address creations queue here, so concurrent first logins end with exactly one hash.
   const creating = new Map<string, Promise<unknown>>();
 
@@ -110,7 +122,7 @@ export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}):
       log.warn(refusal);
       return undefined;
     }
-    const shortage = await resourceShortage(config, log);
+    const shortage = await checkResources();
     if (shortage) {
       log.warn(`registration rejected: ${shortage}`);
       return undefined;

@@ -3,8 +3,17 @@
 // `enforceE2EEincoming` marker. Every path is built here from a checked address, so no daemon can be steered
 // outside mailboxesDir by `..`, `/` or NUL in an address.
 import { randomInt } from "node:crypto";
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
-import { mkdir, readdir, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { readdir, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../dictproxy/log";
 import { VMAIL_USER } from "../paths";
@@ -96,9 +105,24 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
 
 /** Stores a hash (creating the maildir) and marks the account as refusing incoming cleartext. */
 export async function setPassword(account: Account, passwordHash: string): Promise<void> {
-  await mkdir(account.maildir, { recursive: true });
-  await writeFileAtomic(account.passwordPath, Buffer.from(passwordHash, "latin1"));
-  await writeFile(account.enforceE2EEPath, "", { flag: "a" });
+  setPasswordSync(account, passwordHash);
+}
+
+/**
+ * setPassword without the thread pool: four small metadata operations cost far less CPU done directly than as
+ * fs.promises round trips (a tenth of a millisecond of blocking per created account).
+ */
+function setPasswordSync(account: Account, passwordHash: string): void {
+  mkdirSync(account.maildir, { recursive: true });
+  const tmp = `${account.passwordPath}.tmp-${randomInt(0, 10_000_000)}`;
+  try {
+    writeFileSync(tmp, passwordHash, "latin1");
+    renameSync(tmp, account.passwordPath);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(openSync(account.enforceE2EEPath, "a"));
 }
 
 /** Last login with day precision: the password file's mtime set to the UTC midnight of `ts`, at most once a day. */
