@@ -21,6 +21,12 @@ const ip = (v: string) =>
 const optionalIp = (v: string) => (v === "" ? undefined : ip(v));
 const email = (v: string) => (/^[^\s@]+@[^\s@]+$/.test(v) ? undefined : "is not an e-mail address");
 const optionalEmail = (v: string) => (v === "" ? undefined : email(v));
+const termsUrl = (v: string) =>
+  /^(https?|data):[^\s"]+$/.test(v) ? undefined : "is not an http(s) or data: URL without spaces or quotes";
+const pemCertificates = (v: string) =>
+  v === "" || /^(\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*)+$/.test(v)
+    ? undefined
+    : "is not a list of PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)";
 const absolutePath = (v: string) => (v === "" || v.startsWith("/") ? undefined : "is not an absolute path");
 const sha256 = (v: string) => (/^[0-9a-f]{64}$/.test(v) ? undefined : "is not a sha256 in lower-case hex");
 const addressOrDomain = (v: string) =>
@@ -231,10 +237,27 @@ export const OPTIONS = {
     default: "https://acme-v02.api.letsencrypt.org/directory",
     check: url,
   }),
+  acmeTermsOfServiceUrl: string({
+    description:
+      "Terms of service the relay agrees to at its ACME CA, exactly as the CA's directory names them (meta.termsOfService); acmetool asks about this URL.",
+    default: "https://letsencrypt.org/documents/LE-SA-v1.8-July-06-2026.pdf",
+    check: termsUrl,
+  }),
+  trustedCaCertificates: string({
+    description:
+      "CA certificates (PEM) the server trusts in addition to Debian's bundle: for outgoing SMTP TLS, MTA-STS and acmetool's connection to the CA. For a private CA or a test network; empty on the public Internet.",
+    default: "",
+    check: pemCertificates,
+  }),
   resolverForwarders: list({
     description: "DNS servers unbound forwards all queries to. Empty: unbound resolves from the root.",
     default: [],
     item: ip,
+  }),
+  resolverDnssec: boolean({
+    description:
+      "unbound and OpenDKIM validate DNSSEC. Turn off only when resolverForwarders point at a private DNS server with unsigned zones (a test network), where validation fails for every name.",
+    default: true,
   }),
 
   // --- deployment: read by the Pulumi program only ---

@@ -58,6 +58,10 @@ describe("a single changed option", () => {
         "file:/etc/resolv.conf",
         "check:unbound-config",
         "service:unbound.service",
+        // OpenDKIM then looks keys up through unbound instead of resolving by itself.
+        "file:/etc/opendkim.conf",
+        "check:opendkim-config",
+        "service:opendkim.service",
       ],
     ],
   ])("%s re-runs exactly its units and restarts only their services", (option, value, expected) => {

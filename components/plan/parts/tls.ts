@@ -125,7 +125,26 @@ function external(ctx: PlanContext): Unit[] {
   ];
 }
 
-export function tls(ctx: PlanContext): Unit[] {
+/** trustedCaCertificates as the operator gave it; the bundle is rebuilt from it. */
+export const TRUSTED_CA_PATH = "/etc/chatmail/trusted-ca.pem";
+/** One file per certificate: OpenSSL's hashed directory (Postfix's smtp_tls_CApath) skips files holding several. */
+const TRUSTED_CA_DIR = "/usr/local/share/ca-certificates/chatmail";
+
+/**
+ * The operator's extra CAs (a private ACME CA, a test network's CA), added to /etc/ssl/certs, which Postfix,
+ * acmetool and curl read. Written even when empty, so that removing the option also removes the trust.
+ */
+function trustedCas(ctx: PlanContext): Unit {
+  const split = [
+    `rm -rf ${q(TRUSTED_CA_DIR)}`,
+    `mkdir -p ${q(TRUSTED_CA_DIR)}`,
+    `awk -v dir=${q(TRUSTED_CA_DIR)} '/-----BEGIN CERTIFICATE-----/ { n++; f = sprintf("%s/ca-%d.crt", dir, n) } f { print > f } /-----END CERTIFICATE-----/ { close(f); f = "" }' ${q(TRUSTED_CA_PATH)}`,
+    "update-ca-certificates --fresh >/dev/null",
+  ].join("\n");
+  return templateFile(ctx, TRUSTED_CA_PATH, "tls/trusted-ca.pem.njk", { then: split });
+}
+
+function modeUnits(ctx: PlanContext): Unit[] {
   switch (ctx.config.tlsMode) {
     case "acme":
       return acme(ctx);
@@ -134,4 +153,8 @@ export function tls(ctx: PlanContext): Unit[] {
     case "external":
       return external(ctx);
   }
+}
+
+export function tls(ctx: PlanContext): Unit[] {
+  return [trustedCas(ctx), ...modeUnits(ctx)];
 }
