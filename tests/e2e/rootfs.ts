@@ -2,11 +2,14 @@
 // package the plan installs, built once and cached under a key made from that package list. The container has
 // no route to a mirror, so the deploy's packages steps must find everything installed already.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, chmodSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Plan } from "../../components/plan";
 import { run } from "./proc";
+
+/** Root filesystems kept in the cache: each is ~400 MB, and every change of the plan's packages makes a new one. */
+const KEEP_ROOTFS = 3;
 
 /** Bump when the build below changes in a way the package list does not show. */
 export const ROOTFS_FORMAT = 1;
@@ -195,11 +198,28 @@ export async function ensureRootfs(
   log: (s: string) => void,
 ): Promise<{ dir: string; built: "no" | "packages" | "all" }> {
   const dir = join(cacheDir(), `rootfs-${rootfsKey(spec)}`);
-  if (existsSync(join(dir, "etc/chatmail-testbed-rootfs"))) return { dir, built: "no" };
+  const marker = join(dir, "etc/chatmail-testbed-rootfs");
+  if (existsSync(marker)) {
+    const now = new Date();
+    utimesSync(marker, now, now);
+    pruneRootfs();
+    return { dir, built: "no" };
+  }
   const { dir: base, built: baseBuilt } = await ensureBase(log);
   await buildAtomically(dir, async (tmp) => {
     await run("cp", ["-a", base, tmp]);
     await installPackages(tmp, spec, log);
   });
+  pruneRootfs();
   return { dir, built: baseBuilt ? "all" : "packages" };
+}
+
+/** Deletes all but the KEEP_ROOTFS most recently used root filesystems (use time = the marker's mtime). */
+function pruneRootfs(): void {
+  const root = cacheDir();
+  const used = readdirSync(root)
+    .filter((n) => /^rootfs-[0-9a-f]+$/.test(n) && existsSync(join(root, n, "etc/chatmail-testbed-rootfs")))
+    .map((n) => ({ n, t: statSync(join(root, n, "etc/chatmail-testbed-rootfs")).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const { n } of used.slice(KEEP_ROOTFS)) rmSync(join(root, n), { recursive: true, force: true });
 }

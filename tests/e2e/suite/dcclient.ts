@@ -31,10 +31,14 @@ export class DcClient {
     return new DcClient(new StdioDeltaChat(proc.stdin, proc.stdout, true), proc, dir, stderr);
   }
 
-  /** A profile configured from a `dclogin:`/`dcaccount:` link, with IO started. */
-  async profile(link: string): Promise<number> {
+  /**
+   * A profile configured from a `dclogin:`/`dcaccount:` link, with IO started. `config` is set after the link
+   * (the way a user would tick "accept invalid certificates" for a self-signed relay).
+   */
+  async profile(link: string, config: Record<string, string> = {}): Promise<number> {
     const id = await this.dc.rpc.addAccount();
     await this.dc.rpc.setConfigFromQr(id, link);
+    if (Object.keys(config).length > 0) await this.dc.rpc.batchSetConfig(id, config);
     await this.dc.rpc.configure(id);
     await this.dc.rpc.startIo(id);
     return id;
