@@ -2,7 +2,7 @@
 // chatmaild.js running every daemon (doveauth, lastlogin, metadata, newaccount, both filtermail directions) in one
 // process: first-login creations/s at 16 connections, passdb lookups/s with p50/p99 for existing accounts at 1, 16
 // and 64 connections, and the process's resident memory idle and at peak. Prints a Markdown table.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -19,7 +19,7 @@ const PASSWORD = "benchpassword1";
 /** Python chatmaild on these machines (issue 4): lookups/s at 1 and 16 connections, creations/s at 16. */
 const REFERENCE = { lookups1: 7300, lookups16: 4000, creations16: 160 };
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
       const port = (s.address() as { port: number }).port;
@@ -29,7 +29,7 @@ function freePort(): Promise<number> {
 }
 
 /** VmRSS and VmHWM (peak) of a process in MB. */
-function memoryMb(pid: number): { rss: number; peak: number } {
+export function memoryMb(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
@@ -42,7 +42,7 @@ function cpuSeconds(pid: number): number {
 }
 
 /** One dict connection that sends a request and waits for its one-line reply. */
-class Conn {
+export class Conn {
   private pending: ((line: string) => void) | undefined;
   private buf = "";
   constructor(private readonly sock: Socket) {
@@ -77,21 +77,31 @@ class Conn {
   }
 }
 
-const passdb = (user: string) => `Lshared/passdb/${PASSWORD}"${user}\t${user}`;
+export const passdb = (user: string) => `Lshared/passdb/${PASSWORD}"${user}\t${user}`;
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
 
-export async function run(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "bench-auth-"));
+/** The bundled chatmaild.js running all six services in one process, as chatmaild.service runs it. */
+export interface Chatmaild {
+  child: ChildProcess;
+  socket: string;
+  /** Where the outgoing filter listens. */
+  filtermailSmtpPort: number;
+  stop(): Promise<void>;
+}
+
+/** Starts the bundle in `dir` with a chatmail.ini of its own plus `iniLines`; resolves once all six started. */
+export async function startChatmaild(dir: string, domain: string, iniLines = ""): Promise<Chatmaild> {
   const mailboxesDir = join(dir, "vmail");
   mkdirSync(mailboxesDir);
   const socket = join(dir, "doveauth.socket");
   const ini = join(dir, "chatmail.ini");
+  const filtermailSmtpPort = await freePort();
   writeFileSync(
     ini,
-    `[params]\nmail_domain = ${DOMAIN}\nmailboxes_dir = ${mailboxesDir}\nmax_load_1m = 99999\nmin_available_memory = 0\n` +
-      `min_free_disk_space = 0\nfiltermail_smtp_port = ${await freePort()}\nfiltermail_smtp_port_incoming = ${await freePort()}\n` +
-      `new_account_port = ${await freePort()}\n`,
+    `[params]\nmail_domain = ${domain}\nmailboxes_dir = ${mailboxesDir}\nmax_load_1m = 99999\nmin_available_memory = 0\n` +
+      `min_free_disk_space = 0\nfiltermail_smtp_port = ${filtermailSmtpPort}\nfiltermail_smtp_port_incoming = ${await freePort()}\n` +
+      `new_account_port = ${await freePort()}\n${iniLines}`,
   );
   const bundle = await buildDaemons(join(dir, "chatmaild.js"));
   const child = spawn(
@@ -119,11 +129,21 @@ export async function run(): Promise<void> {
   );
   let log = "";
   child.stderr?.on("data", (d) => (log += d));
+  const stop = async () => {
+    child.kill("SIGTERM");
+    if (child.exitCode === null) await new Promise((r) => child.once("exit", r));
+  };
+  while ((log.match(/ started/g) ?? []).length < 6) {
+    if (child.exitCode !== null) throw new Error(`chatmaild exited: ${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, socket, filtermailSmtpPort, stop };
+}
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-auth-"));
+  const { child, socket, stop } = await startChatmaild(dir, DOMAIN);
   try {
-    while ((log.match(/ started/g) ?? []).length < 6) {
-      if (child.exitCode !== null) throw new Error(`chatmaild exited: ${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
     await new Promise((r) => setTimeout(r, 2000));
     const idle = memoryMb(child.pid as number);
     const rows: string[][] = [];
@@ -227,8 +247,7 @@ export async function run(): Promise<void> {
       `node flags: ${CHATMAILD_NODE_FLAGS.join(" ")}; lookups run ${LOOKUP_SECONDS} s per row; ${CREATE_CONNECTIONS * CREATES_PER_CONNECTION} creations.`,
     );
   } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
+    await stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CHATMAILD_NODE_FLAGS } from "../../daemons/paths";
 import { build } from "esbuild";
 import * as openpgp from "openpgp";
 import { stuffedSlices } from "../../daemons/smtp/data";
@@ -19,11 +20,11 @@ const ROOT = join(__dirname, "..", "..");
 const RUN_MS = 3000;
 const WARMUP_MS = 500;
 const CONCURRENCY = [1, 10, 50];
-const SENDER = "bench@chat.example.org";
+export const SENDER = "bench@chat.example.org";
 const RECIPIENT = "bob@chat.example.org";
 
 // The child programs, bundled from source text so that no extra file is needed in the repository.
-const SINK_SOURCE = `
+export const SINK_SOURCE = `
 import { startSmtpServer } from "./daemons/smtp/server";
 import { reply } from "./daemons/smtp/reply";
 const ok = reply(250, "2.0.0 Ok: queued");
@@ -58,7 +59,13 @@ interface Child {
   rss: number;
 }
 
-async function startChild(dir: string, name: string, source: string, args: string[]): Promise<Child> {
+export async function startChild(
+  dir: string,
+  name: string,
+  source: string,
+  args: string[],
+  nodeFlags: readonly string[] = [],
+): Promise<Child> {
   const outfile = join(dir, `${name}.js`);
   await build({
     stdin: { contents: source, resolveDir: ROOT, loader: "ts", sourcefile: `${name}.ts` },
@@ -69,8 +76,12 @@ async function startChild(dir: string, name: string, source: string, args: strin
     format: "cjs",
     logLevel: "warning",
   });
-  // execArgv: [] so the child is plain node, without this process's tsx loader (which alone costs ~35 MB).
-  const proc = fork(outfile, args, { execArgv: [], stdio: ["ignore", "ignore", "ignore", "ipc"] });
+  // The child is plain node with the flags the relay's units use, without this process's tsx loader (which
+  // alone costs ~35 MB).
+  const proc = fork(outfile, args, {
+    execArgv: [...nodeFlags],
+    stdio: ["ignore", "ignore", "ignore", "ipc"],
+  });
   const ready = await new Promise<{ port: number; rss?: number }>((resolve, reject) => {
     proc.once("message", (m) => resolve(m as { port: number; rss?: number }));
     proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
@@ -157,7 +168,7 @@ interface LoadResult {
 }
 
 /** `clients` concurrent senders for `ms`; each keeps one connection, or opens a fresh one per message. */
-async function load(
+export async function load(
   port: number,
   wire: Buffer[],
   clients: number,
@@ -188,7 +199,7 @@ async function load(
 }
 
 /** A Delta Chat-like PGP/MIME message whose armored payload holds `payloadBytes` random bytes, encrypted. */
-async function encryptedMessage(key: openpgp.PrivateKey, payloadBytes: number): Promise<Buffer> {
+export async function encryptedMessage(key: openpgp.PrivateKey, payloadBytes: number): Promise<Buffer> {
   const armored = await openpgp.encrypt({
     message: await openpgp.createMessage({ binary: new Uint8Array(randomBytes(payloadBytes)) }),
     encryptionKeys: key.toPublic(),
@@ -232,7 +243,7 @@ export async function run(): Promise<void> {
   try {
     const sink = await startChild(dir, "sink", SINK_SOURCE, []);
     children.push(sink);
-    const filter = await startChild(dir, "filter", FILTER_SOURCE, [String(sink.port)]);
+    const filter = await startChild(dir, "filter", FILTER_SOURCE, [String(sink.port)], CHATMAILD_NODE_FLAGS);
     children.push(filter);
     const idle = await askRss(filter);
 
