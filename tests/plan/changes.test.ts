@@ -20,7 +20,7 @@ function rerun(option: string, value: string | number | boolean): string[] {
 }
 
 const INI = "file:/usr/local/lib/chatmaild/chatmail.ini";
-const DAEMONS = ["service:chatmaild.service", "service:filtermail.service"];
+const DAEMONS = ["service:chatmaild.service"];
 const DOVECOT = ["file:/etc/dovecot/dovecot.conf", "check:dovecot-config", "service:dovecot.service"];
 const web = (...pages: string[]) => pages.map((p) => `file:/var/www/html/${p}.html`);
 

@@ -1,21 +1,24 @@
 import { describe, expect, it } from "vitest";
 import { PATHS } from "../../components/plan/facts";
 import { SERVICES } from "../../daemons/main";
-import { DAEMON_UNITS } from "../../components/plan/parts/daemons";
+import { DAEMONS } from "../../components/plan/parts/daemons";
+import { CHATMAILD_NODE_FLAGS } from "../../daemons/paths";
 import { planFor, text } from "./helpers";
 
-const run = `${PATHS.node} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
+const run = `${PATHS.node} ${CHATMAILD_NODE_FLAGS.join(" ")} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
 
 describe("daemons part", () => {
-  it("runs every daemon of the bundle in one of two units, as vmail", () => {
-    expect([...DAEMON_UNITS.chatmaild, ...DAEMON_UNITS.filtermail].sort()).toEqual([...SERVICES].sort());
+  it("runs every daemon of the bundle in one process (one Node runtime for the memory budget), as vmail", () => {
+    expect([...DAEMONS].sort()).toEqual([...SERVICES].sort());
     const plan = planFor();
     const chatmaild = text(plan, "/etc/systemd/system/chatmaild.service");
-    expect(chatmaild).toContain(`ExecStart=${run} doveauth lastlogin metadata newaccount\n`);
+    expect(chatmaild).toContain(
+      `ExecStart=${run} doveauth lastlogin metadata newaccount filtermail-outgoing filtermail-incoming\n`,
+    );
+    expect(chatmaild).toContain("--max-semi-space-size=2");
     expect(chatmaild).toContain("RuntimeDirectory=doveauth chatmail-metadata chatmail-lastlogin\n");
     expect(chatmaild).toContain("User=vmail\n");
-    const filtermail = text(plan, "/etc/systemd/system/filtermail.service");
-    expect(filtermail).toContain(`ExecStart=${run} filtermail-outgoing filtermail-incoming\n`);
+    expect(plan.units.some((u) => u.id === "file:/etc/systemd/system/filtermail.service")).toBe(false);
   });
 
   it("lets the daemons write below mailboxesDir only", () => {
@@ -48,6 +51,7 @@ describe("daemons part on a relay moved from cmdeploy", () => {
       "doveauth.service",
       "chatmail-metadata.service",
       "lastlogin.service",
+      "filtermail.service",
       "filtermail-incoming.service",
     ]) {
       const step = plan.steps.find((s) => s.id === `service:${legacy}`)!;

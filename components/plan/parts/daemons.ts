@@ -1,22 +1,28 @@
-// The relay's own daemons: one bundled Node program (daemons/main.ts) run by two long-lived units plus two
+// The relay's own daemons: one bundled Node program (daemons/main.ts) run by one long-lived unit plus two
 // timer-driven jobs (relay-deployment.md §6.8 and HEAD's expire/fsreport units, §15.5), and optionally mtail
-// for Prometheus metrics (§6.9). chatmaild.service holds the dict sockets Dovecot uses and the new-account
-// HTTP service; filtermail.service the two SMTP proxies Postfix passes mail through. Both restart when the
-// bundle or chatmail.ini changes.
+// for Prometheus metrics (§6.9). chatmaild.service holds the dict sockets Dovecot uses, the new-account HTTP
+// service and the two SMTP proxies Postfix passes mail through: one process, because one Node runtime costs
+// about 45 MB and the budget for all daemons is 100 MB idle and 160 MB under load (`npm run bench -- memory`).
+// It restarts when the bundle or chatmail.ini changes.
+import { CHATMAILD_NODE_FLAGS } from "../../../daemons/paths";
 import type { PlanContext } from "../context";
 import { PATHS, PORTS } from "../facts";
 import { contentFile, fileId, ids, packages, service, templateFile } from "../units";
 import type { Unit } from "../types";
 
-/** Which daemons each long-lived unit runs (service names of daemons/main.ts). */
-export const DAEMON_UNITS = {
-  chatmaild: ["doveauth", "lastlogin", "metadata", "newaccount"],
-  filtermail: ["filtermail-outgoing", "filtermail-incoming"],
-} as const;
+/** The daemons chatmaild.service runs (service names of daemons/main.ts). */
+export const DAEMONS = [
+  "doveauth",
+  "lastlogin",
+  "metadata",
+  "newaccount",
+  "filtermail-outgoing",
+  "filtermail-incoming",
+] as const;
 
 /**
- * Units of relays deployed by cmdeploy that chatmaild.service and filtermail.service replace (§6.8, §15.5); they
- * are stopped and disabled so their sockets and ports are free. On a new server this does nothing.
+ * Units of relays deployed by cmdeploy that chatmaild.service replaces (§6.8, §15.5); they are stopped and
+ * disabled so their sockets and ports are free. On a new server this does nothing.
  */
 const REPLACED_UNITS = [
   "doveauth.service",
@@ -24,16 +30,16 @@ const REPLACED_UNITS = [
   "chatmail-metadata.service",
   "lastlogin.service",
   "echobot.service",
+  "filtermail.service",
   "filtermail-incoming.service",
   "filtermail-transport.service",
 ];
 
 export function daemons(ctx: PlanContext): Unit[] {
   const { config, assets } = ctx;
-  const run = `${PATHS.node} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
+  const run = `${PATHS.node} ${CHATMAILD_NODE_FLAGS.join(" ")} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
   const vars = {
-    chatmaildCommand: `${run} ${DAEMON_UNITS.chatmaild.join(" ")}`,
-    filtermailCommand: `${run} ${DAEMON_UNITS.filtermail.join(" ")}`,
+    chatmaildCommand: `${run} ${DAEMONS.join(" ")}`,
     expireCommand: `${run} expire`,
     fsreportCommand: `${run} fsreport`,
   };
@@ -42,7 +48,6 @@ export function daemons(ctx: PlanContext): Unit[] {
   const bundle = contentFile(PATHS.daemonBundle, assets.daemonBundle);
   const ini = fileId(PATHS.chatmailIni);
   const chatmaild = unit("chatmaild.service");
-  const filtermail = unit("filtermail.service");
   const expire = [unit("chatmail-expire.service"), unit("chatmail-expire.timer")];
   const fsreport = [unit("chatmail-fsreport.service"), unit("chatmail-fsreport.timer")];
   const replaced = REPLACED_UNITS.map((name) => service(name, { enabled: false, running: false }));
@@ -51,12 +56,10 @@ export function daemons(ctx: PlanContext): Unit[] {
     packages("nodejs", ["nodejs"]),
     bundle,
     chatmaild,
-    filtermail,
     ...expire,
     ...fsreport,
     ...replaced,
     service("chatmaild.service", { restartOn: [...ids([bundle, chatmaild]), ini], after: ids(replaced) }),
-    service("filtermail.service", { restartOn: [...ids([bundle, filtermail]), ini], after: ids(replaced) }),
     // The jobs themselves are started by their timers only; a deploy must not interrupt a running expiry.
     service("chatmail-expire.timer", { restartOn: ids(expire) }),
     service("chatmail-fsreport.timer", { restartOn: ids(fsreport) }),

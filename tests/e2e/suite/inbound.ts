@@ -6,7 +6,7 @@ import { connect as tlsConnect } from "node:tls";
 import { imapLogin, newCredentials, tlsOpts } from "./clients";
 import type { E2eTest, SuiteContext } from "./types";
 
-const MTA = ["service:postfix.service", "service:filtermail.service", "service:opendkim.service"];
+const MTA = ["service:postfix.service", "service:chatmaild.service", "service:opendkim.service"];
 
 /** A plain SMTP conversation on port 25: send each line, collect each complete reply. */
 async function smtp25(ctx: SuiteContext, lines: readonly string[]): Promise<string[]> {

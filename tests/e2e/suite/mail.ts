@@ -13,7 +13,6 @@ export const MAIL = [
   "service:postfix.service",
   "service:dovecot.service",
   "service:chatmaild.service",
-  "service:filtermail.service",
   "service:opendkim.service",
 ];
 const DELIVERY_DEADLINE_MS = 30_000;
