@@ -1,0 +1,66 @@
+// The two federating relays: their configuration (ACME from the test's Pebble, DNS forwarded to the test's knot)
+// and the DNS zones built from the project's own record set with the facts read back from the servers.
+import { loadConfig, type RelayConfig } from "../../../components/config";
+import { relayRecords, zoneFile, type DnsFacts } from "../../../components/dns";
+import { PATHS } from "../../../components/plan/facts";
+import { IROH_ARCHIVE_PATH, NOTIFY_PATH, type HostSide } from "../config";
+import type { Ssh } from "../ssh";
+import type { Zone } from "./dns";
+import { NS_NAME } from "./dns";
+import { ACME_ADDR, DNS_ADDR } from "./net";
+import { ACME_NAME, PEBBLE_TERMS } from "./pebble";
+
+export interface RelaySpec {
+  readonly tag: "a" | "b";
+  readonly domain: string;
+  readonly addr: string;
+}
+
+export const RELAYS: readonly RelaySpec[] = [
+  { tag: "a", domain: "chat-a.example.org", addr: "10.232.0.10" },
+  { tag: "b", domain: "chat-b.example.org", addr: "10.232.0.11" },
+];
+
+export interface Acme {
+  readonly directoryUrl: string;
+  /** PEM the relays trust: Pebble's listener CA and its issuing root. */
+  readonly trusted: string;
+}
+
+export function relayConfig(spec: RelaySpec, host: HostSide, acme: Acme): RelayConfig {
+  return loadConfig({
+    mailDomain: spec.domain,
+    tlsMode: "acme",
+    acmeDirectoryUrl: acme.directoryUrl,
+    acmeEmail: `postmaster@${spec.domain}`,
+    acmeTermsOfServiceUrl: PEBBLE_TERMS,
+    trustedCaCertificates: acme.trusted,
+    resolverForwarders: [DNS_ADDR],
+    resolverDnssec: false,
+    irohRelayDownloadUrl: host.baseUrl + IROH_ARCHIVE_PATH,
+    irohRelaySha256: host.irohSha256,
+    notificationUrl: host.baseUrl + NOTIFY_PATH,
+    // The containers see the load of the whole shared machine (see tests/e2e/config.ts).
+    maxLoad1m: 1000,
+  });
+}
+
+/** The commands components/relay.ts (dnsFacts) runs on the server, so the zone holds what Pulumi would publish. */
+export const READ_DKIM = `openssl pkey -in ${PATHS.dkimPrivateKey} -pubout | sed '/-----/d' | tr -d '\\n'`;
+export const READ_ACME_ACCOUNT = "acmetool account-url 2>/dev/null || true";
+
+export async function readFacts(spec: RelaySpec, ssh: Ssh): Promise<DnsFacts> {
+  const dkimPublicKey = await ssh.out(READ_DKIM);
+  const acmeAccountUrl = await ssh.out(READ_ACME_ACCOUNT);
+  return { ipv4: spec.addr, ...(dkimPublicKey ? { dkimPublicKey } : {}), acmeAccountUrl };
+}
+
+export function relayZone(config: RelayConfig, facts: DnsFacts): Zone {
+  return { origin: config.mailDomain, body: zoneFile(config, relayRecords(config, facts)) };
+}
+
+/** The name server's and the ACME server's own names. */
+export const INFRA_ZONE: Zone = {
+  origin: "example.net",
+  body: [`${NS_NAME}. 60 IN A ${DNS_ADDR}`, `${ACME_NAME}. 60 IN A ${ACME_ADDR}`].join("\n"),
+};

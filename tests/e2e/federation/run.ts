@@ -1,0 +1,282 @@
+// `npm run test:e2e:federation`: two relays (chat-a/chat-b.example.org) as booted Debian 12 containers on a test
+// bridge, with the test's knot serving their zones (the project's own record set, DKIM and ACME account read
+// back from the servers as the Pulumi program does) and Debian's pebble issuing their certificates through the
+// project's acmetool setup. Then the federation suite, a timing report, and cleanup of everything it started.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RelayConfig } from "../../../components/config";
+import { planRelay, type Plan } from "../../../components/plan";
+import { bootContainer, type Container } from "../container";
+import { applyPlan, type DeployResult } from "../deploy";
+import { irohArchive, startHostSide } from "../hostside";
+import { run } from "../proc";
+import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec } from "../rootfs";
+import { Ssh } from "../ssh";
+import { runSuite } from "../suite/runner";
+import { startKnot } from "./dns";
+import { createFederationNet, ACME_ADDR, DNS_ADDR, HOST_ADDR } from "./net";
+import { startPebble } from "./pebble";
+import { INFRA_ZONE, readFacts, relayConfig, relayZone, RELAYS, type RelaySpec } from "./relays";
+import { federationSuite, type FedContext, type Relay } from "./suite";
+
+const log = (s: string) => process.stdout.write(`[fed] ${s}\n`);
+
+class Cleanup {
+  private readonly actions: Array<[string, () => Promise<void>]> = [];
+  private done?: Promise<void>;
+  add(what: string, action: () => Promise<void>) {
+    this.actions.push([what, action]);
+  }
+  run(): Promise<void> {
+    this.done ??= (async () => {
+      for (const [what, action] of this.actions.reverse()) {
+        try {
+          await action();
+        } catch (e) {
+          log(`cleanup: ${what} failed: ${(e as Error).message}`);
+        }
+      }
+    })();
+    return this.done;
+  }
+}
+
+/** Seconds acmetool.service's last run took on the server (the certificate request of the first deploy). */
+async function acmetoolSeconds(ssh: Ssh): Promise<number> {
+  const out = await ssh.out(
+    "systemctl show acmetool.service -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic",
+  );
+  const v = Object.fromEntries(out.split("\n").map((l) => l.split("=") as [string, string]));
+  return (Number(v.ExecMainExitTimestampMonotonic) - Number(v.ExecMainStartTimestampMonotonic)) / 1e6;
+}
+
+export async function main(opts: { only?: string; hold?: boolean } = {}): Promise<number> {
+  if (process.getuid?.() !== 0)
+    throw new Error("the federation testbed needs root (network namespaces, nspawn, mounts)");
+  const timings: Array<[string, number]> = [];
+  const time = (label: string, seconds: number) => timings.push([label, seconds]);
+  const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    const value = await f();
+    time(label, (Date.now() - t) / 1000);
+    return value;
+  };
+  const cleanup = new Cleanup();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`);
+    void cleanup.run().then(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  const runDir = mkdtempSync("/tmp/cmfed-");
+  let keepRunDir = false;
+  cleanup.add("run directory", async () => {
+    if (keepRunDir) log(`logs kept in ${runDir}`);
+    else rmSync(runDir, { recursive: true, force: true });
+  });
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { loadAssets } =
+      require("../../../components/assets") as typeof import("../../../components/assets");
+    const assets = loadAssets();
+    const makePlan = (config: RelayConfig): Plan => planRelay(config, assets);
+
+    const net = await createFederationNet([
+      ...RELAYS.map((r) => ({ tag: r.tag, addrs: [r.addr] })),
+      { tag: "infra", addrs: [DNS_ADDR, ACME_ADDR] },
+    ]);
+    cleanup.add("test network", () => net.remove());
+    const infra = net.members.get("infra")!;
+    log(
+      `bridge ${HOST_ADDR}/24: DNS ${DNS_ADDR}, ACME ${ACME_ADDR}, ${RELAYS.map((r) => `${r.domain} ${r.addr}`).join(", ")}`,
+    );
+
+    const hostSide = await startHostSide(HOST_ADDR);
+    cleanup.add("host-side HTTP server", () => hostSide.close());
+    const placeholderAcme = { directoryUrl: "https://acme.example.net:14000/dir", trusted: "" };
+    const probe = makePlan(
+      relayConfig(RELAYS[0], { baseUrl: hostSide.baseUrl, irohSha256: "0".repeat(64) }, placeholderAcme),
+    );
+    const download = probe.units.find((u) => u.kind === "download");
+    const iroh = await irohArchive(runDir, download?.kind === "download" ? download.member : "./iroh-relay");
+    hostSide.serveArchive(iroh.path);
+    const host = { baseUrl: hostSide.baseUrl, irohSha256: iroh.binarySha256 };
+
+    // The zones before the first deploy: addresses and the records that need no server facts (Pebble resolves
+    // the relays' names to validate their challenges). DKIM and the ACME account follow after the deploy.
+    const knot = await timed("DNS server start", () =>
+      startKnot({
+        dir: join(runDir, "knot"),
+        netnsName: infra.name,
+        addr: DNS_ADDR,
+        zones: [
+          INFRA_ZONE,
+          ...RELAYS.map((r) =>
+            relayZone(relayConfig(r, host, placeholderAcme), { ipv4: r.addr, acmeAccountUrl: "" }),
+          ),
+        ],
+      }),
+    );
+    cleanup.add("knot", () => knot.close());
+    const pebble = await timed("ACME server start", () =>
+      startPebble({
+        dir: join(runDir, "pebble"),
+        netnsName: infra.name,
+        addr: ACME_ADDR,
+        dnsServer: DNS_ADDR,
+      }),
+    );
+    cleanup.add("pebble", () => pebble.close());
+    const acme = {
+      directoryUrl: pebble.directoryUrl,
+      trusted: pebble.listenerCa.trim() + "\n" + pebble.issuingRoot.trim() + "\n",
+    };
+    const configs = RELAYS.map((r) => relayConfig(r, host, acme));
+    const plans = configs.map(makePlan);
+    log(`plan: ${plans[0].units.length} units, ${plans[0].steps.length} steps per relay`);
+
+    const spec = rootfsSpec(plans);
+    cleanup.add("unfinished rootfs build", abandonBuilds);
+    const t0 = Date.now();
+    const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
+    const label = {
+      all: "rootfs build (cold)",
+      packages: "rootfs build (base cached)",
+      no: "rootfs (cached)",
+    }[rootfs.built];
+    time(label, (Date.now() - t0) / 1000);
+    log(`rootfs ${rootfsKey(spec)}: ${label}`);
+
+    const keyPath = join(runDir, "id_ed25519");
+    await run("ssh-keygen", [
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      "",
+      "-C",
+      "chatmail-e2e-federation",
+      "-f",
+      keyPath,
+    ]);
+    const authorizedKey = readFileSync(`${keyPath}.pub`, "utf8");
+    const boot = async (spec: RelaySpec): Promise<Container> => {
+      const relayDir = join(runDir, spec.tag);
+      const c = await bootContainer({
+        rootfs: rootfs.dir,
+        runDir: relayDir,
+        netns: net.members.get(spec.tag)!,
+        authorizedKey,
+        log,
+      });
+      cleanup.add(`container ${spec.domain}`, () => c.stop());
+      cleanup.add(`journal copy ${spec.domain}`, async () => {
+        if (!keepRunDir) return;
+        const journal = await c
+          .enter(["journalctl", "--no-pager", "-o", "short-precise"])
+          .catch((e: Error) => e.message);
+        writeFileSync(join(relayDir, "journal.txt"), journal + "\n");
+      });
+      return c;
+    };
+    const containers = await timed("boot (both, parallel)", async () => {
+      const settled = await Promise.allSettled(RELAYS.map(boot));
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      if (failed) throw failed.reason;
+      return settled.map((s) => (s as PromiseFulfilledResult<Container>).value);
+    });
+    const sshs = RELAYS.map((r) => new Ssh({ addr: r.addr, keyPath, controlDir: runDir }));
+    for (const s of sshs) cleanup.add("ssh connection", () => s.close());
+
+    // The cached rootfs has the relay's packages installed already, so its boot started Debian's default nginx
+    // on port 80. On a fresh server the packages step installs nginx without starting it, and acmetool answers
+    // the first challenge itself; stopping nginx gives the deploy that same starting point.
+    await Promise.all(sshs.map((s) => s.out("systemctl stop nginx.service")));
+    log("deploying both relays");
+    const results: DeployResult[] = await timed("first deploy (both, parallel)", () =>
+      Promise.all(
+        RELAYS.map((r, i) =>
+          applyPlan(plans[i], sshs[i], join(runDir, `deploy-state-${r.tag}.json`), () => {}),
+        ),
+      ),
+    );
+    for (const [i, r] of RELAYS.entries()) {
+      log(`${r.domain}: ${results[i].ran.length} steps in ${results[i].seconds.toFixed(1)} s`);
+      time(`ACME issuance ${r.tag}`, await acmetoolSeconds(sshs[i]));
+    }
+
+    // What the Pulumi DNS component publishes once the servers exist: the DKIM key and the ACME account.
+    const facts = await Promise.all(RELAYS.map((r, i) => readFacts(r, sshs[i])));
+    await timed("DNS reload with server facts", () =>
+      knot.load([INFRA_ZONE, ...configs.map((c, i) => relayZone(c, facts[i]))]),
+    );
+
+    const relays: Relay[] = RELAYS.map((r, i) => ({
+      spec: r,
+      config: configs[i],
+      plan: plans[i],
+      facts: facts[i],
+      netns: net.members.get(r.tag)!,
+      ssh: sshs[i],
+      container: containers[i],
+      ctx: {
+        addr: r.addr,
+        domain: r.domain,
+        first: { config: configs[i], plan: plans[i], result: results[i] },
+        ssh: sshs[i],
+        container: containers[i],
+        hostSide,
+        netns: net.members.get(r.tag)!,
+        planFor: () => plans[i],
+        deploy: () => Promise.reject(new Error("the federation suite does not redeploy")),
+        caCert: async () => pebble.issuingRoot,
+        time,
+      },
+    }));
+    const fed: FedContext = { relays, pebbleRoot: pebble.issuingRoot, time };
+    const groups = federationSuite(fed);
+    const suite = opts.only ? groups.filter(([g]) => g.includes(opts.only!)) : groups;
+    // The tests hold both relays (fed); the runner's context is relay A's, whose plan the `needs` lists check.
+    const outcome = await timed("suite", () => runSuite(suite, relays[0].ctx, log));
+    keepRunDir = outcome.failed > 0;
+    if (opts.hold) {
+      keepRunDir = true;
+      for (const r of RELAYS)
+        log(
+          `holding; ${r.domain}: ssh -i ${keyPath} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@${r.addr}`,
+        );
+      log("press Ctrl-C to clean up");
+      await new Promise(() => {});
+    }
+
+    log("timings:");
+    for (const [l, s] of timings) log(`  ${l.padEnd(30)} ${s.toFixed(1).padStart(7)} s`);
+    if (outcome.failures.length > 0) {
+      log("failures:");
+      for (const f of outcome.failures) log(`  ${f}`);
+    }
+    await cleanup.run();
+    log(`${outcome.passed} passed, ${outcome.failed} failed`);
+    return outcome.failed > 0 ? 1 : 0;
+  } catch (e) {
+    keepRunDir = true;
+    log(`error: ${(e as Error).stack ?? e}`);
+    await cleanup.run();
+    if (timings.length > 0)
+      log(`timings so far: ${timings.map(([l, s]) => `${l} ${s.toFixed(1)} s`).join(", ")}`);
+    log("0 passed, 1 failed");
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  const only = process.argv.indexOf("--only");
+  main({ only: only > 0 ? process.argv[only + 1] : undefined, hold: process.argv.includes("--hold") }).then(
+    (code) => process.exit(code),
+    (e: Error) => {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(1);
+    },
+  );
+}
