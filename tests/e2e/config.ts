@@ -16,7 +16,10 @@ export interface HostSide {
 export const IROH_ARCHIVE_PATH = "/iroh-relay.tar.gz";
 export const NOTIFY_PATH = "/notify";
 
-export function testbedConfig(host: HostSide, overrides: Readonly<Record<string, RawValue>> = {}): RelayConfig {
+export function testbedConfig(
+  host: HostSide,
+  overrides: Readonly<Record<string, RawValue>> = {},
+): RelayConfig {
   return loadConfig({
     mailDomain: TEST_DOMAIN,
     tlsMode: "self-signed",

@@ -1,7 +1,16 @@
 // Boots the cached rootfs as a real Debian server: systemd as PID 1 under systemd-nspawn, inside the test's
 // network namespace, on an overlay so the cache stays pristine. Only the root SSH key is added before boot.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { connect } from "node:net";
 import type { Netns } from "./netns";
@@ -84,7 +93,14 @@ export async function bootContainer(opts: BootOptions): Promise<Container> {
   const work = join(opts.runDir, "work");
   const merged = join(opts.runDir, "root");
   for (const d of [upper, work, merged]) mkdirSync(d, { recursive: true });
-  await run("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${opts.rootfs},upperdir=${upper},workdir=${work}`, merged]);
+  await run("mount", [
+    "-t",
+    "overlay",
+    "overlay",
+    "-o",
+    `lowerdir=${opts.rootfs},upperdir=${upper},workdir=${work}`,
+    merged,
+  ]);
   const consoleLog = join(opts.runDir, "console.log");
 
   let child: ChildProcess | undefined;
@@ -97,19 +113,24 @@ export async function bootContainer(opts: BootOptions): Promise<Container> {
     // SIGTERM makes nspawn ask systemd for an orderly poweroff; SIGKILL of the container's PID 1 ends
     // everything in its PID namespace if that takes too long.
     child!.kill("SIGTERM");
-    const exited = await waitFor("systemd-nspawn exit", 20_000, async () => (nspawnAlive() ? undefined : true)).catch(() => false);
+    const exited = await waitFor("systemd-nspawn exit", 20_000, async () =>
+      nspawnAlive() ? undefined : true,
+    ).catch(() => false);
     if (!exited) {
       opts.log("container did not power off within 20 s; killing it");
       if (initPid && alive(initPid)) process.kill(initPid, "SIGKILL");
       if (nspawnAlive()) child!.kill("SIGKILL");
-      await waitFor("systemd-nspawn exit after SIGKILL", 10_000, async () => (nspawnAlive() ? undefined : true));
+      await waitFor("systemd-nspawn exit after SIGKILL", 10_000, async () =>
+        nspawnAlive() ? undefined : true,
+      );
     }
   };
 
   const stop = async () => {
     await kill();
     await run("umount", [merged], { allowFail: true });
-    if (readFileSync("/proc/mounts", "utf8").includes(` ${merged} `)) await run("umount", ["-l", merged], { allowFail: true });
+    if (readFileSync("/proc/mounts", "utf8").includes(` ${merged} `))
+      await run("umount", ["-l", merged], { allowFail: true });
     rmSync(upper, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   };
@@ -123,7 +144,8 @@ export async function bootContainer(opts: BootOptions): Promise<Container> {
     child = spawn(
       "systemd-nspawn",
       [
-        "-D", merged,
+        "-D",
+        merged,
         "-b",
         "--console=pipe",
         // Without these two, nspawn wants the host's system bus, which this machine (PID 1 is not systemd) lacks.
@@ -142,12 +164,20 @@ export async function bootContainer(opts: BootOptions): Promise<Container> {
       if (!nspawnAlive()) throw new Error(`systemd-nspawn exited; see ${consoleLog}`);
       return findInit(nspawnPid);
     });
-    state = await waitFor("systemctl is-system-running = running or degraded", BOOT_DEADLINE_MS, async () => {
-      if (!nspawnAlive()) throw new Error(`systemd-nspawn exited; see ${consoleLog}`);
-      const r = await run("nsenter", ["-t", String(initPid), "-a", "systemctl", "is-system-running"], { allowFail: true, timeoutMs: 10_000 });
-      const s = r.stdout.trim();
-      return s === "running" || s === "degraded" ? s : undefined;
-    }, 500);
+    state = await waitFor(
+      "systemctl is-system-running = running or degraded",
+      BOOT_DEADLINE_MS,
+      async () => {
+        if (!nspawnAlive()) throw new Error(`systemd-nspawn exited; see ${consoleLog}`);
+        const r = await run("nsenter", ["-t", String(initPid), "-a", "systemctl", "is-system-running"], {
+          allowFail: true,
+          timeoutMs: 10_000,
+        });
+        const s = r.stdout.trim();
+        return s === "running" || s === "degraded" ? s : undefined;
+      },
+      500,
+    );
     if (state === "degraded") {
       const failed = await enter(["systemctl", "--failed", "--no-legend", "--plain"]);
       opts.log(`booted degraded; failed units:\n${failed}`);
@@ -183,8 +213,12 @@ export async function bootContainer(opts: BootOptions): Promise<Container> {
       // testbed boots the same overlay again: everything written to the server survives, as on a real reboot.
       const exited = new Promise<number | null>((resolve) => child!.once("exit", (code) => resolve(code)));
       await enter(["systemctl", "reboot"]).catch(() => "");
-      const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 60_000))]);
-      if (code === "timeout") throw new Error("the container did not go down within 60 s of systemctl reboot");
+      const code = await Promise.race([
+        exited,
+        new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 60_000)),
+      ]);
+      if (code === "timeout")
+        throw new Error("the container did not go down within 60 s of systemctl reboot");
       if (code !== 133) opts.log(`systemd-nspawn exited with ${code} on reboot (133 expected)`);
       await start();
     },

@@ -23,14 +23,20 @@ export interface IrohArchive {
  */
 export async function irohArchive(workDir: string, member: string): Promise<IrohArchive> {
   const root = cacheDir();
-  const builds = existsSync(root) ? readdirSync(root).filter((d) => d.startsWith("iroh-relay-")).sort() : [];
+  const builds = existsSync(root)
+    ? readdirSync(root)
+        .filter((d) => d.startsWith("iroh-relay-"))
+        .sort()
+    : [];
   for (const build of builds.reverse()) {
     for (const target of readdirSync(join(root, build)).sort()) {
       const dir = join(root, build, target);
       const sums = join(dir, "SHA256SUMS");
       const archive = readdirSync(dir).find((f) => f.endsWith(".tar.gz"));
       if (!existsSync(sums) || !archive) continue;
-      const line = readFileSync(sums, "utf8").split("\n").find((l) => /\siroh-relay$/.test(l));
+      const line = readFileSync(sums, "utf8")
+        .split("\n")
+        .find((l) => /\siroh-relay$/.test(l));
       if (line && member.replace(/^\.\//, "") === "iroh-relay") {
         return { path: join(dir, archive), binarySha256: line.split(/\s+/)[0], real: true };
       }

@@ -49,7 +49,10 @@ export async function createNetns(): Promise<Netns> {
     setHosts(entries) {
       const dir = `/etc/netns/${name}`;
       mkdirSync(dir, { recursive: true });
-      writeFileSync(`${dir}/hosts`, ["127.0.0.1 localhost", ...entries.map(([ip, host]) => `${ip} ${host}`)].join("\n") + "\n");
+      writeFileSync(
+        `${dir}/hosts`,
+        ["127.0.0.1 localhost", ...entries.map(([ip, host]) => `${ip} ${host}`)].join("\n") + "\n",
+      );
       // Nothing listens on port 53 of the namespace's loopback: other names fail fast and stay inside.
       writeFileSync(`${dir}/resolv.conf`, "nameserver 127.0.0.1\n");
     },

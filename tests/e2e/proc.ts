@@ -48,9 +48,12 @@ export function run(program: string, args: readonly string[], opts: ProcOptions 
         stdout: Buffer.concat(out).toString("utf8"),
         stderr: Buffer.concat(err).toString("utf8"),
       };
-      if (timedOut) return reject(new Error(`${program} ${args[0] ?? ""}: no exit within ${opts.timeoutMs} ms`));
+      if (timedOut)
+        return reject(new Error(`${program} ${args[0] ?? ""}: no exit within ${opts.timeoutMs} ms`));
       if (result.code !== 0 && !opts.allowFail) {
-        const why = opts.quiet ? "(stderr withheld: it may hold a secret)" : tail(result.stderr || result.stdout);
+        const why = opts.quiet
+          ? "(stderr withheld: it may hold a secret)"
+          : tail(result.stderr || result.stdout);
         return reject(new Error(`${program} ${args.slice(0, 3).join(" ")}: exit ${code ?? signal}\n${why}`));
       }
       resolve(result);
@@ -78,7 +81,8 @@ export async function waitFor<T>(
     } catch (e) {
       last = (e as Error).message;
     }
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms${last ? ` (last error: ${last})` : ""}`);
+    if (Date.now() > end)
+      throw new Error(`${what}: not reached within ${deadlineMs} ms${last ? ` (last error: ${last})` : ""}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -2,7 +2,18 @@
 // package the plan installs, built once and cached under a key made from that package list. The container has
 // no route to a mirror, so the deploy's packages steps must find everything installed already.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, chmodSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+  chmodSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Plan } from "../../components/plan";
@@ -80,7 +91,9 @@ export function debianMirror(): string {
       if (m) return m[1];
     }
   }
-  throw new Error("no bookworm mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list; add one");
+  throw new Error(
+    "no bookworm mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list; add one",
+  );
 }
 
 /** The bookworm apt sources of this machine, so the rootfs gets the same updates and security fixes. */
@@ -90,7 +103,8 @@ function hostSources(): Map<string, string> {
   if (existsSync(dir)) {
     for (const f of readdirSync(dir).sort()) {
       const text = readFileSync(join(dir, f), "utf8");
-      if ((f.endsWith(".sources") || f.endsWith(".list")) && /\bbookworm\b/.test(text)) out.set(`sources.list.d/${f}`, text);
+      if ((f.endsWith(".sources") || f.endsWith(".list")) && /\bbookworm\b/.test(text))
+        out.set(`sources.list.d/${f}`, text);
     }
   }
   if (existsSync("/etc/apt/sources.list")) {
@@ -189,7 +203,10 @@ async function installPackages(dir: string, spec: RootfsSpec, log: (s: string) =
   writeFileSync(join(dir, "etc/hostname"), "chat\n");
   // An empty machine-id makes systemd generate one at each boot, as on a freshly imaged server.
   writeFileSync(join(dir, "etc/machine-id"), "");
-  writeFileSync(join(dir, "etc/chatmail-testbed-rootfs"), JSON.stringify({ format: ROOTFS_FORMAT, ...spec }) + "\n");
+  writeFileSync(
+    join(dir, "etc/chatmail-testbed-rootfs"),
+    JSON.stringify({ format: ROOTFS_FORMAT, ...spec }) + "\n",
+  );
 }
 
 /** Returns the cached rootfs for this spec, building it (and the debootstrap base) first when missing. */

@@ -59,7 +59,8 @@ class Cleanup {
 }
 
 export async function main(opts: TestbedOptions = {}): Promise<number> {
-  if (process.getuid?.() !== 0) throw new Error("the e2e testbed needs root (network namespaces, nspawn, mounts)");
+  if (process.getuid?.() !== 0)
+    throw new Error("the e2e testbed needs root (network namespaces, nspawn, mounts)");
   const timings: Array<[string, number]> = [];
   const time = (label: string, seconds: number) => timings.push([label, seconds]);
   const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
@@ -97,7 +98,11 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     const download = probe.units.find((u) => u.kind === "download");
     const iroh = await irohArchive(runDir, download?.kind === "download" ? download.member : "./iroh-relay");
     hostSide.serveArchive(iroh.path);
-    log(iroh.real ? `iroh-relay archive: ${iroh.path}` : "iroh-relay: no build from tools/iroh/build.sh; serving a stand-in script");
+    log(
+      iroh.real
+        ? `iroh-relay archive: ${iroh.path}`
+        : "iroh-relay: no build from tools/iroh/build.sh; serving a stand-in script",
+    );
     const host = { baseUrl: hostSide.baseUrl, irohSha256: iroh.binarySha256 };
     const plan = (overrides = {}) => {
       const config = testbedConfig(host, overrides);
@@ -110,7 +115,11 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     cleanup.add("unfinished rootfs build", abandonBuilds);
     const t0 = Date.now();
     const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
-    const label = { all: "rootfs build (cold)", packages: "rootfs build (base cached)", no: "rootfs (cached)" }[rootfs.built];
+    const label = {
+      all: "rootfs build (cold)",
+      packages: "rootfs build (base cached)",
+      no: "rootfs (cached)",
+    }[rootfs.built];
     time(label, (Date.now() - t0) / 1000);
     log(`rootfs ${rootfsKey(spec)}: ${label} (${spec.packages.length} packages)`);
 
@@ -131,7 +140,9 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     cleanup.add("ssh connection", () => ssh.close());
     cleanup.add("journal copy", async () => {
       if (!keepRunDir) return;
-      const journal = await container.enter(["journalctl", "--no-pager", "-o", "short-precise"]).catch((e: Error) => e.message);
+      const journal = await container
+        .enter(["journalctl", "--no-pager", "-o", "short-precise"])
+        .catch((e: Error) => e.message);
       writeFileSync(join(runDir, "journal.txt"), journal + "\n");
     });
 
@@ -161,10 +172,14 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
       },
       time,
     };
-    const outcome = await timed("suite", () => runSuite(opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE, ctx, log));
+    const outcome = await timed("suite", () =>
+      runSuite(opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE, ctx, log),
+    );
     keepRunDir = outcome.failed > 0;
     if (opts.hold) {
-      log(`holding; log in with: ssh -i ${keyPath} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@${netns.containerAddr}`);
+      log(
+        `holding; log in with: ssh -i ${keyPath} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@${netns.containerAddr}`,
+      );
       log("press Ctrl-C to clean up");
       keepRunDir = true;
       await new Promise(() => {});
@@ -183,7 +198,8 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     keepRunDir = true;
     log(`error: ${(e as Error).stack ?? e}`);
     await cleanup.run();
-    if (timings.length > 0) log(`timings so far: ${timings.map(([l, s]) => `${l} ${s.toFixed(1)} s`).join(", ")}`);
+    if (timings.length > 0)
+      log(`timings so far: ${timings.map(([l, s]) => `${l} ${s.toFixed(1)} s`).join(", ")}`);
     log("0 passed, 1 failed");
     return 1;
   }

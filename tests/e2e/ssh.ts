@@ -15,15 +15,24 @@ export class Ssh {
 
   private options(): string[] {
     return [
-      "-o", "StrictHostKeyChecking=no",
-      "-o", "UserKnownHostsFile=/dev/null",
-      "-o", "BatchMode=yes",
-      "-o", "LogLevel=ERROR",
-      "-o", "ConnectTimeout=10",
-      "-o", "ControlMaster=auto",
-      "-o", `ControlPath=${join(this.target.controlDir, "ssh-%C")}`,
-      "-o", "ControlPersist=300",
-      "-i", this.target.keyPath,
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "LogLevel=ERROR",
+      "-o",
+      "ConnectTimeout=10",
+      "-o",
+      "ControlMaster=auto",
+      "-o",
+      `ControlPath=${join(this.target.controlDir, "ssh-%C")}`,
+      "-o",
+      "ControlPersist=300",
+      "-i",
+      this.target.keyPath,
     ];
   }
 
@@ -31,7 +40,10 @@ export class Ssh {
    * Runs `script` as root with `stdin` on its standard input. With `secret`, a failure's message leaves out the
    * remote stderr, which could echo the input.
    */
-  exec(script: string, opts: { stdin?: string; secret?: boolean; allowFail?: boolean; timeoutMs?: number } = {}): Promise<ProcResult> {
+  exec(
+    script: string,
+    opts: { stdin?: string; secret?: boolean; allowFail?: boolean; timeoutMs?: number } = {},
+  ): Promise<ProcResult> {
     return run("ssh", [...this.options(), `root@${this.target.addr}`, script], {
       input: opts.stdin ?? "",
       quiet: opts.secret,
@@ -47,6 +59,9 @@ export class Ssh {
 
   /** Ends the shared connection (the ControlPersist master process). */
   async close(): Promise<void> {
-    await run("ssh", [...this.options(), "-O", "exit", `root@${this.target.addr}`], { allowFail: true, timeoutMs: 10_000 });
+    await run("ssh", [...this.options(), "-O", "exit", `root@${this.target.addr}`], {
+      allowFail: true,
+      timeoutMs: 10_000,
+    });
   }
 }

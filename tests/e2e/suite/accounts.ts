@@ -12,15 +12,21 @@ export const accounts: E2eTest[] = [
     needs: WEB,
     async run(ctx) {
       const reply = await https(ctx, "POST", "/new");
-      if (reply.status !== 200) throw new Error(`POST /new: status ${reply.status}: ${reply.body.slice(0, 200)}`);
+      if (reply.status !== 200)
+        throw new Error(`POST /new: status ${reply.status}: ${reply.body.slice(0, 200)}`);
       const type = String(reply.headers["content-type"]);
       if (!type.startsWith("application/json")) throw new Error(`POST /new: content-type ${type}`);
       const creds = JSON.parse(reply.body) as { email?: string; password?: string };
       const c = ctx.first.config;
-      const local = new RegExp(`^[a-z0-9]{${c.usernameMinLength},${c.usernameMaxLength}}@${ctx.domain.replace(/\./g, "\\.")}$`);
-      if (!creds.email || !local.test(creds.email)) throw new Error(`POST /new: email ${JSON.stringify(creds.email)}`);
+      const local = new RegExp(
+        `^[a-z0-9]{${c.usernameMinLength},${c.usernameMaxLength}}@${ctx.domain.replace(/\./g, "\\.")}$`,
+      );
+      if (!creds.email || !local.test(creds.email))
+        throw new Error(`POST /new: email ${JSON.stringify(creds.email)}`);
       if (!creds.password || creds.password.length <= c.passwordMinLength) {
-        throw new Error(`POST /new: password of ${creds.password?.length ?? 0} characters, want more than ${c.passwordMinLength}`);
+        throw new Error(
+          `POST /new: password of ${creds.password?.length ?? 0} characters, want more than ${c.passwordMinLength}`,
+        );
       }
       // The credentials work as handed out: the first login creates the account.
       const client = await imapLogin(ctx, { addr: creds.email, password: creds.password });
@@ -45,9 +51,14 @@ export const accounts: E2eTest[] = [
     needs: IMAP,
     async run(ctx) {
       const fresh = newCredentials(ctx);
-      const short: Account = { addr: fresh.addr, password: fresh.password.slice(0, ctx.first.config.passwordMinLength - 1) };
-      if (!(await imapLoginRefused(ctx, short))) throw new Error(`a ${short.password.length}-character password created ${short.addr}`);
-      if (!(await imapLoginRefused(ctx, { addr: fresh.addr, password: "admin" }))) throw new Error("password 'admin' was accepted");
+      const short: Account = {
+        addr: fresh.addr,
+        password: fresh.password.slice(0, ctx.first.config.passwordMinLength - 1),
+      };
+      if (!(await imapLoginRefused(ctx, short)))
+        throw new Error(`a ${short.password.length}-character password created ${short.addr}`);
+      if (!(await imapLoginRefused(ctx, { addr: fresh.addr, password: "admin" })))
+        throw new Error("password 'admin' was accepted");
     },
   },
   {
@@ -67,7 +78,8 @@ export const accounts: E2eTest[] = [
       const results = await Promise.allSettled(Array.from({ length: 10 }, () => imapLogin(ctx, account)));
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
       await Promise.all(results.map((r) => (r.status === "fulfilled" ? r.value.logout() : undefined)));
-      if (failed.length > 0) throw new Error(`${failed.length} of 10 logins failed: ${(failed[0].reason as Error).message}`);
+      if (failed.length > 0)
+        throw new Error(`${failed.length} of 10 logins failed: ${(failed[0].reason as Error).message}`);
     },
   },
   {
@@ -78,7 +90,8 @@ export const accounts: E2eTest[] = [
       const caps = [...client.capabilities.keys()];
       await client.logout();
       const missing = ["XCHATMAIL", "XDELTAPUSH"].filter((c) => !caps.includes(c));
-      if (missing.length > 0) throw new Error(`CAPABILITY lacks ${missing.join(", ")}; has ${caps.join(" ")}`);
+      if (missing.length > 0)
+        throw new Error(`CAPABILITY lacks ${missing.join(", ")}; has ${caps.join(" ")}`);
     },
   },
 ];

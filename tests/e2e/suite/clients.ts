@@ -13,7 +13,8 @@ export interface Account {
 }
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
-const randomText = (n: number) => Array.from({ length: n }, () => ALPHABET[randomInt(ALPHABET.length)]).join("");
+const randomText = (n: number) =>
+  Array.from({ length: n }, () => ALPHABET[randomInt(ALPHABET.length)]).join("");
 
 /** Fresh credentials as a client would pick them: the shortest allowed localpart, a password longer than required. */
 export function newCredentials(ctx: SuiteContext, passwordPrefix = ""): Account {
@@ -48,7 +49,8 @@ export async function imapLogin(ctx: SuiteContext, account: Account, port = 993)
   } catch (e) {
     // imapflow says only "Command failed"; the server's own words go into the message.
     const err = e as Error & { responseText?: string };
-    if (err.responseText) err.message = `IMAP login of ${account.addr} on ${port}: ${err.message}: ${err.responseText}`;
+    if (err.responseText)
+      err.message = `IMAP login of ${account.addr} on ${port}: ${err.message}: ${err.responseText}`;
     throw err;
   }
   return client;
@@ -140,7 +142,11 @@ export async function https(
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
         );
       },
     );
@@ -156,7 +162,9 @@ export async function alpnSocket(ctx: SuiteContext, protocol: string): Promise<T
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({ ...tls, port: 443, ALPNProtocols: [protocol] }, () => resolve(socket));
     socket.once("error", reject);
-    socket.setTimeout(10_000, () => socket.destroy(new Error(`443 with ALPN ${protocol}: no progress within 10 s`)));
+    socket.setTimeout(10_000, () =>
+      socket.destroy(new Error(`443 with ALPN ${protocol}: no progress within 10 s`)),
+    );
   });
 }
 
@@ -198,7 +206,8 @@ export async function rawImap(ctx: SuiteContext, port = 993) {
       const reply = readUntil(socket, (t) => new RegExp(`^${tag} `, "m").test(t));
       socket.write(`${tag} ${line}\r\n`);
       const text = await reply;
-      if (!new RegExp(`^${tag} OK`, "m").test(text)) throw new Error(`IMAP ${line.split(" ")[0]}: ${text.trim()}`);
+      if (!new RegExp(`^${tag} OK`, "m").test(text))
+        throw new Error(`IMAP ${line.split(" ")[0]}: ${text.trim()}`);
       return text;
     },
     close: () => socket.destroy(),

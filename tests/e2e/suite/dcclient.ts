@@ -56,18 +56,27 @@ export class DcClient {
     const onEvent = (e: DcEventType<K>) => void seen.push(e);
     emitter.on(kind, onEvent as never);
     let checked = 0;
-    return waitFor(`${kind} on profile ${account}`, deadlineMs, async () => {
-      while (checked < seen.length) {
-        const e = seen[checked++];
-        if (await accept(e)) return e;
-      }
-      return undefined;
-    }, 200).finally(() => emitter.off(kind, onEvent as never));
+    return waitFor(
+      `${kind} on profile ${account}`,
+      deadlineMs,
+      async () => {
+        while (checked < seen.length) {
+          const e = seen[checked++];
+          if (await accept(e)) return e;
+        }
+        return undefined;
+      },
+      200,
+    ).finally(() => emitter.off(kind, onEvent as never));
   }
 
   /** Waits for an incoming message with exactly this text and returns its id. */
   async incomingText(account: number, text: string): Promise<number> {
-    const e = await this.event(account, "IncomingMsg", async (ev) => (await this.dc.rpc.getMessage(account, ev.msgId)).text === text);
+    const e = await this.event(
+      account,
+      "IncomingMsg",
+      async (ev) => (await this.dc.rpc.getMessage(account, ev.msgId)).text === text,
+    );
     return e.msgId;
   }
 

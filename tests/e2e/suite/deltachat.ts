@@ -14,7 +14,8 @@ export async function onboardingLink(ctx: SuiteContext, query = ""): Promise<str
   const reply = await https(ctx, "POST", `/new${query}`);
   if (reply.status !== 200) throw new Error(`POST /new${query}: status ${reply.status}`);
   const body = JSON.parse(reply.body) as { dclogin_url?: string };
-  if (!body.dclogin_url?.startsWith("dclogin:")) throw new Error(`POST /new${query}: no dclogin_url in ${reply.body}`);
+  if (!body.dclogin_url?.startsWith("dclogin:"))
+    throw new Error(`POST /new${query}: no dclogin_url in ${reply.body}`);
   return body.dclogin_url;
 }
 

@@ -17,7 +17,11 @@ const mailbox = (ctx: SuiteContext, account: Account) => `${ctx.first.config.mai
 /** Delivers one encrypted message from a fresh sender to `to` and returns the path of its maildir file. */
 async function deliver(ctx: SuiteContext, to: Account): Promise<string> {
   const from = newCredentials(ctx);
-  const { publicKey } = await openpgp.generateKey({ type: "curve25519", userIDs: [{ email: to.addr }], format: "object" });
+  const { publicKey } = await openpgp.generateKey({
+    type: "curve25519",
+    userIDs: [{ email: to.addr }],
+    format: "object",
+  });
   const { messageId, raw } = await encryptedMessage(from, to.addr, ctx.domain, "expiry test", publicKey);
   await submit(ctx, from, 465, { from: from.addr, to: [to.addr] }, raw);
   await receive(ctx, to, messageId);
@@ -25,14 +29,16 @@ async function deliver(ctx: SuiteContext, to: Account): Promise<string> {
   const path = await ctx.ssh.out(
     `find ${mailbox(ctx, to)} -type f \\( -path '*/cur/*' -o -path '*/new/*' \\) | while read -r f; do if zgrep -qF '${messageId}' "$f"; then echo "$f"; fi; done`,
   );
-  if (path === "" || path.includes("\n")) throw new Error(`expected one maildir file with ${messageId}, found: ${JSON.stringify(path)}`);
+  if (path === "" || path.includes("\n"))
+    throw new Error(`expected one maildir file with ${messageId}, found: ${JSON.stringify(path)}`);
   return path;
 }
 
 const ageBy = (ctx: SuiteContext, path: string, days: number) =>
   ctx.ssh.exec(`touch -m -d "@$(( $(date +%s) - ${Math.ceil(days * DAY_S)} ))" '${path}'`);
 
-const exists = async (ctx: SuiteContext, path: string) => (await ctx.ssh.out(`test -e '${path}' && echo yes || echo no`)) === "yes";
+const exists = async (ctx: SuiteContext, path: string) =>
+  (await ctx.ssh.out(`test -e '${path}' && echo yes || echo no`)) === "yes";
 
 async function runExpiry(ctx: SuiteContext) {
   // Type=oneshot: `systemctl start` returns when the job has finished, with its exit status.
@@ -63,8 +69,10 @@ export const expiry: E2eTest[] = [
       await ageBy(ctx, old, ctx.first.config.deleteMailsAfter + 1);
       await ageBy(ctx, recent, ctx.first.config.deleteMailsAfter - 1);
       await runExpiry(ctx);
-      if (await exists(ctx, old)) throw new Error(`a message ${ctx.first.config.deleteMailsAfter + 1} days old is still there`);
-      if (!(await exists(ctx, recent))) throw new Error(`a message ${ctx.first.config.deleteMailsAfter - 1} days old was deleted`);
+      if (await exists(ctx, old))
+        throw new Error(`a message ${ctx.first.config.deleteMailsAfter + 1} days old is still there`);
+      if (!(await exists(ctx, recent)))
+        throw new Error(`a message ${ctx.first.config.deleteMailsAfter - 1} days old was deleted`);
     },
   },
   {
@@ -77,8 +85,10 @@ export const expiry: E2eTest[] = [
       // The last login is the password file's mtime (lastlogin keeps it at the day of the last login).
       await ageBy(ctx, `${mailbox(ctx, idle)}/password`, ctx.first.config.deleteInactiveUsersAfter + 1);
       await runExpiry(ctx);
-      if (await exists(ctx, mailbox(ctx, idle))) throw new Error(`${idle.addr}, idle for longer than deleteInactiveUsersAfter, still exists`);
-      if (!(await exists(ctx, mailbox(ctx, active)))) throw new Error(`the active address ${active.addr} was removed`);
+      if (await exists(ctx, mailbox(ctx, idle)))
+        throw new Error(`${idle.addr}, idle for longer than deleteInactiveUsersAfter, still exists`);
+      if (!(await exists(ctx, mailbox(ctx, active))))
+        throw new Error(`the active address ${active.addr} was removed`);
     },
   },
   {
@@ -91,13 +101,24 @@ export const expiry: E2eTest[] = [
       const filler = await inflate(ctx, full, sizeMb + 1, 0);
       try {
         const from = newCredentials(ctx);
-        const { publicKey } = await openpgp.generateKey({ type: "curve25519", userIDs: [{ email: full.addr }], format: "object" });
+        const { publicKey } = await openpgp.generateKey({
+          type: "curve25519",
+          userIDs: [{ email: full.addr }],
+          format: "object",
+        });
         const { raw } = await encryptedMessage(from, full.addr, ctx.domain, "one too many", publicKey);
         await submit(ctx, from, 465, { from: from.addr, to: [full.addr] }, raw);
-        await waitFor(`a Dovecot quota refusal for ${full.addr}`, QUOTA_DEADLINE_MS, async () => {
-          const lines = await ctx.ssh.out(`journalctl -b --no-pager -q -u dovecot.service -g 'quota' -o cat | grep -F '${full.addr}' || true`);
-          return lines === "" ? undefined : lines;
-        }, 500);
+        await waitFor(
+          `a Dovecot quota refusal for ${full.addr}`,
+          QUOTA_DEADLINE_MS,
+          async () => {
+            const lines = await ctx.ssh.out(
+              `journalctl -b --no-pager -q -u dovecot.service -g 'quota' -o cat | grep -F '${full.addr}' || true`,
+            );
+            return lines === "" ? undefined : lines;
+          },
+          500,
+        );
       } finally {
         await ctx.ssh.exec(`rm -f '${filler}'; doveadm quota recalc -u ${full.addr}`, { allowFail: true });
       }
@@ -113,7 +134,8 @@ export const expiry: E2eTest[] = [
       const sizeMb = parseSizeMb(ctx.first.config.maxMailboxSize);
       const filler = await inflate(ctx, owner, sizeMb + 1, 2);
       await runExpiry(ctx);
-      if (await exists(ctx, filler)) throw new Error(`a ${sizeMb + 1} MB message from two days ago survived the trim of a full mailbox`);
+      if (await exists(ctx, filler))
+        throw new Error(`a ${sizeMb + 1} MB message from two days ago survived the trim of a full mailbox`);
       if (!(await exists(ctx, recent))) throw new Error("the trim removed a message delivered today");
     },
   },

@@ -14,7 +14,10 @@ function changedSteps(prev: Plan, next: Plan): string[] {
 function restartedBy(plan: Plan, ran: readonly string[]): Set<string> {
   const set = new Set(ran);
   const names = plan.units.flatMap((u) =>
-    u.kind === "service" && u.running && set.has(u.id) && (u.restartOn.some((r) => set.has(r)) || u.reloadOn.length === 0)
+    u.kind === "service" &&
+    u.running &&
+    set.has(u.id) &&
+    (u.restartOn.some((r) => set.has(r)) || u.reloadOn.length === 0)
       ? [u.name]
       : [],
   );
@@ -27,7 +30,11 @@ function expectEqual(what: string, actual: readonly string[], expected: readonly
   }
 }
 
-async function deployChecked(ctx: SuiteContext, overrides: Record<string, number>, expectRestarted: (name: string) => boolean) {
+async function deployChecked(
+  ctx: SuiteContext,
+  overrides: Record<string, number>,
+  expectRestarted: (name: string) => boolean,
+) {
   const services = runningServices(ctx.first.plan);
   const logBefore = await runLog(ctx);
   const timesBefore = await startTimes(ctx, services);
@@ -38,7 +45,9 @@ async function deployChecked(ctx: SuiteContext, overrides: Record<string, number
   for (const name of services) {
     const restarted = timesBefore.get(name) !== timesAfter.get(name);
     if (restarted !== expectRestarted(name)) {
-      throw new Error(`${name} was ${restarted ? "" : "not "}restarted (ActiveEnterTimestampMonotonic ${timesBefore.get(name)} -> ${timesAfter.get(name)})`);
+      throw new Error(
+        `${name} was ${restarted ? "" : "not "}restarted (ActiveEnterTimestampMonotonic ${timesBefore.get(name)} -> ${timesAfter.get(name)})`,
+      );
     }
   }
   return deployed;
@@ -73,7 +82,11 @@ export const optionChange: E2eTest[] = [
       expectEqual("steps run for the changed option", changed.result.ran, expected);
       // Back to the first config: the same units run again, and the server is as the other tests expect it.
       const back = await deployChecked(ctx, {}, (name) => touched.has(name));
-      expectEqual("steps run when changing the option back", back.result.ran, changedSteps(changed.plan, ctx.first.plan));
+      expectEqual(
+        "steps run when changing the option back",
+        back.result.ran,
+        changedSteps(changed.plan, ctx.first.plan),
+      );
     },
   },
 ];

@@ -17,7 +17,11 @@ async function smtp25(ctx: SuiteContext, lines: readonly string[]): Promise<stri
   socket.on("data", (b: Buffer) => {
     buffer += b.toString("utf8");
     // A reply is complete at a line "NNN text" (a space, not a dash, after the code).
-    for (let m = buffer.match(/^(?:\d{3}-.*\r\n)*\d{3}(?: .*)?\r\n/); m; m = buffer.match(/^(?:\d{3}-.*\r\n)*\d{3}(?: .*)?\r\n/)) {
+    for (
+      let m = buffer.match(/^(?:\d{3}-.*\r\n)*\d{3}(?: .*)?\r\n/);
+      m;
+      m = buffer.match(/^(?:\d{3}-.*\r\n)*\d{3}(?: .*)?\r\n/)
+    ) {
       buffer = buffer.slice(m[0].length);
       waiters.shift()?.(m[0].trimEnd());
     }
@@ -64,9 +68,17 @@ export const inbound: E2eTest[] = [
         `--${boundary}--`,
         ".",
       ].join("\r\n");
-      const replies = await smtp25(ctx, ["EHLO remote.example", `MAIL FROM:<${from}>`, `RCPT TO:<${local.addr}>`, "DATA", message, "QUIT"]);
+      const replies = await smtp25(ctx, [
+        "EHLO remote.example",
+        `MAIL FROM:<${from}>`,
+        `RCPT TO:<${local.addr}>`,
+        "DATA",
+        message,
+        "QUIT",
+      ]);
       const final = replies[5] ?? "";
-      if (!/^5\d\d/.test(final) || !/DKIM/i.test(final)) throw new Error(`end of DATA: ${JSON.stringify(final)}; replies: ${replies.join(" | ")}`);
+      if (!/^5\d\d/.test(final) || !/DKIM/i.test(final))
+        throw new Error(`end of DATA: ${JSON.stringify(final)}; replies: ${replies.join(" | ")}`);
     },
   },
   {
@@ -76,8 +88,14 @@ export const inbound: E2eTest[] = [
       const existing = newCredentials(ctx);
       await (await imapLogin(ctx, existing)).logout();
       const unknown = newCredentials(ctx).addr;
-      const [, , known, missing] = await smtp25(ctx, ["EHLO remote.example", `VRFY ${existing.addr}`, `VRFY ${unknown}`, "QUIT"]);
-      if (known !== missing) throw new Error(`VRFY tells addresses apart: ${JSON.stringify(known)} vs ${JSON.stringify(missing)}`);
+      const [, , known, missing] = await smtp25(ctx, [
+        "EHLO remote.example",
+        `VRFY ${existing.addr}`,
+        `VRFY ${unknown}`,
+        "QUIT",
+      ]);
+      if (known !== missing)
+        throw new Error(`VRFY tells addresses apart: ${JSON.stringify(known)} vs ${JSON.stringify(missing)}`);
       if (/^25[01]/.test(known)) throw new Error(`VRFY confirms an address: ${known}`);
     },
   },

@@ -34,7 +34,8 @@ export const invites: E2eTest[] = [
       const carrying = deployed.plan.steps.filter((s) => s.stdin.includes(TOKEN));
       const unmarked = carrying.filter((s) => !s.secret).map((s) => s.id);
       if (carrying.length === 0) throw new Error("no step carries the invite token to the server");
-      if (unmarked.length > 0) throw new Error(`steps carry the token without being marked secret: ${unmarked.join(", ")}`);
+      if (unmarked.length > 0)
+        throw new Error(`steps carry the token without being marked secret: ${unmarked.join(", ")}`);
       const inLog = await ctx.ssh.out(`grep -c '${TOKEN}' /var/lib/chatmail-deploy/runs.log || true`);
       if (inLog !== "0") throw new Error("the invite token is in the server's run log");
     },
@@ -46,7 +47,8 @@ export const invites: E2eTest[] = [
       const plain = newCredentials(ctx);
       if (!(await imapLoginRefused(ctx, plain))) throw new Error(`${plain.addr} was created without a token`);
       const inside = { ...newCredentials(ctx), password: `x${TOKEN}${randomUUID().slice(0, 8)}` };
-      if (!(await imapLoginRefused(ctx, inside))) throw new Error("a token that is not at the start of the password created an account");
+      if (!(await imapLoginRefused(ctx, inside)))
+        throw new Error("a token that is not at the start of the password created an account");
       const invited = newCredentials(ctx, TOKEN);
       await (await imapLogin(ctx, invited)).logout();
     },
@@ -56,7 +58,8 @@ export const invites: E2eTest[] = [
     needs: NEEDS,
     async run(ctx) {
       const creds = await newWithToken(ctx);
-      if (!creds.password.startsWith(TOKEN)) throw new Error("the password from /new?TOKEN does not start with the token");
+      if (!creds.password.startsWith(TOKEN))
+        throw new Error("the password from /new?TOKEN does not start with the token");
       await (await imapLogin(ctx, creds)).logout();
     },
   },
@@ -67,7 +70,8 @@ export const invites: E2eTest[] = [
       await ctx.ssh.exec(`touch ${PATHS.nocreateFile}`);
       try {
         const invited = newCredentials(ctx, TOKEN);
-        if (!(await imapLoginRefused(ctx, invited))) throw new Error(`${PATHS.nocreateFile} did not stop creation with a token`);
+        if (!(await imapLoginRefused(ctx, invited)))
+          throw new Error(`${PATHS.nocreateFile} did not stop creation with a token`);
         if (!existing) throw new Error("no account from before the tokens (the deploy test did not run)");
         await (await imapLogin(ctx, existing)).logout();
       } finally {
@@ -81,7 +85,8 @@ export const invites: E2eTest[] = [
     async run(ctx) {
       const page = await https(ctx, "GET", "/");
       if (page.status !== 200) throw new Error(`GET /: status ${page.status}`);
-      if (!/invite-only/i.test(page.body)) throw new Error("the home page does not say the relay is invite-only");
+      if (!/invite-only/i.test(page.body))
+        throw new Error("the home page does not say the relay is invite-only");
       if (page.body.includes("cta-button")) throw new Error("the home page still offers the sign-up button");
       if (page.body.includes(TOKEN)) throw new Error("the home page shows the invite token");
     },
@@ -93,7 +98,8 @@ export const invites: E2eTest[] = [
       const core = DcClient.start(ctx);
       try {
         const invited = await core.profile(await onboardingLink(ctx, `?${TOKEN}`));
-        if ((await core.dc.rpc.getConfig(invited, "configured")) !== "1") throw new Error("the invited profile is not configured");
+        if ((await core.dc.rpc.getConfig(invited, "configured")) !== "1")
+          throw new Error("the invited profile is not configured");
         const uninvited = newCredentials(ctx);
         const link = `dclogin:${uninvited.addr}?p=${encodeURIComponent(uninvited.password)}&v=1&ic=3`;
         const refused = await core.profile(link).then(
@@ -113,7 +119,8 @@ export const invites: E2eTest[] = [
       await ctx.deploy();
       await (await imapLogin(ctx, newCredentials(ctx))).logout();
       const page = await https(ctx, "GET", "/");
-      if (!page.body.includes("cta-button")) throw new Error("the home page offers no sign-up button after the tokens were removed");
+      if (!page.body.includes("cta-button"))
+        throw new Error("the home page offers no sign-up button after the tokens were removed");
     },
   },
 ];

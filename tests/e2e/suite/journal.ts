@@ -6,7 +6,10 @@ import type { E2eTest } from "./types";
 
 const ALLOWED: ReadonlyArray<readonly [RegExp, string]> = [
   // The suite's own negative tests: wrong and too-short passwords are refused, and that is logged.
-  [/auth failed|authentication failed|password mismatch|AUTHENTICATIONFAILED/i, "the suite tries wrong passwords on purpose"],
+  [
+    /auth failed|authentication failed|password mismatch|AUTHENTICATIONFAILED/i,
+    "the suite tries wrong passwords on purpose",
+  ],
   [/Password needs to be at least/, "the suite tries a too-short password on purpose"],
   [/SSL_accept\(\) failed: .*unsupported protocol/, "the suite's TLS 1.2 client is refused on purpose"],
   // Dovecot's master notes every stop, including the restarts a deploy does.

@@ -6,7 +6,15 @@ import * as openpgp from "openpgp";
 import { DKIM_SELECTOR } from "../../../components/plan/facts";
 import { waitFor } from "../proc";
 import { createTransport } from "nodemailer";
-import { imapLogin, newCredentials, submit, submitCode, tlsOpts, type Account, type SubmissionPort } from "./clients";
+import {
+  imapLogin,
+  newCredentials,
+  submit,
+  submitCode,
+  tlsOpts,
+  type Account,
+  type SubmissionPort,
+} from "./clients";
 import type { E2eTest, SuiteContext } from "./types";
 
 export const MAIL = [
@@ -19,20 +27,37 @@ const DELIVERY_DEADLINE_MS = 30_000;
 
 function mime(headers: Record<string, string>, contentType: string, body: string): string {
   const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}`);
-  return [...lines, "MIME-Version: 1.0", `Content-Type: ${contentType}`, "", body].join("\r\n").replace(/\r?\n/g, "\r\n");
+  return [...lines, "MIME-Version: 1.0", `Content-Type: ${contentType}`, "", body]
+    .join("\r\n")
+    .replace(/\r?\n/g, "\r\n");
 }
 
 function envelopeHeaders(from: Account, to: string, subject: string, domain: string) {
   const messageId = `<${randomUUID()}@${domain}>`;
   return {
     messageId,
-    headers: { From: `<${from.addr}>`, To: `<${to}>`, Subject: subject, Date: new Date().toUTCString(), "Message-ID": messageId },
+    headers: {
+      From: `<${from.addr}>`,
+      To: `<${to}>`,
+      Subject: subject,
+      Date: new Date().toUTCString(),
+      "Message-ID": messageId,
+    },
   };
 }
 
 /** An RFC 3156 PGP/MIME message whose payload openpgp.js encrypted to `recipientKey`. */
-export async function encryptedMessage(from: Account, to: string, domain: string, text: string, recipientKey: openpgp.Key) {
-  const armored = await openpgp.encrypt({ message: await openpgp.createMessage({ text }), encryptionKeys: recipientKey });
+export async function encryptedMessage(
+  from: Account,
+  to: string,
+  domain: string,
+  text: string,
+  recipientKey: openpgp.Key,
+) {
+  const armored = await openpgp.encrypt({
+    message: await openpgp.createMessage({ text }),
+    encryptionKeys: recipientKey,
+  });
   const boundary = `b${randomUUID()}`;
   const { messageId, headers } = envelopeHeaders(from, to, "...", domain);
   const body = [
@@ -54,7 +79,11 @@ export async function encryptedMessage(from: Account, to: string, domain: string
   ].join("\r\n");
   return {
     messageId,
-    raw: mime(headers, `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${boundary}"`, body),
+    raw: mime(
+      headers,
+      `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${boundary}"`,
+      body,
+    ),
   };
 }
 
@@ -63,13 +92,18 @@ export async function receive(ctx: SuiteContext, account: Account, messageId: st
   const client = await imapLogin(ctx, account);
   try {
     await client.mailboxOpen("INBOX");
-    return await waitFor(`message ${messageId} in ${account.addr}'s INBOX`, DELIVERY_DEADLINE_MS, async () => {
-      await client.noop();
-      const uids = await client.search({ header: { "message-id": messageId } }, { uid: true });
-      if (!uids || uids.length === 0) return undefined;
-      const msg = await client.fetchOne(String(uids[0]), { source: true }, { uid: true });
-      return msg ? msg.source?.toString("utf8") : undefined;
-    }, 500);
+    return await waitFor(
+      `message ${messageId} in ${account.addr}'s INBOX`,
+      DELIVERY_DEADLINE_MS,
+      async () => {
+        await client.noop();
+        const uids = await client.search({ header: { "message-id": messageId } }, { uid: true });
+        if (!uids || uids.length === 0) return undefined;
+        const msg = await client.fetchOne(String(uids[0]), { source: true }, { uid: true });
+        return msg ? msg.source?.toString("utf8") : undefined;
+      },
+      500,
+    );
   } finally {
     await client.logout();
   }
@@ -84,19 +118,28 @@ async function encryptedRoundTrip(ctx: SuiteContext, port: SubmissionPort) {
   const b = newCredentials(ctx);
   // Both accounts exist before mail flows, as they would after Delta Chat's setup.
   for (const acc of [a, b]) await (await imapLogin(ctx, acc)).logout();
-  const { privateKey, publicKey } = await openpgp.generateKey({ type: "curve25519", userIDs: [{ email: b.addr }], format: "object" });
+  const { privateKey, publicKey } = await openpgp.generateKey({
+    type: "curve25519",
+    userIDs: [{ email: b.addr }],
+    format: "object",
+  });
   const text = `hello over ${port} ${randomUUID()}`;
   const { messageId, raw } = await encryptedMessage(a, b.addr, ctx.domain, text, publicKey);
   await submit(ctx, a, port, { from: a.addr, to: [b.addr] }, raw);
   const source = await receive(ctx, b, messageId);
   const headers = headerBlock(source);
-  if (!/^Subject: \[\.\.\.\]$/im.test(headers)) throw new Error(`subject not hidden: ${headers.match(/^Subject:.*$/im)?.[0] ?? "no Subject"}`);
+  if (!/^Subject: \[\.\.\.\]$/im.test(headers))
+    throw new Error(`subject not hidden: ${headers.match(/^Subject:.*$/im)?.[0] ?? "no Subject"}`);
   // The client's address (the host end of the test link) must not reach the recipient.
   const clientAddr = ctx.hostSide.baseUrl.replace(/^http:\/\/|:\d+$/g, "");
-  if (source.includes(clientAddr)) throw new Error(`the sender's address ${clientAddr} appears in the delivered message:\n${headers}`);
+  if (source.includes(clientAddr))
+    throw new Error(`the sender's address ${clientAddr} appears in the delivered message:\n${headers}`);
   const armored = source.match(/-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----/)?.[0];
   if (!armored) throw new Error("the delivered message has no PGP payload");
-  const { data } = await openpgp.decrypt({ message: await openpgp.readMessage({ armoredMessage: armored }), decryptionKeys: privateKey });
+  const { data } = await openpgp.decrypt({
+    message: await openpgp.readMessage({ armoredMessage: armored }),
+    decryptionKeys: privateKey,
+  });
   if (data !== text) throw new Error(`decrypted text differs: ${JSON.stringify(data)}`);
 }
 
@@ -118,7 +161,13 @@ export const mail: E2eTest[] = [
       const a = newCredentials(ctx);
       const to = "someone@example.org";
       const { headers } = envelopeHeaders(a, to, "plain", ctx.domain);
-      const code = await submitCode(ctx, a, 587, { from: a.addr, to: [to] }, mime(headers, "text/plain; charset=utf-8", "hello in cleartext\r\n"));
+      const code = await submitCode(
+        ctx,
+        a,
+        587,
+        { from: a.addr, to: [to] },
+        mime(headers, "text/plain; charset=utf-8", "hello in cleartext\r\n"),
+      );
       if (code !== 523) throw new Error(`expected 523 Encryption Needed, got ${code ?? "acceptance"}`);
     },
   },
@@ -131,7 +180,13 @@ export const mail: E2eTest[] = [
       await (await imapLogin(ctx, b)).logout();
       const forged = newCredentials(ctx).addr;
       const { headers } = envelopeHeaders({ ...a, addr: forged }, b.addr, "...", ctx.domain);
-      const code = await submitCode(ctx, a, 465, { from: forged, to: [b.addr] }, mime(headers, "text/plain", "x\r\n"));
+      const code = await submitCode(
+        ctx,
+        a,
+        465,
+        { from: forged, to: [b.addr] },
+        mime(headers, "text/plain", "x\r\n"),
+      );
       if (code !== 553) throw new Error(`expected 553, got ${code ?? "acceptance"}`);
     },
   },
@@ -143,7 +198,11 @@ export const mail: E2eTest[] = [
       const a = newCredentials(ctx);
       const b = newCredentials(ctx);
       await (await imapLogin(ctx, b)).logout();
-      const { publicKey } = await openpgp.generateKey({ type: "curve25519", userIDs: [{ email: b.addr }], format: "object" });
+      const { publicKey } = await openpgp.generateKey({
+        type: "curve25519",
+        userIDs: [{ email: b.addr }],
+        format: "object",
+      });
       const tls = await tlsOpts(ctx);
       // One connection for all messages, as a busy client would send them.
       const transport = createTransport({
@@ -159,7 +218,9 @@ export const mail: E2eTest[] = [
       const codes: Array<number | "ok"> = [];
       // Prepared first, so the messages go out faster than the limiter refills (one per 60 s / the rate).
       const messages = await Promise.all(
-        Array.from({ length: burst + 5 }, (_, i) => encryptedMessage(a, b.addr, ctx.domain, `message ${i}`, publicKey)),
+        Array.from({ length: burst + 5 }, (_, i) =>
+          encryptedMessage(a, b.addr, ctx.domain, `message ${i}`, publicKey),
+        ),
       );
       try {
         for (const { raw } of messages) {
@@ -176,8 +237,10 @@ export const mail: E2eTest[] = [
         transport.close();
       }
       const firstDeferred = codes.indexOf(450);
-      if (codes.slice(0, burst).some((c) => c !== "ok")) throw new Error(`deferred within the burst of ${burst}: ${codes.join(" ")}`);
-      if (firstDeferred < 0) throw new Error(`${burst + 5} messages at once were all accepted (burst ${burst})`);
+      if (codes.slice(0, burst).some((c) => c !== "ok"))
+        throw new Error(`deferred within the burst of ${burst}: ${codes.join(" ")}`);
+      if (firstDeferred < 0)
+        throw new Error(`${burst + 5} messages at once were all accepted (burst ${burst})`);
     },
   },
   {
@@ -186,21 +249,32 @@ export const mail: E2eTest[] = [
     async run(ctx) {
       const a = newCredentials(ctx);
       const to = `someone${randomUUID().slice(0, 8)}@example.org`;
-      const { publicKey } = await openpgp.generateKey({ type: "curve25519", userIDs: [{ email: to }], format: "object" });
+      const { publicKey } = await openpgp.generateKey({
+        type: "curve25519",
+        userIDs: [{ email: to }],
+        format: "object",
+      });
       const { messageId, raw } = await encryptedMessage(a, to, ctx.domain, "to another relay", publicKey);
       await submit(ctx, a, 587, { from: a.addr, to: [to] }, raw);
       // The namespace has no route out, so the message waits in Postfix's queue, already signed; read it there
       // and delete it.
-      const headers = await waitFor(`message ${messageId} in the Postfix queue`, DELIVERY_DEADLINE_MS, async () => {
-        const found = await ctx.ssh.out(
-          `for id in $(postqueue -j | sed -n 's/.*"queue_id": *"\\([0-9A-Za-z]*\\)".*/\\1/p'); do ` +
-            `if postcat -hq "$id" 2>/dev/null | grep -qF '${messageId}'; then postcat -hq "$id"; postsuper -d "$id" >/dev/null 2>&1; fi; done`,
-        );
-        return found === "" ? undefined : found.replace(/\r?\n[ \t]+/g, " ");
-      }, 500);
+      const headers = await waitFor(
+        `message ${messageId} in the Postfix queue`,
+        DELIVERY_DEADLINE_MS,
+        async () => {
+          const found = await ctx.ssh.out(
+            `for id in $(postqueue -j | sed -n 's/.*"queue_id": *"\\([0-9A-Za-z]*\\)".*/\\1/p'); do ` +
+              `if postcat -hq "$id" 2>/dev/null | grep -qF '${messageId}'; then postcat -hq "$id"; postsuper -d "$id" >/dev/null 2>&1; fi; done`,
+          );
+          return found === "" ? undefined : found.replace(/\r?\n[ \t]+/g, " ");
+        },
+        500,
+      );
       const dkim = headers.match(/^DKIM-Signature:.*$/im)?.[0] ?? "";
       if (!/\bd=/.test(dkim) || !dkim.includes(`d=${ctx.domain};`) || !dkim.includes(`s=${DKIM_SELECTOR};`)) {
-        throw new Error(`no DKIM signature with d=${ctx.domain} s=${DKIM_SELECTOR}; queued headers:\n${headers}`);
+        throw new Error(
+          `no DKIM signature with d=${ctx.domain} s=${DKIM_SELECTOR}; queued headers:\n${headers}`,
+        );
       }
     },
   },

@@ -26,7 +26,8 @@ export const push: E2eTest[] = [
         if (!/"?1111"?/.test(first)) throw new Error(`GETMETADATA after one token: ${first.trim()}`);
         await imap.command('SETMETADATA INBOX (/private/devicetoken "2222")');
         const both = await imap.command("GETMETADATA INBOX /private/devicetoken");
-        if (!both.includes("1111") || !both.includes("2222")) throw new Error(`GETMETADATA after two tokens: ${both.trim()}`);
+        if (!both.includes("1111") || !both.includes("2222"))
+          throw new Error(`GETMETADATA after two tokens: ${both.trim()}`);
       } finally {
         imap.close();
       }
@@ -63,12 +64,18 @@ export const push: E2eTest[] = [
       } finally {
         imap.close();
       }
-      const { publicKey } = await openpgp.generateKey({ type: "curve25519", userIDs: [{ email: b.addr }], format: "object" });
+      const { publicKey } = await openpgp.generateKey({
+        type: "curve25519",
+        userIDs: [{ email: b.addr }],
+        format: "object",
+      });
       const { messageId, raw } = await encryptedMessage(a, b.addr, ctx.domain, "ping", publicKey);
       await submit(ctx, a, 465, { from: a.addr, to: [b.addr] }, raw);
       await receive(ctx, b, messageId);
-      await waitFor(`a notification carrying ${token} at ${ctx.hostSide.baseUrl}`, PUSH_DEADLINE_MS, async () =>
-        ctx.hostSide.notifications.some((body) => body.includes(token)) ? true : undefined,
+      await waitFor(
+        `a notification carrying ${token} at ${ctx.hostSide.baseUrl}`,
+        PUSH_DEADLINE_MS,
+        async () => (ctx.hostSide.notifications.some((body) => body.includes(token)) ? true : undefined),
       );
     },
   },

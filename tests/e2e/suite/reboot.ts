@@ -23,11 +23,14 @@ export const reboot: E2eTest[] = [
       await ctx.container.reboot();
       ctx.time("reboot", (Date.now() - t) / 1000);
       const names = runningServices(ctx.first.plan);
-      const states = await ctx.ssh.out(names.map((n) => `echo "${n} $(systemctl is-active ${n})"`).join("\n"));
+      const states = await ctx.ssh.out(
+        names.map((n) => `echo "${n} $(systemctl is-active ${n})"`).join("\n"),
+      );
       const inactive = states.split("\n").filter((l) => !l.endsWith(" active"));
       if (inactive.length > 0) throw new Error(`not active after the reboot: ${inactive.join("; ")}`);
       const after = await fingerprints(ctx);
-      if (after !== before) throw new Error(`key or certificate changed across the reboot:\n${before}\n->\n${after}`);
+      if (after !== before)
+        throw new Error(`key or certificate changed across the reboot:\n${before}\n->\n${after}`);
       // The same password still opens the account: its password file survived and was not recreated.
       await (await imapLogin(ctx, account)).logout();
     },

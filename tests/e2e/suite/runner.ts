@@ -30,7 +30,8 @@ export async function runSuite(
         log(`  ✓ ${at} ${test.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
       } catch (e) {
         // JSON-RPC clients (the Delta Chat core) reject with plain objects like {code, message}.
-        const message = e instanceof Error ? e.message : typeof e === "object" ? JSON.stringify(e) : String(e);
+        const message =
+          e instanceof Error ? e.message : typeof e === "object" ? JSON.stringify(e) : String(e);
         failures.push(`${group}: ${test.name}: ${message.split("\n")[0]}`);
         log(`  ✗ ${at} ${test.name}\n    ${message.replace(/\n/g, "\n    ")}`);
       }

@@ -22,7 +22,9 @@ export function runningServices(plan: Plan): string[] {
 export async function startTimes(ctx: SuiteContext, names: readonly string[]): Promise<Map<string, string>> {
   if (names.length === 0) return new Map();
   const out = await ctx.ssh.out(
-    names.map((n) => `echo "${n} $(systemctl show -p ActiveEnterTimestampMonotonic --value ${n})"`).join("\n"),
+    names
+      .map((n) => `echo "${n} $(systemctl show -p ActiveEnterTimestampMonotonic --value ${n})"`)
+      .join("\n"),
   );
   return new Map(out.split("\n").map((l) => l.split(" ") as [string, string]));
 }

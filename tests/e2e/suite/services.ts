@@ -12,7 +12,9 @@ export const active: E2eTest[] = [
     async run(ctx) {
       const names = runningServices(ctx.first.plan);
       if (names.length === 0) throw new Error("the plan starts no service");
-      const states = await ctx.ssh.out(names.map((n) => `echo "${n} $(systemctl is-active ${n})"`).join("\n"));
+      const states = await ctx.ssh.out(
+        names.map((n) => `echo "${n} $(systemctl is-active ${n})"`).join("\n"),
+      );
       const inactive = states.split("\n").filter((l) => !l.endsWith(" active"));
       if (inactive.length > 0) throw new Error(`not active: ${inactive.join("; ")}`);
     },
@@ -25,14 +27,17 @@ export const restart: E2eTest[] = [
     async run(ctx) {
       // Timers have no process to kill; what they start is checked by its own tests.
       const names = runningServices(ctx.first.plan).filter((n) => n.endsWith(".service"));
-      const policies = await ctx.ssh.out(names.map((n) => `echo "${n} $(systemctl show -p Restart --value ${n})"`).join("\n"));
+      const policies = await ctx.ssh.out(
+        names.map((n) => `echo "${n} $(systemctl show -p Restart --value ${n})"`).join("\n"),
+      );
       // Services that declare a restart policy; oneshot wrappers like postfix.service have none to test.
       const restartable = policies
         .split("\n")
         .map((l) => l.split(" "))
         .filter(([, policy]) => policy !== "no" && policy !== "on-success")
         .map(([name]) => name);
-      if (restartable.length === 0) throw new Error(`no service of the plan has a Restart= policy (${policies.replace(/\n/g, ", ")})`);
+      if (restartable.length === 0)
+        throw new Error(`no service of the plan has a Restart= policy (${policies.replace(/\n/g, ", ")})`);
       // All at once: each service waits out its own RestartSec, so one by one would add those up.
       const before = new Map<string, number>();
       for (const name of restartable) {
@@ -42,11 +47,18 @@ export const restart: E2eTest[] = [
       }
       await ctx.ssh.exec(`kill -KILL ${[...before.values()].join(" ")}`);
       for (const [name, old] of before) {
-        await waitFor(`${name} running again with a new main process`, RESTART_DEADLINE_MS, async () => {
-          const active = (await ctx.ssh.exec(`systemctl is-active ${name}`, { allowFail: true })).stdout.trim();
-          const pid = await mainPid(ctx, name);
-          return active === "active" && pid !== 0 && pid !== old ? true : undefined;
-        }, 500);
+        await waitFor(
+          `${name} running again with a new main process`,
+          RESTART_DEADLINE_MS,
+          async () => {
+            const active = (
+              await ctx.ssh.exec(`systemctl is-active ${name}`, { allowFail: true })
+            ).stdout.trim();
+            const pid = await mainPid(ctx, name);
+            return active === "active" && pid !== 0 && pid !== old ? true : undefined;
+          },
+          500,
+        );
       }
     },
   },

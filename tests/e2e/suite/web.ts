@@ -34,7 +34,8 @@ export const web: E2eTest[] = [
         if (!greeting.startsWith("220 ")) throw new Error(`greeting: ${JSON.stringify(greeting)}`);
         socket.write("EHLO client.example\r\n");
         const reply = await readUntil(socket, (t) => /^250 /m.test(t));
-        if (!/^250-AUTH /m.test(reply) && !/^250[- ]AUTH /m.test(reply)) throw new Error(`EHLO through 443 offers no AUTH: ${JSON.stringify(reply)}`);
+        if (!/^250-AUTH /m.test(reply) && !/^250[- ]AUTH /m.test(reply))
+          throw new Error(`EHLO through 443 offers no AUTH: ${JSON.stringify(reply)}`);
       } finally {
         socket.destroy();
       }
@@ -59,7 +60,9 @@ export const web: E2eTest[] = [
       const reply = await https(ctx, "GET", "/new?x=1");
       const want = `dcaccount:https://${ctx.domain}/new?x=1`;
       if (reply.status !== 301 || reply.headers.location !== want) {
-        throw new Error(`GET /new?x=1: ${reply.status} to ${String(reply.headers.location)}, want 301 to ${want}`);
+        throw new Error(
+          `GET /new?x=1: ${reply.status} to ${String(reply.headers.location)}, want 301 to ${want}`,
+        );
       }
     },
   },
@@ -69,12 +72,12 @@ export const web: E2eTest[] = [
     async run(ctx) {
       const reply = await https(ctx, "GET", "/.well-known/autoconfig/mail/config-v1.1.xml");
       if (reply.status !== 200) throw new Error(`autoconfig: status ${reply.status}`);
-      const servers = [...reply.body.matchAll(/<(incoming|outgoing)Server type="(\w+)">([\s\S]*?)<\/\1Server>/g)].map(
-        ([, , type, inner]) => {
-          const field = (name: string) => inner.match(new RegExp(`<${name}>([^<]*)</${name}>`))?.[1];
-          return `${type} ${field("hostname")} ${field("port")} ${field("socketType")}`;
-        },
-      );
+      const servers = [
+        ...reply.body.matchAll(/<(incoming|outgoing)Server type="(\w+)">([\s\S]*?)<\/\1Server>/g),
+      ].map(([, , type, inner]) => {
+        const field = (name: string) => inner.match(new RegExp(`<${name}>([^<]*)</${name}>`))?.[1];
+        return `${type} ${field("hostname")} ${field("port")} ${field("socketType")}`;
+      });
       const want = [
         `imap ${ctx.domain} 993 SSL`,
         `imap ${ctx.domain} 143 STARTTLS`,
@@ -84,8 +87,10 @@ export const web: E2eTest[] = [
         `smtp ${ctx.domain} 443 SSL`,
       ];
       const missing = want.filter((w) => !servers.includes(w));
-      if (missing.length > 0) throw new Error(`autoconfig lacks ${missing.join("; ")}; has ${servers.join("; ")}`);
-      if (!reply.body.includes("%EMAILADDRESS%")) throw new Error("autoconfig has no %EMAILADDRESS% username");
+      if (missing.length > 0)
+        throw new Error(`autoconfig lacks ${missing.join("; ")}; has ${servers.join("; ")}`);
+      if (!reply.body.includes("%EMAILADDRESS%"))
+        throw new Error("autoconfig has no %EMAILADDRESS% username");
     },
   },
   {
@@ -106,7 +111,9 @@ export const web: E2eTest[] = [
       const reply = await https(ctx, "GET", "/some/path", { host: `www.${ctx.domain}` });
       const want = `https://${ctx.domain}/some/path`;
       if (reply.status !== 301 || reply.headers.location !== want) {
-        throw new Error(`https://www.${ctx.domain}/some/path: ${reply.status} to ${String(reply.headers.location)}`);
+        throw new Error(
+          `https://www.${ctx.domain}/some/path: ${reply.status} to ${String(reply.headers.location)}`,
+        );
       }
     },
   },
@@ -115,7 +122,8 @@ export const web: E2eTest[] = [
     needs: [...WEB, "service:iroh-relay.service"],
     async run(ctx) {
       const reply = await https(ctx, "GET", "/generate_204");
-      if (reply.status !== 204) throw new Error(`GET /generate_204: status ${reply.status}: ${reply.body.slice(0, 200)}`);
+      if (reply.status !== 204)
+        throw new Error(`GET /generate_204: status ${reply.status}: ${reply.body.slice(0, 200)}`);
     },
   },
 ];
