@@ -163,6 +163,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
       ssh,
       container,
       hostSide,
+      irohReal: iroh.real,
       netns,
       deploy,
       planFor: (overrides) => plan(overrides).plan,

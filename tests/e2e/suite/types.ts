@@ -24,6 +24,8 @@ export interface SuiteContext {
   readonly ssh: Ssh;
   readonly container: Container;
   readonly hostSide: HostSideServer;
+  /** Whether the iroh-relay archive is a real build (tools/iroh/build.sh) rather than the testbed's stand-in. */
+  readonly irohReal?: boolean;
   /** The test's namespace: clients that must resolve the relay's names run inside it (`ip netns exec`). */
   readonly netns: Netns;
   /** The plan for the testbed config with these option overrides, without deploying it. */

@@ -121,6 +121,10 @@ export const web: E2eTest[] = [
     name: "GET /generate_204 answers 204 from the relay's own iroh-relay",
     needs: [...WEB, "service:iroh-relay.service"],
     async run(ctx) {
+      if (ctx.irohReal === false)
+        throw new Error(
+          "the server runs the testbed's iroh-relay stand-in; build the real one with tools/iroh/build.sh",
+        );
       const reply = await https(ctx, "GET", "/generate_204");
       if (reply.status !== 204)
         throw new Error(`GET /generate_204: status ${reply.status}: ${reply.body.slice(0, 200)}`);
