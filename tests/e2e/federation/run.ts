@@ -41,18 +41,23 @@ class Cleanup {
   }
 }
 
-/** Seconds acmetool.service's last run took on the server (the certificate request of the first deploy). */
+/** Seconds the first acmetool.service run took on the server (the certificate request of the first deploy). */
 async function acmetoolSeconds(ssh: Ssh): Promise<number> {
-  const out = await ssh.out(
-    "systemctl show acmetool.service -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic",
-  );
-  const v = Object.fromEntries(out.split("\n").map((l) => l.split("=") as [string, string]));
-  return (Number(v.ExecMainExitTimestampMonotonic) - Number(v.ExecMainStartTimestampMonotonic)) / 1e6;
+  const out = await ssh.out("journalctl -u acmetool.service -o short-unix --no-pager");
+  const at = (re: RegExp) =>
+    Number(
+      out
+        .split("\n")
+        .find((l) => re.test(l))
+        ?.split(" ")[0],
+    );
+  return at(/Finished acmetool\.service|acmetool\.service: Failed/) - at(/Starting acmetool\.service/);
 }
 
 export async function main(opts: { only?: string; hold?: boolean } = {}): Promise<number> {
   if (process.getuid?.() !== 0)
     throw new Error("the federation testbed needs root (network namespaces, nspawn, mounts)");
+  const started = Date.now();
   const timings: Array<[string, number]> = [];
   const time = (label: string, seconds: number) => timings.push([label, seconds]);
   const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
@@ -257,6 +262,9 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
       for (const f of outcome.failures) log(`  ${f}`);
     }
     await cleanup.run();
+    log(
+      `  ${"total (incl. cleanup)".padEnd(30)} ${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s`,
+    );
     log(`${outcome.passed} passed, ${outcome.failed} failed`);
     return outcome.failed > 0 ? 1 : 0;
   } catch (e) {

@@ -384,7 +384,10 @@ export function federationSuite(fed: FedContext): ReadonlyArray<readonly [string
         .replace(/\{from_addr\}/g, sender.addr)
         .replace(/\{to_addr\}/g, recipient.addr)
         .replace(/^Message-ID: .*$/m, `Message-ID: ${messageId}`)
-        .replace(/\r?\n/g, "\r\n");
+        .replace(/\r?\n/g, "\r\n")
+        // Ends at the closing boundary, as Delta Chat's messages do; the sample's trailing blank lines meet the
+        // problem of the next test.
+        .replace(/(\r\n)+$/, "\r\n");
       await submit(a.ctx, sender, 587, { from: sender.addr, to: [recipient.addr] }, raw);
       const source = await receive(b.ctx, recipient, messageId);
       if (!/^Secure-Join: vc-request$/m.test(source))
@@ -393,19 +396,46 @@ export function federationSuite(fed: FedContext): ReadonlyArray<readonly [string
     }),
   ];
 
+  mail.push(
+    test("a signed message that ends in blank lines is accepted by the other relay", async () => {
+      // DKIM's body canonicalization drops trailing blank lines, so the signed length is shorter than the body
+      // although nothing was appended; final.lua's body-length check must not take that for an l= signature.
+      const sender = await account(a);
+      const recipient = await account(b);
+      const key = await openpgp.generateKey({
+        type: "curve25519",
+        userIDs: [{ email: recipient.addr }],
+        format: "object",
+      });
+      const { messageId, raw } = await encryptedMessage(
+        sender,
+        recipient.addr,
+        a.spec.domain,
+        "trailing",
+        key.publicKey,
+      );
+      await submit(a.ctx, sender, 587, { from: sender.addr, to: [recipient.addr] }, raw + "\r\n\r\n");
+      await receive(b.ctx, recipient, messageId);
+    }),
+  );
+
   const renewal: E2eTest[] = [
-    test("renewal as the timer runs it: a revoked certificate is replaced and the services load the new one", async () => {
+    test("the timer's reconcile replaces a certificate that no longer satisfies the target, and the services load it", async () => {
+      // Pebble 2.4 issues certificates for five years and the clock is the host's, so a time-based renewal cannot be
+      // provoked. acmetool renews whenever no stored certificate satisfies the target; dropping the current one
+      // from its store takes that same path (order, challenge through nginx and the redirector, live link, hook).
       const live = `/var/lib/acme/live/${a.spec.domain}/cert`;
       const before = (await peerCertificate(a, a.spec.domain, fed.pebbleRoot)).serialNumber;
-      // acmetool names certificates by id; live/<domain> links to certs/<id>.
+      const serialOnDisk = async () =>
+        (await a.ssh.out(`openssl x509 -in ${live} -noout -serial`)).replace(/^serial=/, "");
       await a.ssh.out(
-        `acmetool --batch revoke "$(basename "$(readlink /var/lib/acme/live/${a.spec.domain})")"`,
+        `rm -rf "/var/lib/acme/certs/$(basename "$(readlink /var/lib/acme/live/${a.spec.domain})")"`,
       );
       const t = Date.now();
       // The unit acmetool.timer starts.
       await a.ssh.out("systemctl start acmetool.service");
       fed.time("ACME renewal (A)", (Date.now() - t) / 1000);
-      const onDisk = (await a.ssh.out(`openssl x509 -in ${live} -noout -serial`)).replace(/^serial=/, "");
+      const onDisk = await serialOnDisk();
       const served = await waitFor("nginx serves the renewed certificate", 30_000, async () => {
         const s = (await peerCertificate(a, a.spec.domain, fed.pebbleRoot)).serialNumber;
         return s !== before ? s : undefined;
