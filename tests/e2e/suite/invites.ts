@@ -6,12 +6,34 @@ import { PATHS } from "../../../components/plan/facts";
 import { https, imapLogin, imapLoginRefused, newCredentials, type Account } from "./clients";
 import { DcClient } from "./dcclient";
 import { onboardingLink } from "./deltachat";
+import { waitFor } from "../proc";
 import type { E2eTest, SuiteContext } from "./types";
 
 // A fresh token per run; it doubles as a sentinel: no script or log line may contain it.
 const TOKEN = `inv${randomUUID().replace(/-/g, "").slice(0, 12)}`;
 const NEEDS = ["service:dovecot.service", "service:chatmaild.service", "service:nginx.service"];
 let existing: Account | undefined;
+
+const AUTH_READY_DEADLINE_MS = 30_000;
+
+/**
+ * After a deploy that restarted chatmaild, doveauth's socket comes up a moment after systemd reports the service
+ * started (Type=simple); until then Dovecot answers "Temporary authentication failure". Wait until an existing
+ * account logs in again, as a client's retry would.
+ */
+async function authReady(ctx: SuiteContext): Promise<void> {
+  if (!existing) throw new Error("no account from before the tokens (the deploy test did not run)");
+  const account = existing;
+  await waitFor(
+    "IMAP logins answered again after the deploy",
+    AUTH_READY_DEADLINE_MS,
+    async () => {
+      await (await imapLogin(ctx, account)).logout();
+      return true;
+    },
+    500,
+  );
+}
 
 async function newWithToken(ctx: SuiteContext): Promise<Account> {
   const reply = await https(ctx, "POST", `/new?${TOKEN}`);
@@ -29,6 +51,7 @@ export const invites: E2eTest[] = [
       existing = newCredentials(ctx);
       await (await imapLogin(ctx, existing)).logout();
       const deployed = await ctx.deploy({ inviteTokens: [TOKEN] });
+      await authReady(ctx);
       const leaking = deployed.plan.steps.filter((s) => s.script.includes(TOKEN)).map((s) => s.id);
       if (leaking.length > 0) throw new Error(`the invite token is in the scripts of ${leaking.join(", ")}`);
       const carrying = deployed.plan.steps.filter((s) => s.stdin.includes(TOKEN));
@@ -117,6 +140,7 @@ export const invites: E2eTest[] = [
     needs: NEEDS,
     async run(ctx) {
       await ctx.deploy();
+      await authReady(ctx);
       await (await imapLogin(ctx, newCredentials(ctx))).logout();
       const page = await https(ctx, "GET", "/");
       if (!page.body.includes("cta-button"))
