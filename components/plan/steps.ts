@@ -7,6 +7,9 @@ import { PHASES, type Phase, type Plan, type Step, type Unit } from "./types";
 /** One line per executed step: time, unit id, hash. */
 export const RUN_LOG = "/var/lib/chatmail-deploy/runs.log";
 
+/** How long a service step waits for its service's `ready` condition. */
+export const READY_SECONDS = 30;
+
 export const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 
 /** Quotes a word for sh. */
@@ -127,6 +130,14 @@ function body(unit: Unit): { script: string; stdin: string } {
       if (!unit.running) lines.push(`systemctl stop ${n} 2>/dev/null || true`);
       else if (unit.restartOn.length > 0 || unit.reloadOn.length === 0) lines.push(`systemctl restart ${n}`);
       else lines.push(`systemctl is-active --quiet ${n} && systemctl reload ${n} || systemctl restart ${n}`);
+      if (unit.running && unit.ready) {
+        lines.push(
+          `i=0; until ${unit.ready}; do`,
+          `  i=$((i + 1)); [ "$i" -le ${READY_SECONDS * 10} ] || { echo ${q(`${unit.name} did not get ready within ${READY_SECONDS} s`)} >&2; exit 1; }`,
+          "  sleep 0.1",
+          "done",
+        );
+      }
       return { script: lines.join("\n"), stdin: "" };
     }
   }

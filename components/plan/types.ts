@@ -118,6 +118,9 @@ export interface ServiceUnit extends UnitBase {
   readonly restartOn: readonly string[];
   /** Units whose change only reloads the service. */
   readonly reloadOn: readonly string[];
+  /** sh condition that holds once the service serves (its sockets exist); the step waits up to READY_SECONDS
+   * for it, so that the deploy ends with a working relay, not one still starting. */
+  readonly ready?: string;
 }
 
 export type Unit =

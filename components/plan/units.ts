@@ -94,6 +94,7 @@ export function service(
     after?: string[];
     enabled?: boolean;
     running?: boolean;
+    ready?: string;
   } = {},
 ): ServiceUnit {
   return {
@@ -106,6 +107,7 @@ export function service(
     running: opts.running ?? true,
     restartOn: opts.restartOn ?? [],
     reloadOn: opts.reloadOn ?? [],
+    ...(opts.ready ? { ready: opts.ready } : {}),
   };
 }
 

@@ -59,7 +59,17 @@ export function daemons(ctx: PlanContext): Unit[] {
     ...expire,
     ...fsreport,
     ...replaced,
-    service("chatmaild.service", { restartOn: [...ids([bundle, chatmaild]), ini], after: ids(replaced) }),
+    service("chatmaild.service", {
+      restartOn: [...ids([bundle, chatmaild]), ini],
+      after: ids(replaced),
+      // Dovecot and Postfix need the dict sockets and the filter ports the moment the deploy ends.
+      ready: [
+        ...[PATHS.doveauthSocket, PATHS.metadataSocket, PATHS.lastloginSocket].map((s) => `[ -S ${s} ]`),
+        ...[config.filtermailSmtpPort, config.filtermailSmtpPortIncoming, config.newAccountPort].map(
+          (p) => `ss -Hltn 'sport = :${p}' | grep -q .`,
+        ),
+      ].join(" && "),
+    }),
     // The jobs themselves are started by their timers only; a deploy must not interrupt a running expiry.
     service("chatmail-expire.timer", { restartOn: ids(expire) }),
     service("chatmail-fsreport.timer", { restartOn: ids(fsreport) }),
