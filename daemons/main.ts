@@ -26,18 +26,12 @@ import {
   LEGACY_METRICS_FILE,
   METADATA_SOCKET,
   NOCREATE_FILE,
+  SERVICES,
   VMAIL_USER,
 } from "./paths";
 import type { Service } from "./service";
 
-export const SERVICES = [
-  "doveauth",
-  "lastlogin",
-  "metadata",
-  "newaccount",
-  "filtermail-outgoing",
-  "filtermail-incoming",
-] as const;
+export { SERVICES };
 export type ServiceName = (typeof SERVICES)[number];
 const ONE_SHOTS = ["expire", "fsreport", "quota-expire"] as const;
 

@@ -32,3 +32,13 @@ export const FSREPORT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
 export const LEGACY_METRICS_FILE = "/var/www/html/metrics";
 /** The user all daemons run as, owner of the mailboxes. */
 export const VMAIL_USER = "vmail";
+
+/** The long-running services of chatmaild.js, all run by one process (chatmaild.service). */
+export const SERVICES = [
+  "doveauth",
+  "lastlogin",
+  "metadata",
+  "newaccount",
+  "filtermail-outgoing",
+  "filtermail-incoming",
+] as const;

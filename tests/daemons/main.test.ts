@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseArgs, UsageError } from "../../daemons/main";
+import { SERVICES } from "../../daemons/paths";
 import { buildDaemons } from "../../tools/build-daemons";
 import { converse, DOMAIN, freePort, tempRelay, type TempRelay } from "./helpers";
 
@@ -67,12 +68,7 @@ describe("the bundled chatmaild.js", () => {
   it("runs every service in one process, hashes in worker threads, and exits 0 on SIGTERM", async () => {
     const sockets = { auth: relay.socket("auth"), meta: relay.socket("meta"), last: relay.socket("last") };
     const p = run([
-      "doveauth",
-      "lastlogin",
-      "metadata",
-      "newaccount",
-      "filtermail-outgoing",
-      "filtermail-incoming",
+      ...SERVICES,
       "--doveauth-socket",
       sockets.auth,
       "--metadata-socket",

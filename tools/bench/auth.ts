@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { connect, createServer, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { CHATMAILD_NODE_FLAGS } from "../../daemons/paths";
+import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../daemons/paths";
 import { WORKER_IDLE_MS } from "../../daemons/doveauth/hashpool";
 import { buildDaemons } from "../build-daemons";
 
@@ -110,12 +110,7 @@ export async function startChatmaild(dir: string, domain: string, iniLines = "")
       ...CHATMAILD_NODE_FLAGS,
       bundle,
       ini,
-      "doveauth",
-      "lastlogin",
-      "metadata",
-      "newaccount",
-      "filtermail-outgoing",
-      "filtermail-incoming",
+      ...SERVICES,
       "--doveauth-socket",
       socket,
       "--metadata-socket",

@@ -4,21 +4,11 @@
 // service and the two SMTP proxies Postfix passes mail through: one process, because one Node runtime costs
 // about 45 MB and the budget for all daemons is 100 MB idle and 160 MB under load (`npm run bench -- memory`).
 // It restarts when the bundle or chatmail.ini changes.
-import { CHATMAILD_NODE_FLAGS } from "../../../daemons/paths";
+import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../../daemons/paths";
 import type { PlanContext } from "../context";
 import { PATHS, PORTS } from "../facts";
 import { contentFile, fileId, ids, packages, service, templateFile } from "../units";
 import type { Unit } from "../types";
-
-/** The daemons chatmaild.service runs (service names of daemons/main.ts). */
-export const DAEMONS = [
-  "doveauth",
-  "lastlogin",
-  "metadata",
-  "newaccount",
-  "filtermail-outgoing",
-  "filtermail-incoming",
-] as const;
 
 /**
  * Units of relays deployed by cmdeploy that chatmaild.service replaces (§6.8, §15.5); they are stopped and
@@ -39,7 +29,7 @@ export function daemons(ctx: PlanContext): Unit[] {
   const { config, assets } = ctx;
   const run = `${PATHS.node} ${CHATMAILD_NODE_FLAGS.join(" ")} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
   const vars = {
-    chatmaildCommand: `${run} ${DAEMONS.join(" ")}`,
+    chatmaildCommand: `${run} ${SERVICES.join(" ")}`,
     expireCommand: `${run} expire`,
     fsreportCommand: `${run} fsreport`,
   };
