@@ -10,13 +10,14 @@ import { journal } from "./journal";
 import { mail } from "./mail";
 import { push } from "./push";
 import { reboot } from "./reboot";
-import { active, restart } from "./services";
+import { active, hostState, restart } from "./services";
 import type { E2eTest } from "./types";
 import { web } from "./web";
 
 export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["idempotence: same config", sameConfig],
   ["services", active],
+  ["host state", hostState],
   ["accounts", accounts],
   ["mail", mail],
   ["inbound and TLS", inbound],

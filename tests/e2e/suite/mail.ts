@@ -109,6 +109,15 @@ export async function receive(ctx: SuiteContext, account: Account, messageId: st
   }
 }
 
+/** Headers a mail client could add that identify its device or network; the relay removes them. */
+const CLIENT_IP = "198.51.100.77";
+const CLIENT_HEADERS = [
+  "X-Mailer: e2e-mailer/1.0",
+  "User-Agent: e2e-agent/1.0",
+  `X-Originating-IP: [${CLIENT_IP}]`,
+  `Received: from laptop ([${CLIENT_IP}]) by client.example`,
+];
+
 function headerBlock(source: string): string {
   return source.split(/\r?\n\r?\n/)[0].replace(/\r?\n[ \t]+/g, " ");
 }
@@ -125,11 +134,17 @@ async function encryptedRoundTrip(ctx: SuiteContext, port: SubmissionPort) {
   });
   const text = `hello over ${port} ${randomUUID()}`;
   const { messageId, raw } = await encryptedMessage(a, b.addr, ctx.domain, text, publicKey);
-  await submit(ctx, a, port, { from: a.addr, to: [b.addr] }, raw);
+  // What a careless client might add: the relay's header cleanup must strip all of it and hide the subject.
+  const sent =
+    CLIENT_HEADERS.join("\r\n") + "\r\n" + raw.replace(/^Subject: .*$/m, "Subject: Unencrypted subject");
+  await submit(ctx, a, port, { from: a.addr, to: [b.addr] }, sent);
   const source = await receive(ctx, b, messageId);
   const headers = headerBlock(source);
   if (!/^Subject: \[\.\.\.\]$/im.test(headers))
     throw new Error(`subject not hidden: ${headers.match(/^Subject:.*$/im)?.[0] ?? "no Subject"}`);
+  for (const leak of ["Unencrypted subject", "e2e-mailer", "e2e-agent", CLIENT_IP]) {
+    if (source.includes(leak)) throw new Error(`"${leak}" reached the recipient:\n${headers}`);
+  }
   // The client's address (the host end of the test link) must not reach the recipient.
   const clientAddr = ctx.hostSide.baseUrl.replace(/^http:\/\/|:\d+$/g, "");
   if (source.includes(clientAddr))
@@ -145,12 +160,12 @@ async function encryptedRoundTrip(ctx: SuiteContext, port: SubmissionPort) {
 
 export const mail: E2eTest[] = [
   {
-    name: "an OpenPGP message from A to B over 587 (STARTTLS) arrives decryptable, with the subject hidden and no client IP",
+    name: "an OpenPGP message from A to B over 587 (STARTTLS) arrives decryptable, with client headers removed, subject hidden, no client IP",
     needs: MAIL,
     run: (ctx) => encryptedRoundTrip(ctx, 587),
   },
   {
-    name: "an OpenPGP message from A to B over 465 (implicit TLS) arrives decryptable, with the subject hidden and no client IP",
+    name: "an OpenPGP message from A to B over 465 (implicit TLS) arrives decryptable, with client headers removed, subject hidden, no client IP",
     needs: MAIL,
     run: (ctx) => encryptedRoundTrip(ctx, 465),
   },

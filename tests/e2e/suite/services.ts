@@ -21,6 +21,26 @@ export const active: E2eTest[] = [
   },
 ];
 
+export const hostState: E2eTest[] = [
+  {
+    name: "the server carries the deployed version stamp and the TZ setting in its environment",
+    async run(ctx) {
+      const planned = ctx.first.plan.units.find(
+        (u) => u.kind === "file" && u.path === "/etc/chatmail-version",
+      );
+      if (!planned || planned.kind !== "file") throw new Error("the plan writes no /etc/chatmail-version");
+      const stamp = await ctx.ssh.out("cat /etc/chatmail-version");
+      const expected = String(planned.content).trimEnd();
+      if (stamp !== expected)
+        throw new Error(
+          `/etc/chatmail-version is ${JSON.stringify(stamp)}, expected ${JSON.stringify(expected)}`,
+        );
+      const env = await ctx.ssh.out("grep -x 'TZ=:/etc/localtime' /etc/environment || true");
+      if (env !== "TZ=:/etc/localtime") throw new Error("/etc/environment lacks TZ=:/etc/localtime");
+    },
+  },
+];
+
 export const restart: E2eTest[] = [
   {
     name: "killing a daemon's main process gets it restarted by systemd",
