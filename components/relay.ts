@@ -1,7 +1,7 @@
 // Relay: the whole chatmail relay as one component: a host, its configuration from the plan, and its DNS.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { PATHS, publicPorts } from "./plan/facts";
+import { PATHS, publicPorts, READ_BACK } from "./plan/facts";
 import { CloudflareDns } from "./cloudflareDns";
 import type { RelayConfig } from "./config";
 import { relayRecords, zoneFile, type DnsFacts } from "./dns";
@@ -133,17 +133,12 @@ function dnsFacts(
     ).stdout.apply((s) => s.trim());
   const dkimStep = plan.steps.find((s) => s.kind === "once" && s.files.includes(PATHS.dkimPrivateKey));
   const dkim = dkimStep
-    ? read(
-        "read-dkim-public-key",
-        `openssl pkey -in ${PATHS.dkimPrivateKey} -pubout | sed '/-----/d' | tr -d '\\n'`,
-        [dkimStep.id],
-        [dkimStep.hash, host.serverId],
-      )
+    ? read("read-dkim-public-key", READ_BACK.dkimPublicKey, [dkimStep.id], [dkimStep.hash, host.serverId])
     : pulumi.output("");
   const lastSteps = plan.steps.filter((s) => s.phase === "activate").map((s) => s.id);
   const acme =
     config.tlsMode === "acme"
-      ? read("read-acme-account", "acmetool account-url 2>/dev/null || true", lastSteps, [host.serverId])
+      ? read("read-acme-account", READ_BACK.acmeAccountUrl, lastSteps, [host.serverId])
       : pulumi.output(undefined);
   return pulumi
     .all([host.ipv4, host.ipv6, dkim, acme])

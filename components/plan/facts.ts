@@ -65,6 +65,15 @@ export const FALLBACK_RESOLVER = "9.9.9.9";
 
 export const DKIM_SELECTOR = "opendkim";
 
+/**
+ * Commands that read back what DNS needs from a deployed server: the DKIM public key (only the public half ever
+ * leaves the server) and the ACME account URI that CAA pins. The Pulumi Relay and the testbeds run the same.
+ */
+export const READ_BACK = {
+  dkimPublicKey: `openssl pkey -in ${PATHS.dkimPrivateKey} -pubout | sed '/-----/d' | tr -d '\\n'`,
+  acmeAccountUrl: "acmetool account-url 2>/dev/null || true",
+} as const;
+
 /** Certificate and key paths for the TLS mode in use; every TLS-speaking service reads these. */
 export function tlsPaths(config: RelayConfig): { cert: string; key: string } {
   switch (config.tlsMode) {

@@ -2,7 +2,7 @@
 // and the DNS zones built from the project's own record set with the facts read back from the servers.
 import { loadConfig, type RelayConfig } from "../../../components/config";
 import { relayRecords, zoneFile, type DnsFacts } from "../../../components/dns";
-import { PATHS } from "../../../components/plan/facts";
+import { READ_BACK } from "../../../components/plan/facts";
 import { IROH_ARCHIVE_PATH, NOTIFY_PATH, type HostSide } from "../config";
 import type { Ssh } from "../ssh";
 import type { Zone } from "./dns";
@@ -45,13 +45,9 @@ export function relayConfig(spec: RelaySpec, host: HostSide, acme: Acme): RelayC
   });
 }
 
-/** The commands components/relay.ts (dnsFacts) runs on the server, so the zone holds what Pulumi would publish. */
-export const READ_DKIM = `openssl pkey -in ${PATHS.dkimPrivateKey} -pubout | sed '/-----/d' | tr -d '\\n'`;
-export const READ_ACME_ACCOUNT = "acmetool account-url 2>/dev/null || true";
-
 export async function readFacts(spec: RelaySpec, ssh: Ssh): Promise<DnsFacts> {
-  const dkimPublicKey = await ssh.out(READ_DKIM);
-  const acmeAccountUrl = await ssh.out(READ_ACME_ACCOUNT);
+  const dkimPublicKey = await ssh.out(READ_BACK.dkimPublicKey);
+  const acmeAccountUrl = await ssh.out(READ_BACK.acmeAccountUrl);
   return { ipv4: spec.addr, ...(dkimPublicKey ? { dkimPublicKey } : {}), acmeAccountUrl };
 }
 

@@ -6,9 +6,16 @@ import { connect as tlsConnect, type PeerCertificate } from "node:tls";
 import { createTransport } from "nodemailer";
 import * as openpgp from "openpgp";
 import type { RelayConfig } from "../../../components/config";
-import { mtaStsId, mtaStsPolicy, relayRecords, type DnsFacts, type DnsRecord } from "../../../components/dns";
+import {
+  mtaStsId,
+  mtaStsPolicy,
+  rdata,
+  relayRecords,
+  type DnsFacts,
+  type DnsRecord,
+} from "../../../components/dns";
 import type { Plan } from "../../../components/plan";
-import { DKIM_SELECTOR } from "../../../components/plan/facts";
+import { DKIM_SELECTOR, READ_BACK } from "../../../components/plan/facts";
 import { certificateNames } from "../../../components/plan/parts/tls";
 import type { Container } from "../container";
 import type { Netns } from "../netns";
@@ -18,7 +25,6 @@ import { https, imapLogin, newCredentials, submit, type Account } from "../suite
 import { encryptedMessage, receive } from "../suite/mail";
 import type { E2eTest, SuiteContext } from "../suite/types";
 import type { RelaySpec } from "./relays";
-import { READ_ACME_ACCOUNT } from "./relays";
 import { ACME_NAME, ACME_PORT } from "./pebble";
 
 export interface Relay {
@@ -62,23 +68,9 @@ async function lookup(via: Relay, name: string, type: string): Promise<string[]>
     .filter((l) => l && !l.startsWith(";"));
 }
 
-/** A record's answer as kdig +short prints it (TXT strings joined, names absolute). */
+/** A record's answer as kdig +short prints it: the zone-file form, but TXT strings joined. */
 function expected(r: DnsRecord): string {
-  switch (r.type) {
-    case "A":
-    case "AAAA":
-      return r.address;
-    case "CNAME":
-      return `${r.target}.`;
-    case "MX":
-      return `${r.priority} ${r.target}.`;
-    case "TXT":
-      return r.strings.join("");
-    case "SRV":
-      return `${r.priority} ${r.weight} ${r.port} ${r.target}.`;
-    case "CAA":
-      return `${r.flags} ${r.tag} "${r.value}"`;
-  }
+  return r.type === "TXT" ? r.strings.join("") : rdata(r);
 }
 
 /** kdig prints TXT as quoted strings separated by spaces; the value is their concatenation. */
@@ -270,7 +262,7 @@ export function federationSuite(fed: FedContext): ReadonlyArray<readonly [string
     }),
     test("the CAA record names the ACME server and each relay's own account", async () => {
       for (const [via, t] of pair) {
-        const accountUrl = await t.ssh.out(READ_ACME_ACCOUNT);
+        const accountUrl = await t.ssh.out(READ_BACK.acmeAccountUrl);
         if (!accountUrl.startsWith(`https://${ACME_NAME}:${ACME_PORT}/`))
           throw new Error(`${t.spec.domain}: account URL ${JSON.stringify(accountUrl)}`);
         const want = `0 issue "${ACME_NAME};accounturi=${accountUrl}"`;
