@@ -135,6 +135,42 @@ export async function startChatmaild(dir: string, domain: string, iniLines = "")
   return { child, socket, filtermailSmtpPort, stop };
 }
 
+/** A Node process that answers every line with "O" and does nothing else. */
+const ECHO_SERVER = `
+const path = process.argv[1];
+require("node:net").createServer((s) => s.on("data", (d) => {
+  let n = 0; for (const b of d) if (b === 10) n++;
+  s.write("O\\n".repeat(n));
+})).listen(path, () => console.log("ready"));
+`;
+
+/**
+ * The ceiling: the same client against another process that only answers. At one connection a lookup is a round
+ * trip between two processes, so this bounds any daemon on this machine.
+ */
+async function echoCeiling(dir: string, connections: number): Promise<number> {
+  const path = join(dir, `echo-${connections}.socket`);
+  const echo = spawn(process.execPath, ["-e", ECHO_SERVER, path], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((r) => echo.stdout!.once("data", r));
+  try {
+    const cs = await Promise.all(Array.from({ length: connections }, () => Conn.open(path)));
+    let done = 0;
+    const end = Date.now() + LOOKUP_SECONDS * 1000;
+    await Promise.all(
+      cs.map(async (c) => {
+        while (Date.now() < end) {
+          await c.request("Lx");
+          done++;
+        }
+      }),
+    );
+    for (const c of cs) c.close();
+    return done / LOOKUP_SECONDS;
+  } finally {
+    echo.kill();
+  }
+}
+
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-auth-"));
   const { child, socket, stop } = await startChatmaild(dir, DOMAIN);
@@ -179,6 +215,8 @@ export async function run(): Promise<void> {
     warm.close();
 
     let underLoad = 0;
+    const ceiling = new Map<number, number>();
+    for (const n of [1, 16]) ceiling.set(n, await echoCeiling(dir, n));
     for (const n of [1, 16, 64]) {
       const cs = await Promise.all(Array.from({ length: n }, () => Conn.open(socket)));
       const latencies: number[] = [];
@@ -213,6 +251,17 @@ export async function run(): Promise<void> {
         percentile(latencies, 99).toFixed(0),
         ((100 * (cpuSeconds(child.pid as number) - cpu0)) / secs).toFixed(0),
         ref ? `${ref} (x${(perSec / ref).toFixed(1)})` : "-",
+      ]);
+    }
+    for (const [n, perSec] of ceiling) {
+      rows.push([
+        "ceiling: a Node server that only answers, same client",
+        String(n),
+        perSec.toFixed(0),
+        "-",
+        "-",
+        "-",
+        "-",
       ]);
     }
     const mem = memoryMb(child.pid as number);
