@@ -6,6 +6,7 @@ import { deltachat } from "./deltachat";
 import { expiry } from "./expiry";
 import { inbound } from "./inbound";
 import { invites } from "./invites";
+import { irohDownload } from "./iroh";
 import { journal } from "./journal";
 import { mail } from "./mail";
 import { push } from "./push";
@@ -26,6 +27,7 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["Delta Chat", deltachat],
   ["logs", journal],
   ["invite tokens", invites],
+  ["iroh-relay download", irohDownload],
   ["quota and expiry", expiry],
   ["services: restart", restart],
   ["reboot", reboot],
