@@ -25,7 +25,8 @@ const ALLOWED: ReadonlyArray<readonly [RegExp, string]> = [
     "mail to another domain cannot leave the test namespace",
   ],
   // Dovecot's master notes every stop, including the restarts a deploy does.
-  [/dovecot\[\d+\]: master: Warning: Killed with signal 15/, "a deploy restarting dovecot"],
+  // Which of its processes logs the note (master, or log(PID)) depends on the order they stop in.
+  [/dovecot\[\d+\]: (master|log\(\d+\)): Warning: Killed with signal 15/, "a deploy restarting dovecot"],
   // Dovecot's failed-login delay is switched off on purpose (anvil-auth-penalty listener with mode 0, as on
   // upstream relays: many users share one address behind carrier NAT); auth then notes it cannot reach it.
   [/auth: Error: net_connect_unix\(anvil-auth-penalty\) failed/, "the auth penalty is off on purpose"],
