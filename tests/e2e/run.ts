@@ -1,7 +1,7 @@
 // `npm run test:e2e`: builds (or reuses) the Debian 12 rootfs, boots it with systemd in a network namespace of
 // its own, deploys the relay's plan over SSH, runs the online suite against it, prints a timing report, and always
 // removes what it started (container, overlay, veth, namespace, HTTP server), also on errors and Ctrl-C.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RelayConfig } from "../../components/config";
 import { planRelay, type Plan } from "../../components/plan";
@@ -13,6 +13,7 @@ import { irohArchive, startHostSide } from "./hostside";
 import { createNetns } from "./netns";
 import { run } from "./proc";
 import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec } from "./rootfs";
+import { runFromCommandLine, startTestbedRun } from "./harness";
 import { Ssh } from "./ssh";
 import { runSuite } from "./suite/runner";
 import { SUITE } from "./suite";
@@ -37,53 +38,11 @@ function defaultPlanner(): (config: RelayConfig) => Plan {
   return (config) => planRelay(config, assets);
 }
 
-/** Undo actions, run last-in first-out exactly once, whatever ends the run. */
-class Cleanup {
-  private readonly actions: Array<[string, () => Promise<void>]> = [];
-  private done?: Promise<void>;
-  add(what: string, action: () => Promise<void>) {
-    this.actions.push([what, action]);
-  }
-  run(): Promise<void> {
-    this.done ??= (async () => {
-      for (const [what, action] of this.actions.reverse()) {
-        try {
-          await action();
-        } catch (e) {
-          log(`cleanup: ${what} failed: ${(e as Error).message}`);
-        }
-      }
-    })();
-    return this.done;
-  }
-}
-
 export async function main(opts: TestbedOptions = {}): Promise<number> {
   if (process.getuid?.() !== 0)
     throw new Error("the e2e testbed needs root (network namespaces, nspawn, mounts)");
-  const timings: Array<[string, number]> = [];
-  const time = (label: string, seconds: number) => timings.push([label, seconds]);
-  const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
-    const t = Date.now();
-    const value = await f();
-    time(label, (Date.now() - t) / 1000);
-    return value;
-  };
-  const cleanup = new Cleanup();
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`${signal}: cleaning up`);
-    void cleanup.run().then(() => process.exit(130));
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-
-  // Short path: the SSH control socket lives here.
-  const runDir = mkdtempSync("/tmp/cme2e-");
-  let keepRunDir = false;
-  cleanup.add("run directory", async () => {
-    if (keepRunDir) log(`logs kept in ${runDir}`);
-    else rmSync(runDir, { recursive: true, force: true });
-  });
+  const testbed = startTestbedRun("cme2e-", log);
+  const { runDir, cleanup, timings, time, timed, keep } = testbed;
   try {
     const makePlan = opts.makePlan ?? defaultPlanner();
     const netns = await createNetns();
@@ -139,7 +98,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     const ssh = new Ssh({ addr: netns.containerAddr, keyPath, controlDir: runDir });
     cleanup.add("ssh connection", () => ssh.close());
     cleanup.add("journal copy", async () => {
-      if (!keepRunDir) return;
+      if (!testbed.kept) return;
       const journal = await container
         .enter(["journalctl", "--no-pager", "-o", "short-precise"])
         .catch((e: Error) => e.message);
@@ -176,13 +135,13 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     const outcome = await timed("suite", () =>
       runSuite(opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE, ctx, log),
     );
-    keepRunDir = outcome.failed > 0;
+    if (outcome.failed > 0) keep();
     if (opts.hold) {
       log(
         `holding; log in with: ssh -i ${keyPath} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@${netns.containerAddr}`,
       );
       log("press Ctrl-C to clean up");
-      keepRunDir = true;
+      keep();
       await new Promise(() => {});
     }
 
@@ -196,23 +155,8 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     log(`${outcome.passed} passed, ${outcome.failed} failed`);
     return outcome.failed > 0 ? 1 : 0;
   } catch (e) {
-    keepRunDir = true;
-    log(`error: ${(e as Error).stack ?? e}`);
-    await cleanup.run();
-    if (timings.length > 0)
-      log(`timings so far: ${timings.map(([l, s]) => `${l} ${s.toFixed(1)} s`).join(", ")}`);
-    log("0 passed, 1 failed");
-    return 1;
+    return testbed.fail(e);
   }
 }
 
-if (require.main === module) {
-  const only = process.argv.indexOf("--only");
-  main({ hold: process.argv.includes("--hold"), only: only > 0 ? process.argv[only + 1] : undefined }).then(
-    (code) => process.exit(code),
-    (e: Error) => {
-      process.stderr.write(`${e.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runFromCommandLine(main);

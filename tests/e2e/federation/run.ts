@@ -2,7 +2,7 @@
 // bridge, with the test's knot serving their zones (the project's own record set, DKIM and ACME account read
 // back from the servers as the Pulumi program does) and Debian's pebble issuing their certificates through the
 // project's acmetool setup. Then the federation suite, a timing report, and cleanup of everything it started.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RelayConfig } from "../../../components/config";
 import { planRelay, type Plan } from "../../../components/plan";
@@ -11,6 +11,7 @@ import { applyPlan, type DeployResult } from "../deploy";
 import { irohArchive, startHostSide } from "../hostside";
 import { run } from "../proc";
 import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec } from "../rootfs";
+import { runFromCommandLine, startTestbedRun } from "../harness";
 import { Ssh } from "../ssh";
 import { runSuite } from "../suite/runner";
 import { startKnot } from "./dns";
@@ -20,26 +21,6 @@ import { INFRA_ZONE, readFacts, relayConfig, relayZone, RELAYS, type RelaySpec }
 import { federationSuite, type FedContext, type Relay } from "./suite";
 
 const log = (s: string) => process.stdout.write(`[fed] ${s}\n`);
-
-class Cleanup {
-  private readonly actions: Array<[string, () => Promise<void>]> = [];
-  private done?: Promise<void>;
-  add(what: string, action: () => Promise<void>) {
-    this.actions.push([what, action]);
-  }
-  run(): Promise<void> {
-    this.done ??= (async () => {
-      for (const [what, action] of this.actions.reverse()) {
-        try {
-          await action();
-        } catch (e) {
-          log(`cleanup: ${what} failed: ${(e as Error).message}`);
-        }
-      }
-    })();
-    return this.done;
-  }
-}
 
 /** Seconds the first acmetool.service run took on the server (the certificate request of the first deploy). */
 async function acmetoolSeconds(ssh: Ssh): Promise<number> {
@@ -58,28 +39,8 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
   if (process.getuid?.() !== 0)
     throw new Error("the federation testbed needs root (network namespaces, nspawn, mounts)");
   const started = Date.now();
-  const timings: Array<[string, number]> = [];
-  const time = (label: string, seconds: number) => timings.push([label, seconds]);
-  const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
-    const t = Date.now();
-    const value = await f();
-    time(label, (Date.now() - t) / 1000);
-    return value;
-  };
-  const cleanup = new Cleanup();
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`${signal}: cleaning up`);
-    void cleanup.run().then(() => process.exit(130));
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-
-  const runDir = mkdtempSync("/tmp/cmfed-");
-  let keepRunDir = false;
-  cleanup.add("run directory", async () => {
-    if (keepRunDir) log(`logs kept in ${runDir}`);
-    else rmSync(runDir, { recursive: true, force: true });
-  });
+  const testbed = startTestbedRun("cmfed-", log);
+  const { runDir, cleanup, timings, time, timed, keep } = testbed;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { loadAssets } =
@@ -177,7 +138,7 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
       });
       cleanup.add(`container ${spec.domain}`, () => c.stop());
       cleanup.add(`journal copy ${spec.domain}`, async () => {
-        if (!keepRunDir) return;
+        if (!testbed.kept) return;
         const journal = await c
           .enter(["journalctl", "--no-pager", "-o", "short-precise"])
           .catch((e: Error) => e.message);
@@ -244,9 +205,9 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     const suite = opts.only ? groups.filter(([g]) => g.includes(opts.only!)) : groups;
     // The tests hold both relays (fed); the runner's context is relay A's, whose plan the `needs` lists check.
     const outcome = await timed("suite", () => runSuite(suite, relays[0].ctx, log));
-    keepRunDir = outcome.failed > 0;
+    if (outcome.failed > 0) keep();
     if (opts.hold) {
-      keepRunDir = true;
+      keep();
       for (const r of RELAYS)
         log(
           `holding; ${r.domain}: ssh -i ${keyPath} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@${r.addr}`,
@@ -268,23 +229,8 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     log(`${outcome.passed} passed, ${outcome.failed} failed`);
     return outcome.failed > 0 ? 1 : 0;
   } catch (e) {
-    keepRunDir = true;
-    log(`error: ${(e as Error).stack ?? e}`);
-    await cleanup.run();
-    if (timings.length > 0)
-      log(`timings so far: ${timings.map(([l, s]) => `${l} ${s.toFixed(1)} s`).join(", ")}`);
-    log("0 passed, 1 failed");
-    return 1;
+    return testbed.fail(e);
   }
 }
 
-if (require.main === module) {
-  const only = process.argv.indexOf("--only");
-  main({ only: only > 0 ? process.argv[only + 1] : undefined, hold: process.argv.includes("--hold") }).then(
-    (code) => process.exit(code),
-    (e: Error) => {
-      process.stderr.write(`${e.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runFromCommandLine(main);

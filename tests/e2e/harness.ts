@@ -1,0 +1,95 @@
+// What every testbed run needs around its work: a run directory (kept for inspection when something failed),
+// undo actions that run exactly once whatever ends the run (also Ctrl-C), and timings for the closing report.
+import { mkdtempSync, rmSync } from "node:fs";
+
+/** Undo actions, run last-in first-out exactly once, whatever ends the run. */
+export class Cleanup {
+  private readonly actions: Array<[string, () => Promise<void>]> = [];
+  private done?: Promise<void>;
+  constructor(private readonly log: (s: string) => void) {}
+  add(what: string, action: () => Promise<void>) {
+    this.actions.push([what, action]);
+  }
+  run(): Promise<void> {
+    this.done ??= (async () => {
+      for (const [what, action] of this.actions.reverse()) {
+        try {
+          await action();
+        } catch (e) {
+          this.log(`cleanup: ${what} failed: ${(e as Error).message}`);
+        }
+      }
+    })();
+    return this.done;
+  }
+}
+
+export interface TestbedRun {
+  /** A short path (SSH control sockets live here), removed at the end unless `keep()` was called. */
+  readonly runDir: string;
+  readonly cleanup: Cleanup;
+  readonly timings: Array<[string, number]>;
+  time(label: string, seconds: number): void;
+  timed<T>(label: string, f: () => Promise<T>): Promise<T>;
+  /** Keeps the run directory (logs, journal, deploy state) after the run, for a failed run. */
+  keep(): void;
+  readonly kept: boolean;
+  /** Ends a run that threw: keeps the logs, cleans up, reports the timings so far; returns the exit code. */
+  fail(error: unknown): Promise<number>;
+}
+
+/** Starts a run: the run directory under /tmp with `prefix`, cleanup on SIGINT/SIGTERM. */
+export function startTestbedRun(prefix: string, log: (s: string) => void): TestbedRun {
+  const cleanup = new Cleanup(log);
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`);
+    void cleanup.run().then(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const runDir = mkdtempSync(`/tmp/${prefix}`);
+  const timings: Array<[string, number]> = [];
+  let kept = false;
+  cleanup.add("run directory", async () => {
+    if (kept) log(`logs kept in ${runDir}`);
+    else rmSync(runDir, { recursive: true, force: true });
+  });
+  const time = (label: string, seconds: number) => void timings.push([label, seconds]);
+  return {
+    runDir,
+    cleanup,
+    timings,
+    time,
+    async timed<T>(label: string, f: () => Promise<T>): Promise<T> {
+      const t = Date.now();
+      const value = await f();
+      time(label, (Date.now() - t) / 1000);
+      return value;
+    },
+    keep: () => void (kept = true),
+    get kept() {
+      return kept;
+    },
+    async fail(error: unknown): Promise<number> {
+      kept = true;
+      log(`error: ${(error as Error).stack ?? error}`);
+      await cleanup.run();
+      if (timings.length > 0)
+        log(`timings so far: ${timings.map(([l, s]) => `${l} ${s.toFixed(1)} s`).join(", ")}`);
+      log("0 passed, 1 failed");
+      return 1;
+    },
+  };
+}
+
+/** The command line of a testbed: `--only <group text>` and `--hold`; exits with the run's code. */
+export function runFromCommandLine(main: (opts: { only?: string; hold?: boolean }) => Promise<number>): void {
+  const only = process.argv.indexOf("--only");
+  main({ only: only > 0 ? process.argv[only + 1] : undefined, hold: process.argv.includes("--hold") }).then(
+    (code) => process.exit(code),
+    (e: Error) => {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(1);
+    },
+  );
+}
