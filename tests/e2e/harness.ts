@@ -34,6 +34,8 @@ export interface TestbedRun {
   /** Keeps the run directory (logs, journal, deploy state) after the run, for a failed run. */
   keep(): void;
   readonly kept: boolean;
+  /** Ends a finished run: timings, failures, cleanup, total time and the closing `N passed, N failed` line. */
+  finish(outcome: { passed: number; failed: number; failures: readonly string[] }): Promise<number>;
   /** Ends a run that threw: keeps the logs, cleans up, reports the timings so far; returns the exit code. */
   fail(error: unknown): Promise<number>;
 }
@@ -47,6 +49,7 @@ export function startTestbedRun(prefix: string, log: (s: string) => void): Testb
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  const started = Date.now();
   const runDir = mkdtempSync(`/tmp/${prefix}`);
   const timings: Array<[string, number]> = [];
   let kept = false;
@@ -69,6 +72,20 @@ export function startTestbedRun(prefix: string, log: (s: string) => void): Testb
     keep: () => void (kept = true),
     get kept() {
       return kept;
+    },
+    async finish(outcome): Promise<number> {
+      const line = (label: string, seconds: number) =>
+        log(`  ${label.padEnd(30)} ${seconds.toFixed(1).padStart(7)} s`);
+      log("timings:");
+      for (const [label, seconds] of timings) line(label, seconds);
+      if (outcome.failures.length > 0) {
+        log("failures:");
+        for (const f of outcome.failures) log(`  ${f}`);
+      }
+      await cleanup.run();
+      line("total (incl. cleanup)", (Date.now() - started) / 1000);
+      log(`${outcome.passed} passed, ${outcome.failed} failed`);
+      return outcome.failed > 0 ? 1 : 0;
     },
     async fail(error: unknown): Promise<number> {
       kept = true;

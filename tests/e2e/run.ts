@@ -42,7 +42,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
   if (process.getuid?.() !== 0)
     throw new Error("the e2e testbed needs root (network namespaces, nspawn, mounts)");
   const testbed = startTestbedRun("cme2e-", log);
-  const { runDir, cleanup, timings, time, timed, keep } = testbed;
+  const { runDir, cleanup, time, timed, keep } = testbed;
   try {
     const makePlan = opts.makePlan ?? defaultPlanner();
     const netns = await createNetns();
@@ -145,15 +145,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
       await new Promise(() => {});
     }
 
-    log("timings:");
-    for (const [label, seconds] of timings) log(`  ${label.padEnd(22)} ${seconds.toFixed(1).padStart(7)} s`);
-    if (outcome.failures.length > 0) {
-      log("failures:");
-      for (const f of outcome.failures) log(`  ${f}`);
-    }
-    await cleanup.run();
-    log(`${outcome.passed} passed, ${outcome.failed} failed`);
-    return outcome.failed > 0 ? 1 : 0;
+    return await testbed.finish(outcome);
   } catch (e) {
     return testbed.fail(e);
   }

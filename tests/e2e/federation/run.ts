@@ -38,9 +38,8 @@ async function acmetoolSeconds(ssh: Ssh): Promise<number> {
 export async function main(opts: { only?: string; hold?: boolean } = {}): Promise<number> {
   if (process.getuid?.() !== 0)
     throw new Error("the federation testbed needs root (network namespaces, nspawn, mounts)");
-  const started = Date.now();
   const testbed = startTestbedRun("cmfed-", log);
-  const { runDir, cleanup, timings, time, timed, keep } = testbed;
+  const { runDir, cleanup, time, timed, keep } = testbed;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { loadAssets } =
@@ -216,18 +215,7 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
       await new Promise(() => {});
     }
 
-    log("timings:");
-    for (const [l, s] of timings) log(`  ${l.padEnd(30)} ${s.toFixed(1).padStart(7)} s`);
-    if (outcome.failures.length > 0) {
-      log("failures:");
-      for (const f of outcome.failures) log(`  ${f}`);
-    }
-    await cleanup.run();
-    log(
-      `  ${"total (incl. cleanup)".padEnd(30)} ${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s`,
-    );
-    log(`${outcome.passed} passed, ${outcome.failed} failed`);
-    return outcome.failed > 0 ? 1 : 0;
+    return await testbed.finish(outcome);
   } catch (e) {
     return testbed.fail(e);
   }
