@@ -19,8 +19,11 @@ export function loadConfig(raw: Readonly<Record<string, RawValue>>): RelayConfig
   for (const name of OPTION_NAMES) {
     const option = OPTIONS[name];
     const value = raw[name];
+    // An option with no default is unset when its value is empty: Pulumi.yaml declares "" (or []) as the
+    // default of such options, so that a stack may leave them out (see pulumiYaml.ts).
+    const unset = value === undefined || (option.default === undefined && isEmpty(value));
     try {
-      values[name] = value === undefined ? option.default : option.parse(value, name);
+      values[name] = unset ? option.default : option.parse(value, name);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems.push(err.message);
@@ -30,13 +33,15 @@ export function loadConfig(raw: Readonly<Record<string, RawValue>>): RelayConfig
     problems.push("mailDomain: required; set it to the relay's domain, like chat.example.org");
   }
   if (problems.length === 0) {
-    values.irohRelay = raw.irohRelay === undefined ? undefined : values.irohRelay;
     values.mailboxesDir ??= `/home/vmail/mail/${values.mailDomain}`;
     problems.push(...checkRules(values as RelayConfig));
   }
   if (problems.length > 0) throw new ConfigError(`invalid relay configuration:\n  ${problems.join("\n  ")}`);
   return Object.freeze(values) as RelayConfig;
 }
+
+const isEmpty = (v: Exclude<RawValue, undefined>) =>
+  (typeof v === "string" && v.trim() === "") || (Array.isArray(v) && v.length === 0);
 
 /** Size strings like "500M", "2G", "256" (megabytes) in megabytes, as chatmail.ini has always read them. */
 export function parseSizeMb(text: string): number {

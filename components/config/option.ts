@@ -19,6 +19,9 @@ export interface Option<T> {
   readonly description: string;
   /** The default the program applies; `undefined` means the option is required or has no value by default. */
   readonly default: T | undefined;
+  /** Whether a stack must set it: only these are left without a default in Pulumi.yaml, where the CLI then
+   * refuses a stack that lacks them. Every other option may be left out. */
+  readonly required: boolean;
   /** Whether the value must be kept as a Pulumi secret. */
   readonly secret: boolean;
   /** Whether the option only matters to the Pulumi program (never on the server). */
@@ -32,6 +35,7 @@ export interface Option<T> {
 
 interface Common {
   description: string;
+  required?: boolean;
   secret?: boolean;
   deployOnly?: boolean;
   daemons?: boolean;
@@ -49,6 +53,7 @@ function make<T>(
     schemaType,
     description: c.description,
     default: def,
+    required: c.required ?? false,
     secret: c.secret ?? false,
     deployOnly: c.deployOnly ?? false,
     daemons: c.daemons ?? false,

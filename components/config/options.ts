@@ -51,6 +51,7 @@ const days = (description: string, def: number) =>
 export const OPTIONS = {
   // --- the relay (also written to chatmail.ini, which the daemons read) ---
   mailDomain: string({
+    required: true,
     daemons: true,
     description:
       "The relay's domain: addresses are user@mailDomain; used as host name, TLS name and DNS zone entries.",
@@ -316,6 +317,7 @@ export const OPTIONS = {
   }),
   sshPrivateKey: string({
     description: "Private key the program uses to log in over SSH (a secret).",
+    required: true,
     secret: true,
     deployOnly: true,
   }),

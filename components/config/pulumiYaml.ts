@@ -2,6 +2,7 @@
 // written by `npm run gen:pulumi-yaml`; tests/config/pulumiYaml.test.ts fails when it is out of date.
 import { stringify } from "yaml";
 import { OPTION_NAMES } from "./load";
+import type { Option } from "./option";
 import { OPTIONS } from "./options";
 
 export const PROJECT_NAME = "chatmail-relay";
@@ -13,10 +14,8 @@ export function pulumiYaml(): string {
     const entry: Record<string, unknown> = { type: o.schemaType, description: o.description };
     if (o.schemaType === "array") entry.items = { type: "string" };
     if (o.secret) entry.secret = true;
-    // Secrets get no default in the schema; a default would sit in the project file in plain text.
-    if (o.default !== undefined && !o.secret) {
-      entry.default = o.schemaType === "string" ? String(o.default) : o.default;
-    }
+    const fallback = schemaDefault(o);
+    if (fallback !== undefined) entry.default = fallback;
     config[name] = entry;
   }
   const project = {
@@ -33,6 +32,20 @@ export function pulumiYaml(): string {
     "# Generated from components/config/options.ts by `npm run gen:pulumi-yaml`; edit the options table instead.\n" +
     stringify(project, { lineWidth: 0 })
   );
+}
+
+/**
+ * The default Pulumi.yaml declares. The CLI treats every key without one as required and stops `pulumi preview`
+ * with "missing configuration values", so only `required` options go without. An option whose default is
+ * "unset" gets the empty value, which loadConfig reads as unset. Secrets never get a non-empty default: it
+ * would sit in the project file in plain text.
+ */
+function schemaDefault(o: Option<unknown>): unknown {
+  if (o.required) return undefined;
+  const empty = o.schemaType === "array" ? [] : "";
+  if (o.default === undefined) return empty;
+  if (o.secret) return empty;
+  return o.schemaType === "string" ? String(o.default) : o.default;
 }
 
 /** The README's option reference, between the markers OPTIONS_BEGIN and OPTIONS_END. */
