@@ -1,4 +1,4 @@
-// Checks the parts of tools/pulumi that run without the Go module proxy: the pins and cache path that
+// Checks the parts of tests/tools/pulumi that run without the Go module proxy: the pins and cache path that
 // build.sh derives, its argument check, and the language-host shim that turns Pulumi.yaml runtime options
 // into the flags of the old host (docs/pulumi-from-source.md explains why the shim exists).
 import { execFile } from "node:child_process";
@@ -10,8 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
 const repoRoot = resolve(__dirname, "../..");
-const buildScript = join(repoRoot, "tools/pulumi/build.sh");
-const shimScript = join(repoRoot, "tools/pulumi/language-nodejs-shim.sh");
+const buildScript = join(repoRoot, "tests/tools/pulumi/build.sh");
+const shimScript = join(repoRoot, "tests/tools/pulumi/language-nodejs-shim.sh");
 
 let dir: string;
 beforeEach(async () => {
@@ -21,7 +21,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe("tools/pulumi/build.sh", () => {
+describe("tests/tools/pulumi/build.sh", () => {
   it("puts the bin directory under the cache root, named after the pinned @pulumi/pulumi version", async () => {
     const pkg = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as {
       dependencies: Record<string, string>;
@@ -45,7 +45,7 @@ describe("tools/pulumi/build.sh", () => {
   });
 });
 
-describe("tools/pulumi/language-nodejs-shim.sh", () => {
+describe("tests/tools/pulumi/language-nodejs-shim.sh", () => {
   // The shim execs pulumi-language-nodejs-host from its own directory; a stand-in prints the arguments.
   async function installShim(): Promise<string> {
     const bin = join(dir, "bin");

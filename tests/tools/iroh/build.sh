@@ -3,7 +3,7 @@
 # (iroh-relay-v<version>-<target>.tar.gz, a gzipped tar holding ./iroh-relay), so a local web server in the
 # testbed can stand in for the download URL that irohRelayDownloadUrl names.
 #
-# Usage: tools/iroh/build.sh            prints "archive <path>", "binary <path>" and both sha256 sums
+# Usage: tests/tools/iroh/build.sh            prints "archive <path>", "binary <path>" and both sha256 sums
 # Environment (all optional):
 #   CHATMAIL_TOOLS_CACHE   cache root, default ${XDG_CACHE_HOME:-$HOME/.cache}/chatmail-relay
 #   IROH_RELAY_VERSION     default: the version in irohRelayDownloadUrl's default (components/config/options.ts)
@@ -14,7 +14,7 @@
 #   BUILD_NICE / BUILD_JOBS  nice level (10) and cargo jobs (1): the cores are shared
 set -euo pipefail
 
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 log() { echo "[iroh-build] $*" >&2; }
 
 version=${IROH_RELAY_VERSION:-}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installed by tools/pulumi/build.sh as bin/pulumi-language-nodejs when the only language host the proxy serves
+# Installed by tests/tools/pulumi/build.sh as bin/pulumi-language-nodejs: the only language host the proxy serves
 # is the one from sdk/v3 3.68.0 (bin/pulumi-language-nodejs-host). That host reads the runtime options as flags,
 # while today's CLI starts it with the engine address alone and sends the options over gRPC, which the old host
 # ignores. This shim reads Pulumi.yaml's runtime options (typescript, tsconfig, nodeargs) and passes them as the
