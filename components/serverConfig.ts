@@ -1,5 +1,7 @@
 // ServerConfig: one remote command per plan step. A step's command runs when its hash (or the server) changes
-// and never otherwise, so an unchanged `pulumi up` runs nothing on the server.
+// and never otherwise, so an unchanged `pulumi up` runs nothing on the server. What is derived from a secret
+// stays a secret in the state: the content of a secret step, its output, and every hash computed from secret
+// content (Step.secretHash), which would otherwise let a short invite token be guessed offline.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { Plan } from "./plan";
@@ -19,6 +21,7 @@ export class ServerConfig extends pulumi.ComponentResource {
     const commands = new Map<string, command.remote.Command>();
     for (const step of args.plan.steps) {
       const secret = <T>(v: T) => (step.secret ? pulumi.secret(v) : v);
+      const hash = step.secretHash ? pulumi.secret(step.hash) : step.hash;
       commands.set(
         step.id,
         new command.remote.Command(
@@ -30,7 +33,7 @@ export class ServerConfig extends pulumi.ComponentResource {
             stdin: step.stdin === "" ? undefined : secret(step.stdin),
             // The hash replaces the command (runs create again) exactly when the unit changed; the server id
             // does so when the machine was replaced and must be configured from scratch.
-            triggers: [secret(step.hash), args.host.serverId],
+            triggers: [hash, args.host.serverId],
             logging: step.secret ? "none" : "stdoutAndStderr",
             // Without this the provider sends the previous output as environment on every run (pulumi-command#48).
             addPreviousOutputInEnv: false,

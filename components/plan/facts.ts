@@ -65,6 +65,9 @@ export const FALLBACK_RESOLVER = "9.9.9.9";
 
 export const DKIM_SELECTOR = "opendkim";
 
+/** The file a sysctl unit writes, so that its setting survives a reboot. */
+export const sysctlFile = (key: string) => `/etc/sysctl.d/90-chatmail-${key}.conf`;
+
 /**
  * Commands that read back what DNS needs from a deployed server: the DKIM public key (only the public half ever
  * leaves the server) and the ACME account URI that CAA pins. The Pulumi Relay and the testbeds run the same.

@@ -1,9 +1,11 @@
 // planRelay: the whole relay as data. Parts are listed in deploy order; within a phase their units keep this
 // order, and services that must start after another say so (`after`): dovecot before postfix, the TLS
-// certificate before the services that use it.
+// certificate before the services that use it. The prune unit comes last: it removes what the parts no
+// longer put on the server.
 import type { RelayConfig } from "../config";
 import { templateVars, type Assets, type PlanContext } from "./context";
 import { makeRenderer } from "./render";
+import { prune } from "./prune";
 import { planOf } from "./steps";
 import type { Plan } from "./types";
 import { base } from "./parts/base";
@@ -30,9 +32,10 @@ export function planRelay(config: RelayConfig, assets: Assets): Plan {
     warn: (message) => warnings.push(message),
   };
   const units = PARTS.flatMap((part) => part(ctx));
-  return planOf(units, warnings);
+  return planOf([...units, prune(units, config)], warnings);
 }
 
 export type { Assets } from "./context";
 export type { Plan, Step, Unit } from "./types";
-export { RUN_LOG } from "./steps";
+export { RUN_LOG, SECRET_HASH_WORD } from "./steps";
+export { MANIFEST } from "./prune";

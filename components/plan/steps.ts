@@ -1,19 +1,24 @@
 // Turns units into steps: the exact sh script and stdin that run on the server. The Pulumi components send
 // these as remote commands and the testbed sends the very same bytes over SSH, so both deploy identically.
 // Every script appends one line to RUN_LOG, which lets tests see which units ran.
-import { createHash } from "node:crypto";
+import { sysctlFile } from "./facts";
+import { MANIFEST, pruneScript, pruneStdin } from "./prune";
+import { q, sha256 } from "./sh";
 import { PHASES, type Phase, type Plan, type Step, type Unit } from "./types";
 
-/** One line per executed step: time, unit id, hash. */
+export { q, sha256 };
+
+/**
+ * One line per executed step: `<time> <unit id> <hash>`, or `<time> <unit id> secret` for a step whose hash is
+ * derived from a secret (Step.secretHash).
+ */
 export const RUN_LOG = "/var/lib/chatmail-deploy/runs.log";
+
+/** The word the run log shows instead of a secret hash. */
+export const SECRET_HASH_WORD = "secret";
 
 /** How long a service step waits for its service's `ready` condition. */
 export const READY_SECONDS = 30;
-
-export const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
-
-/** Quotes a word for sh. */
-export const q = (s: string) => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 const isText = (c: string | Uint8Array): c is string => typeof c === "string";
 
@@ -87,7 +92,7 @@ function body(unit: Unit): { script: string; stdin: string } {
         stdin: "",
       };
     case "sysctl": {
-      const file = `/etc/sysctl.d/90-chatmail-${unit.key}.conf`;
+      const file = sysctlFile(unit.key);
       return {
         script: [
           // A host tuned higher keeps its value: this only ever raises the limit.
@@ -140,6 +145,8 @@ function body(unit: Unit): { script: string; stdin: string } {
       }
       return { script: lines.join("\n"), stdin: "" };
     }
+    case "prune":
+      return { script: pruneScript(unit), stdin: pruneStdin(unit) };
   }
 }
 
@@ -147,6 +154,15 @@ function filesOf(unit: Unit): string[] {
   if (unit.kind === "file" || unit.kind === "download" || unit.kind === "line") return [unit.path];
   if (unit.kind === "directory") return [unit.path + "/"];
   if (unit.kind === "once") return [unit.creates];
+  if (unit.kind === "sysctl") return [sysctlFile(unit.key)];
+  if (unit.kind === "prune") return [MANIFEST];
+  return [];
+}
+
+/** Ids of the units whose hashes are part of this unit's hash: it must run again when one of them changes. */
+function contentInputs(unit: Unit): readonly string[] {
+  if (unit.kind === "service") return [...unit.restartOn, ...unit.reloadOn];
+  if (unit.kind === "check") return unit.covers ?? [];
   return [];
 }
 
@@ -158,26 +174,27 @@ export function compileSteps(units: readonly Unit[]): Step[] {
     byId.set(u.id, u);
   }
   const hashes = new Map<string, string>();
+  const secretHashes = new Set<string>();
   const steps: Step[] = [];
   const earlier = new Map<Phase, string[]>(PHASES.map((p) => [p, []]));
   for (const unit of units) {
-    for (const ref of [
-      ...unit.after,
-      ...(unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn] : []),
-    ]) {
+    const inputs = contentInputs(unit);
+    for (const ref of [...unit.after, ...inputs]) {
       if (!hashes.has(ref))
         throw new Error(`plan: ${unit.id} refers to ${ref}, which is not an earlier unit`);
     }
     const { script: core, stdin } = body(unit);
-    const triggers =
-      unit.kind === "service" ? [...unit.restartOn, ...unit.reloadOn].map((r) => hashes.get(r)) : [];
-    const hash = sha256(JSON.stringify([unit.kind, core, sha256(stdin), triggers]));
+    const secret = unit.kind === "file" && unit.secret;
+    // A hash over secret content, directly or through the hash of a unit it depends on, is itself a secret.
+    const secretHash = secret || inputs.some((r) => secretHashes.has(r));
+    const hash = sha256(JSON.stringify([unit.kind, core, sha256(stdin), inputs.map((r) => hashes.get(r))]));
     hashes.set(unit.id, hash);
+    if (secretHash) secretHashes.add(unit.id);
     // The run-log line comes first: a step that exits early (nothing to do) still counts as run.
     const script = [
       "set -eu",
       `mkdir -p ${RUN_LOG.slice(0, RUN_LOG.lastIndexOf("/"))}`,
-      `echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) ${unit.id} ${hash}" >>${RUN_LOG}`,
+      `echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) ${unit.id} ${secretHash ? SECRET_HASH_WORD : hash}" >>${RUN_LOG}`,
       core,
       "",
     ].join("\n");
@@ -193,7 +210,8 @@ export function compileSteps(units: readonly Unit[]): Step[] {
       dependsOn: [...new Set(dependsOn)],
       script,
       stdin,
-      secret: unit.kind === "file" && unit.secret,
+      secret,
+      secretHash,
       hash,
       files: filesOf(unit),
     });

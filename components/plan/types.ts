@@ -2,8 +2,11 @@
 // the server. steps.ts turns each unit into the shell script and stdin that the Pulumi components and the
 // testbed run over SSH; nothing else interprets units.
 
-/** Units run phase by phase: every unit of a phase waits for all units of the phases before it. */
-export const PHASES = ["preflight", "system", "install", "configure", "activate"] as const;
+/**
+ * Units run phase by phase: every unit of a phase waits for all units of the phases before it. `cleanup` holds
+ * only the prune unit, which removes what the plan no longer owns once everything else is in place.
+ */
+export const PHASES = ["preflight", "system", "install", "configure", "activate", "cleanup"] as const;
 export type Phase = (typeof PHASES)[number];
 
 interface UnitBase {
@@ -25,6 +28,9 @@ export interface CheckUnit extends UnitBase {
   readonly description: string;
   /** sh script that exits non-zero with a message on stderr when the server is not fit. */
   readonly script: string;
+  /** Ids of earlier file units whose content the check examines: their hashes are part of its hash, so it runs
+   * again whenever one of them changes. */
+  readonly covers?: readonly string[];
 }
 
 /** A system group and user (created if missing; supplementary groups added). */
@@ -46,6 +52,13 @@ export interface PackagesUnit extends UnitBase {
   readonly debconf: readonly string[];
 }
 
+/**
+ * What becomes of a directory once a later plan no longer has it (the prune unit): removed only when empty,
+ * removed with everything in it (pure plan output, like the printable invites), or never (server state, like
+ * the mailboxes and the DKIM key).
+ */
+export type DirectoryRemoval = "when-empty" | "with-contents" | "never";
+
 export interface DirectoryUnit extends UnitBase {
   readonly kind: "directory";
   readonly path: string;
@@ -53,6 +66,7 @@ export interface DirectoryUnit extends UnitBase {
   readonly group: string;
   /** Octal mode, like "0750". */
   readonly mode: string;
+  readonly removal: DirectoryRemoval;
 }
 
 /** A file written atomically (temporary file, then rename) with owner, group and mode. */
@@ -64,7 +78,8 @@ export interface FileUnit extends UnitBase {
   readonly mode: string;
   /** Text is sent as is (readable in `pulumi preview --diff`); bytes are sent base64-encoded. */
   readonly content: string | Uint8Array;
-  /** Content holds a secret (invite tokens): Pulumi masks it and the testbed never logs it. */
+  /** Content holds a secret (invite tokens): Pulumi masks it and the testbed never logs it; the step's hash,
+   * computed from it, is a secret too (Step.secretHash). */
   readonly secret: boolean;
   /** sh commands run after the file is in place, like `postmap`. */
   readonly then?: string;
@@ -123,6 +138,45 @@ export interface ServiceUnit extends UnitBase {
   readonly ready?: string;
 }
 
+/**
+ * How one thing the plan owns is written in the owned list (the manifest on the server), and what removing it
+ * means once a later plan no longer lists it:
+ * - `file`: a file the plan writes; removed. A unit file directly in /etc/systemd/system is stopped and disabled
+ *   first, unless the new plan still runs or enables a unit of that name.
+ * - `dir`: a directory the plan creates; removed only when empty.
+ * - `tree`: a directory that holds only plan output; removed with its contents.
+ * - `unit`: a systemd unit whose file the plan writes or that it runs or enables. Removes nothing by itself; it
+ *   keeps a unit that is still wanted from being stopped when its unit file goes.
+ * - `keep`: server state inside or around plan paths (mailboxes, keys, certificates): never removed, and no
+ *   entry equal to, inside or above it is removed either.
+ */
+export type OwnedKind = "file" | "dir" | "tree" | "unit" | "keep";
+
+export interface OwnedEntry {
+  readonly kind: OwnedKind;
+  /** An absolute path, or a systemd unit name for `unit`. */
+  readonly path: string;
+}
+
+/** Something a relay deployed by cmdeploy leaves that this relay does not use, removed when present. */
+export interface Leftover {
+  readonly entry: OwnedEntry;
+  /** Why it goes: written next to it in the script, so `pulumi preview --diff` says it. */
+  readonly reason: string;
+}
+
+/**
+ * The last unit: compares the plan's owned list with the one the previous deploy left on the server, removes
+ * what is no longer owned, removes cmdeploy's leftovers, then stores the new list. Its hash follows the owned
+ * list only, so it runs exactly when the set of owned things changes.
+ */
+export interface PruneUnit extends UnitBase {
+  readonly kind: "prune";
+  /** Everything the plan owns, sorted and without duplicates; its text is the step's stdin. */
+  readonly owned: readonly OwnedEntry[];
+  readonly leftovers: readonly Leftover[];
+}
+
 export type Unit =
   | CheckUnit
   | UserUnit
@@ -133,7 +187,8 @@ export type Unit =
   | SysctlUnit
   | OnceUnit
   | DownloadUnit
-  | ServiceUnit;
+  | ServiceUnit
+  | PruneUnit;
 
 /** A unit ready to run: what goes over SSH, and a hash that changes exactly when the unit must run again. */
 export interface Step {
@@ -142,12 +197,22 @@ export interface Step {
   readonly phase: Phase;
   /** Ids of all units this step waits for (phases and `after` resolved). */
   readonly dependsOn: readonly string[];
-  /** sh script, run with `sh -s`-like semantics by the remote shell. Never holds a secret. */
+  /** sh script, run with `sh -s`-like semantics by the remote shell. Never holds a secret, nor the hash of a
+   * step with `secretHash`. */
   readonly script: string;
   /** Data fed to the script on standard input ("" for none). May hold a secret: see `secret`. */
   readonly stdin: string;
+  /** The stdin holds a secret: it is sent masked, and the step's output is neither logged nor stored in clear. */
   readonly secret: boolean;
-  /** sha256 (hex) over script, stdin and, for services, the hashes of the units they restart or reload on. */
+  /**
+   * The hash is computed from secret content: the step's own (`secret`) or that of a unit whose hash is part of
+   * this one (a service restarted by a secret file, a check of one). Every other input of such content is
+   * public (the stack's config, this repository), so the hash would let a short secret be guessed offline: it
+   * stays out of the script and the server's run log, and Pulumi keeps it as a secret. Always true when `secret`.
+   */
+  readonly secretHash: boolean;
+  /** sha256 (hex) over script, stdin and the hashes of the units it depends on by content (a service's
+   * restartOn and reloadOn, a check's covers). */
   readonly hash: string;
   /** The files this step writes, for the plan summary and `pulumi preview --diff`. */
   readonly files: readonly string[];

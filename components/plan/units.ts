@@ -1,8 +1,9 @@
 // Short constructors for units, so each part reads like the list of what it puts on the server.
 import type { PlanContext } from "./context";
-import { q, sha256 } from "./steps";
+import { q } from "./sh";
 import type {
   CheckUnit,
+  DirectoryRemoval,
   DirectoryUnit,
   DownloadUnit,
   FileUnit,
@@ -53,7 +54,11 @@ export function contentFile(
   };
 }
 
-export function directory(path: string, opts: Owned & { phase?: Phase } = {}): DirectoryUnit {
+/** A directory; once a later plan drops it, it is removed only when empty unless `removal` says otherwise. */
+export function directory(
+  path: string,
+  opts: Owned & { phase?: Phase; removal?: DirectoryRemoval } = {},
+): DirectoryUnit {
   return {
     kind: "directory",
     id: `dir:${path}`,
@@ -63,6 +68,7 @@ export function directory(path: string, opts: Owned & { phase?: Phase } = {}): D
     owner: opts.owner ?? "root",
     group: opts.group ?? opts.owner ?? "root",
     mode: opts.mode ?? "0755",
+    removal: opts.removal ?? "when-empty",
   };
 }
 
@@ -134,8 +140,9 @@ export function check(
 /**
  * A check of the written configuration by the service's own tool, right before the service restarts, so that a
  * bad file fails the deploy while the service keeps running on its previous configuration (cmdeploy HEAD runs
- * postconf and doveconf the same way). The script names the hashes of the files it checks, so it runs again
- * whenever one of them changes. `command` exits non-zero on a problem; its output is shown.
+ * postconf and doveconf the same way). The hashes of the files it checks are part of its hash (`covers`), so it
+ * runs again whenever one of them changes; a check of a secret file has a secret hash, like the file.
+ * `command` exits non-zero on a problem; its output is shown.
  */
 export function validation(
   name: string,
@@ -145,7 +152,7 @@ export function validation(
   after: string[] = [],
 ): CheckUnit {
   const script = [
-    ...files.map((f) => `# checks ${f.path} ${sha256(f.content)}`),
+    ...files.map((f) => `# checks ${f.path}`),
     `if ! out=$({ ${command}; } 2>&1); then`,
     `  echo ${q(`${service}: its configuration was refused; ${service} keeps running with the previous one:`)} >&2`,
     `  echo "$out" >&2`,
@@ -159,6 +166,7 @@ export function validation(
     after,
     description: `${command} accepts the configuration`,
     script,
+    covers: ids(files),
   };
 }
 

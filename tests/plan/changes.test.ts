@@ -20,6 +20,8 @@ function rerun(option: string, value: string | number | boolean): string[] {
 }
 
 const INI = "file:/usr/local/lib/chatmaild/chatmail.ini";
+/** Runs only when the set of things the plan owns changes, never for a changed content. */
+const PRUNE = "prune:unowned";
 const DAEMONS = ["service:chatmaild.service"];
 const DOVECOT = ["file:/etc/dovecot/dovecot.conf", "check:dovecot-config", "service:dovecot.service"];
 const web = (...pages: string[]) => pages.map((p) => `file:/var/www/html/${p}.html`);
@@ -78,6 +80,8 @@ describe("a single changed option", () => {
         "dir:/root/chatmail-invites",
         "file:/root/chatmail-invites/invite-1.png",
         "file:/root/chatmail-invites/invite-1.txt",
+        // The invite files are new things the plan owns, so the owned list changes.
+        PRUNE,
       ].sort(),
     );
     const after = planRelay(loadConfig({ ...base, inviteTokens: "abcdefghijk" }), assets);

@@ -31,7 +31,8 @@ export function base(ctx: PlanContext): Unit[] {
     // at every timestamp. The file belongs to the OS, so only this line is managed. Dovecot, which systemd starts
     // without /etc/environment, gets the same setting from its drop-in (dovecot part).
     line("/etc/environment", "TZ=:/etc/localtime", "TZ="),
-    directory(config.mailboxesDir, { owner: USERS.vmail, mode: "0700" }),
+    // Accounts live here: whatever later plans say, the directory is never removed.
+    directory(config.mailboxesDir, { owner: USERS.vmail, mode: "0700", removal: "never" }),
     contentFile(PATHS.version, assets.version),
     // The daemons (user vmail) read it; it carries the invite tokens when there are any.
     contentFile(PATHS.chatmailIni, renderChatmailIni(config), {

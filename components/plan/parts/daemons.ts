@@ -12,9 +12,10 @@ import type { Unit } from "../types";
 
 /**
  * Units of relays deployed by cmdeploy that chatmaild.service replaces (§6.8, §15.5); they are stopped and
- * disabled so their sockets and ports are free. On a new server this does nothing.
+ * disabled so their sockets and ports are free, and the prune unit removes their unit files. On a new server
+ * this does nothing.
  */
-const REPLACED_UNITS = [
+export const REPLACED_UNITS = [
   "doveauth.service",
   "doveauth-dictproxy.service",
   "chatmail-metadata.service",

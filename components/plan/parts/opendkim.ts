@@ -35,7 +35,7 @@ export function opendkim(ctx: PlanContext): Unit[] {
   return [
     packages("opendkim", ["opendkim", "opendkim-tools"]),
     directory("/etc/opendkim", { owner: USERS.opendkim, mode: "0750" }),
-    directory(PATHS.dkimKeyDir, { owner: USERS.opendkim, mode: "0700" }),
+    directory(PATHS.dkimKeyDir, { owner: USERS.opendkim, mode: "0700", removal: "never" }),
     directory(socketDir, { owner: USERS.opendkim, mode: "0750" }),
     ...files,
     once("dkim-key", `DKIM key (selector ${DKIM_SELECTOR})`, PATHS.dkimPrivateKey, genkey, [

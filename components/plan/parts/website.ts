@@ -25,6 +25,7 @@ export function website(ctx: PlanContext): Unit[] {
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([path, bytes]) => contentFile(`${PATHS.webRoot}/${path}`, asText(path, bytes)));
   // Invites are numbered, never named after their token: paths and unit ids appear in logs and plan summaries.
+  // The folder holds nothing else, so once the last token is gone it goes with everything in it.
   const invites = build.invites.flatMap((invite, i) => [
     contentFile(`${PATHS.invitesDir}/invite-${i + 1}.png`, invite.png, { mode: "0600", secret: true }),
     contentFile(`${PATHS.invitesDir}/invite-${i + 1}.txt`, `${invite.link}\n`, {
@@ -34,6 +35,8 @@ export function website(ctx: PlanContext): Unit[] {
   ]);
   return [
     ...pages,
-    ...(invites.length > 0 ? [directory(PATHS.invitesDir, { mode: "0700" }), ...invites] : []),
+    ...(invites.length > 0
+      ? [directory(PATHS.invitesDir, { mode: "0700", removal: "with-contents" }), ...invites]
+      : []),
   ];
 }
