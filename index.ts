@@ -12,9 +12,12 @@ const relay = new Relay("relay", {
   sshPrivateKey: pulumi.secret(config.sshPrivateKey!),
 });
 
-export const ipv4 = relay.ipv4;
-export const ipv6 = relay.ipv6;
-export const webUrl = relay.webUrl;
-export const zoneFile = relay.zoneFile;
-export const dcaccountLink = relay.dcaccountLink;
-export const inviteLinks = relay.inviteLinks;
+// An output without a value (ipv6 of an IPv4-only host) is left out rather than exported empty.
+export = {
+  ipv4: relay.ipv4,
+  ...(relay.hasIpv6 ? { ipv6: relay.ipv6 } : {}),
+  webUrl: relay.webUrl,
+  zoneFile: relay.zoneFile,
+  dcaccountLink: relay.dcaccountLink,
+  ...(config.inviteTokens.length > 0 ? { inviteLinks: relay.inviteLinks } : {}),
+};

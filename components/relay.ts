@@ -20,6 +20,8 @@ export interface RelayArgs {
 
 export class Relay extends pulumi.ComponentResource {
   readonly ipv4: pulumi.Output<string>;
+  /** Whether the host has an IPv6 address; `ipv6` has a value only then. */
+  readonly hasIpv6: boolean;
   readonly ipv6: pulumi.Output<string | undefined>;
   readonly webUrl: string;
   readonly zoneFile: pulumi.Output<string>;
@@ -35,6 +37,7 @@ export class Relay extends pulumi.ComponentResource {
     const host = makeHost(name, args, parent);
     this.plan = planRelay(config, args.assets);
     for (const warning of this.plan.warnings) pulumi.log.warn(warning, this);
+    if (pulumi.runtime.isDryRun()) pulumi.log.info(destroyNotice(config), this);
     const server = new ServerConfig(`${name}-config`, { plan: this.plan, host }, parent);
 
     const facts = dnsFacts(name, config, this.plan, host, server, parent);
@@ -60,6 +63,7 @@ export class Relay extends pulumi.ComponentResource {
     }
 
     this.ipv4 = host.ipv4;
+    this.hasIpv6 = host.hasIpv6;
     this.ipv6 = host.ipv6;
     this.webUrl = `https://${config.mailDomain}/`;
     this.zoneFile = records.apply((r) => zoneFile(config, r));
@@ -148,6 +152,18 @@ function dnsFacts(
       ...(dkimPublicKey ? { dkimPublicKey } : {}),
       ...(acmeAccountUrl !== undefined ? { acmeAccountUrl } : {}),
     }));
+}
+
+/**
+ * What `pulumi destroy` does to this relay, said at every preview because the answer surprises: the remote
+ * commands have no delete step, so the server keeps running as configured; on Hetzner the server and its
+ * addresses are protected, so destroy refuses until they are unprotected (README, "What pulumi destroy leaves").
+ */
+export function destroyNotice(config: RelayConfig): string {
+  const dns = config.dnsProvider === "cloudflare" ? " It deletes the relay's Cloudflare DNS records." : "";
+  return config.hostProvider === "hetzner"
+    ? `pulumi destroy leaves this relay's server running: the server and its IP addresses are protected, and destroy stops with an error until you unprotect them (README: What pulumi destroy leaves).`
+    : `pulumi destroy leaves this relay's server running as configured: it runs nothing on ${config.hostAddress} and only forgets the relay in the stack's state.${dns}`;
 }
 
 /** chat.example.org is served by the zone example.org. */
