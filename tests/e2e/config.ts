@@ -2,7 +2,9 @@
 // relay fetches or posts to (the iroh-relay archive, push notifications) is served by the test from the host
 // side of its own network link, the only address the container can reach.
 import { loadConfig, type RelayConfig } from "../../components/config";
-import type { RawValue } from "../../components/config/option";
+
+/** An option value as a stack file holds it. */
+export type RawOption = string | number | boolean | string[];
 
 export const TEST_DOMAIN = "chat.example.org";
 
@@ -16,11 +18,12 @@ export interface HostSide {
 export const IROH_ARCHIVE_PATH = "/iroh-relay.tar.gz";
 export const NOTIFY_PATH = "/notify";
 
-export function testbedConfig(
+/** The testbed relay's options as a stack sets them (raw values, before checking). */
+export function testbedOptions(
   host: HostSide,
-  overrides: Readonly<Record<string, RawValue>> = {},
-): RelayConfig {
-  return loadConfig({
+  overrides: Readonly<Record<string, RawOption>> = {},
+): Record<string, RawOption> {
+  return {
     mailDomain: TEST_DOMAIN,
     tlsMode: "self-signed",
     irohRelayDownloadUrl: host.baseUrl + IROH_ARCHIVE_PATH,
@@ -30,5 +33,12 @@ export function testbedConfig(
     // doveauth refuse new accounts whenever other jobs run.
     maxLoad1m: 1000,
     ...overrides,
-  });
+  };
+}
+
+export function testbedConfig(
+  host: HostSide,
+  overrides: Readonly<Record<string, RawOption>> = {},
+): RelayConfig {
+  return loadConfig(testbedOptions(host, overrides));
 }

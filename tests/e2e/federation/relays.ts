@@ -3,7 +3,7 @@
 import { loadConfig, type RelayConfig } from "../../../components/config";
 import { relayRecords, zoneFile, type DnsFacts } from "../../../components/dns";
 import { READ_BACK } from "../../../components/plan/facts";
-import { IROH_ARCHIVE_PATH, NOTIFY_PATH, type HostSide } from "../config";
+import { IROH_ARCHIVE_PATH, NOTIFY_PATH, type HostSide, type RawOption } from "../config";
 import type { Ssh } from "../ssh";
 import type { Zone } from "./dns";
 import { NS_NAME } from "./dns";
@@ -27,8 +27,9 @@ export interface Acme {
   readonly trusted: string;
 }
 
-export function relayConfig(spec: RelaySpec, host: HostSide, acme: Acme): RelayConfig {
-  return loadConfig({
+/** A relay's options as its stack sets them. */
+export function relayOptions(spec: RelaySpec, host: HostSide, acme: Acme): Record<string, RawOption> {
+  return {
     mailDomain: spec.domain,
     tlsMode: "acme",
     acmeDirectoryUrl: acme.directoryUrl,
@@ -42,7 +43,11 @@ export function relayConfig(spec: RelaySpec, host: HostSide, acme: Acme): RelayC
     notificationUrl: host.baseUrl + NOTIFY_PATH,
     // The containers see the load of the whole shared machine (see tests/e2e/config.ts).
     maxLoad1m: 1000,
-  });
+  };
+}
+
+export function relayConfig(spec: RelaySpec, host: HostSide, acme: Acme): RelayConfig {
+  return loadConfig(relayOptions(spec, host, acme));
 }
 
 export async function readFacts(spec: RelaySpec, ssh: Ssh): Promise<DnsFacts> {

@@ -1,13 +1,14 @@
 // `npm run test:e2e:federation`: two relays (chat-a/chat-b.example.org) as booted Debian 12 containers on a test
-// bridge, with the test's knot serving their zones (the project's own record set, DKIM and ACME account read
-// back from the servers as the Pulumi program does) and Debian's pebble issuing their certificates through the
-// project's acmetool setup. Then the federation suite, a timing report, and cleanup of everything it started.
+// bridge, each deployed by the real `pulumi up` of its own stack, with the test's knot serving their zones (the
+// zoneFile output of each stack: the project's own record set with the DKIM key and ACME account the program read
+// back) and Debian's pebble issuing their certificates through the project's acmetool setup. Then the federation
+// suite, a timing report, and cleanup of everything it started.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RelayConfig } from "../../../components/config";
 import { planRelay, type Plan } from "../../../components/plan";
 import { bootContainer, type Container } from "../container";
-import { applyPlan, type DeployResult } from "../deploy";
+import { Engine, type Stack, type UpResult } from "../engine";
 import { irohArchive, startHostSide } from "../hostside";
 import { run } from "../proc";
 import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec } from "../rootfs";
@@ -17,7 +18,15 @@ import { runSuite } from "../suite/runner";
 import { startKnot } from "./dns";
 import { createFederationNet, ACME_ADDR, DNS_ADDR, HOST_ADDR } from "./net";
 import { startPebble } from "./pebble";
-import { INFRA_ZONE, readFacts, relayConfig, relayZone, RELAYS, type RelaySpec } from "./relays";
+import {
+  INFRA_ZONE,
+  readFacts,
+  relayConfig,
+  relayOptions,
+  relayZone,
+  RELAYS,
+  type RelaySpec,
+} from "./relays";
 import { federationSuite, type FedContext, type Relay } from "./suite";
 
 const log = (s: string) => process.stdout.write(`[fed] ${s}\n`);
@@ -158,24 +167,33 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     // on port 80. On a fresh server the packages step installs nginx without starting it, and acmetool answers
     // the first challenge itself; stopping nginx gives the deploy that same starting point.
     await Promise.all(sshs.map((s) => s.out("systemctl stop nginx.service")));
-    log("deploying both relays");
-    const results: DeployResult[] = await timed("first deploy (both, parallel)", () =>
-      Promise.all(
-        RELAYS.map((r, i) =>
-          applyPlan(plans[i], sshs[i], join(runDir, `deploy-state-${r.tag}.json`), () => {}),
-        ),
-      ),
+    const engine = new Engine(runDir, log);
+    const stacks: Stack[] = [];
+    for (const r of RELAYS) {
+      const stack = await engine.stack(`relay-${r.tag}`);
+      await stack.configureRelay(relayOptions(r, host, acme), { address: r.addr, keyPath });
+      stacks.push(stack);
+    }
+    await timed("pulumi preview (both)", () => Promise.all(stacks.map((s) => s.preview())));
+    log("deploying both relays: pulumi up, one stack each");
+    const results: UpResult[] = await timed("first pulumi up (both, parallel)", () =>
+      Promise.all(stacks.map((s) => s.up(["--skip-preview"]))),
     );
     for (const [i, r] of RELAYS.entries()) {
       log(`${r.domain}: ${results[i].ran.length} steps in ${results[i].seconds.toFixed(1)} s`);
       time(`ACME issuance ${r.tag}`, await acmetoolSeconds(sshs[i]));
     }
 
-    // What the Pulumi DNS component publishes once the servers exist: the DKIM key and the ACME account.
-    const facts = await Promise.all(RELAYS.map((r, i) => readFacts(r, sshs[i])));
-    await timed("DNS reload with server facts", () =>
-      knot.load([INFRA_ZONE, ...configs.map((c, i) => relayZone(c, facts[i]))]),
+    // The records the program publishes once the servers exist (with the DKIM key and the ACME account it read
+    // back): each stack's zoneFile output goes to the test's name server as it is.
+    const zones = await Promise.all(
+      stacks.map(async (s, i) => ({
+        origin: configs[i].mailDomain,
+        body: String((await s.outputs()).zoneFile),
+      })),
     );
+    await timed("DNS reload with the stacks' zone files", () => knot.load([INFRA_ZONE, ...zones]));
+    const facts = await Promise.all(RELAYS.map((r, i) => readFacts(r, sshs[i])));
 
     const relays: Relay[] = RELAYS.map((r, i) => ({
       spec: r,
@@ -195,6 +213,10 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
         netns: net.members.get(r.tag)!,
         planFor: () => plans[i],
         deploy: () => Promise.reject(new Error("the federation suite does not redeploy")),
+        stack: stacks[i],
+        target: { address: r.addr, keyPath },
+        optionsFor: () => relayOptions(r, host, acme),
+        transcript: () => engine.transcript.join("\n"),
         caCert: async () => pebble.issuingRoot,
         time,
       },
@@ -204,6 +226,7 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     const suite = opts.only ? groups.filter(([g]) => g.includes(opts.only!)) : groups;
     // The tests hold both relays (fed); the runner's context is relay A's, whose plan the `needs` lists check.
     const outcome = await timed("suite", () => runSuite(suite, relays[0].ctx, log));
+    writeFileSync(join(runDir, "pulumi-transcript.txt"), engine.transcript.join("\n"));
     if (outcome.failed > 0) keep();
     if (opts.hold) {
       keep();

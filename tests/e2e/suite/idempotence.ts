@@ -1,8 +1,9 @@
-// Re-running a deploy on the real server: with the same config nothing runs and nothing restarts; changing one
-// option runs exactly the units whose content changed and restarts only the services that depend on them.
+// Re-running `pulumi up` on the real server: with the same config nothing runs and nothing restarts
+// (`--expect-no-changes`); changing one option shows exactly that file's lines in `pulumi preview --diff`, runs
+// exactly the units whose content changed and restarts only the services that depend on them.
 import type { Plan } from "../../../components/plan";
 import { loggedIds, runLog, runningServices, startTimes } from "./server";
-import type { E2eTest, SuiteContext } from "./types";
+import type { Deployed, E2eTest, SuiteContext } from "./types";
 
 /** Ids of the steps of `next` that are new or whose hash differs from `prev`: what Pulumi would update. */
 function changedSteps(prev: Plan, next: Plan): string[] {
@@ -24,6 +25,49 @@ function restartedBy(plan: Plan, ran: readonly string[]): Set<string> {
   return new Set(names);
 }
 
+/** Lines of `text` that `other` lacks, trimmed. */
+const linesMissingFrom = (text: string, other: string) => {
+  const have = new Set(other.split("\n"));
+  return text.split("\n").filter((l) => !have.has(l) && l.trim() !== "");
+};
+
+/**
+ * `pulumi preview --diff` names exactly the steps that would run, and shows each changed file's removed and
+ * added lines, and no other line of a file with a - or + in front.
+ */
+function expectPreviewShows(output: string, prev: Plan, next: Plan, expected: readonly string[]) {
+  // A resource shows as `+- command:remote:Command: (replace)` (or `~ ... (update)`), its URN a line or two below.
+  const lines = output.split("\n");
+  const marked = new Set<string>();
+  lines.forEach((line, i) => {
+    if (!/^\s*(\+-|~|\+|-)\s*command:remote:Command: \((replace|update|create)\)/.test(line)) return;
+    const urn = lines.slice(i + 1, i + 4).find((l) => l.includes("[urn="));
+    const name = urn
+      ?.trim()
+      .replace(/^\[urn=.*::/, "")
+      .replace(/\]$/, "");
+    if (name?.startsWith("relay-config-")) marked.add(name.slice("relay-config-".length));
+  });
+  const shown = [...marked].filter((id) => next.steps.some((s) => s.id === id)).sort();
+  expectEqual("steps that pulumi preview --diff would run", shown, [...expected].sort());
+  const before = new Map(prev.steps.map((s) => [s.id, s]));
+  for (const id of expected) {
+    const step = next.steps.find((s) => s.id === id)!;
+    const old = before.get(id);
+    if (step.kind !== "file" || !old) continue;
+    for (const [sign, line] of [
+      ...linesMissingFrom(old.stdin, step.stdin).map((l) => ["-", l] as const),
+      ...linesMissingFrom(step.stdin, old.stdin).map((l) => ["+", l] as const),
+    ]) {
+      const re = new RegExp(`^\\s*${sign === "-" ? "-" : "\\+"}\\s*${escapeRegExp(line.trim())}\\s*$`, "m");
+      if (!re.test(output))
+        throw new Error(`pulumi preview --diff does not show "${sign} ${line}" of ${id}:\n${output}`);
+    }
+  }
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 function expectEqual(what: string, actual: readonly string[], expected: readonly string[]) {
   if (JSON.stringify(actual) !== JSON.stringify(expected)) {
     throw new Error(`${what}: expected [${expected.join(", ")}], got [${actual.join(", ")}]`);
@@ -34,11 +78,12 @@ async function deployChecked(
   ctx: SuiteContext,
   overrides: Record<string, number>,
   expectRestarted: (name: string) => boolean,
+  deploy: () => Promise<Deployed> = () => ctx.deploy(overrides),
 ) {
   const services = runningServices(ctx.first.plan);
   const logBefore = await runLog(ctx);
   const timesBefore = await startTimes(ctx, services);
-  const deployed = await ctx.deploy(overrides);
+  const deployed = await deploy();
   const appended = loggedIds((await runLog(ctx)).slice(logBefore.length));
   expectEqual("run log lines added by the deploy", appended, deployed.result.ran);
   const timesAfter = await startTimes(ctx, services);
@@ -55,12 +100,22 @@ async function deployChecked(
 
 export const sameConfig: E2eTest[] = [
   {
-    name: "a second deploy with the same config runs no step and restarts no service",
+    name: "a second pulumi up --expect-no-changes with the same config runs nothing on the server",
     async run(ctx) {
-      const t = Date.now();
-      const deployed = await deployChecked(ctx, {}, () => false);
-      ctx.time("no-op deploy", (Date.now() - t) / 1000);
-      expectEqual("steps run by the second deploy", deployed.result.ran, []);
+      const preview = await ctx.stack.preview(["--expect-no-changes"]);
+      ctx.time("no-op pulumi preview", preview.seconds);
+      const deployed = await deployChecked(
+        ctx,
+        {},
+        () => false,
+        async () => ({
+          ...ctx.first,
+          result: await ctx.stack.up(["--expect-no-changes", "--skip-preview"]),
+        }),
+      );
+      ctx.time("no-op pulumi up", deployed.result.seconds);
+      expectEqual("steps run by the second pulumi up", deployed.result.ran, []);
+      expectEqual("resources changed by the second pulumi up", deployed.result.changes, []);
     },
   },
 ];
@@ -78,7 +133,11 @@ export const optionChange: E2eTest[] = [
       const unexpected = expected.filter((id) => kinds.get(id) !== "file" && kinds.get(id) !== "service");
       if (unexpected.length > 0) throw new Error(`changing one option would re-run ${unexpected.join(", ")}`);
       const touched = restartedBy(next, expected);
+      await ctx.stack.configureRelay(ctx.optionsFor({ maxUserSendPerMinute: value }), ctx.target);
+      const preview = await ctx.stack.preview();
+      expectPreviewShows(preview.output, ctx.first.plan, next, expected);
       const changed = await deployChecked(ctx, { maxUserSendPerMinute: value }, (name) => touched.has(name));
+      ctx.time("single-change pulumi up", changed.result.seconds);
       expectEqual("steps run for the changed option", changed.result.ran, expected);
       // Back to the first config: the same units run again, and the server is as the other tests expect it.
       const back = await deployChecked(ctx, {}, (name) => touched.has(name));

@@ -1,8 +1,9 @@
 // The online suite in run order: idempotence first (nothing else has touched the server yet), the option
-// change and daemon kills last (they restart services the other tests use).
+// change and daemon kills late (they restart services the other tests use), `pulumi destroy` last.
 import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
 import { deltachat } from "./deltachat";
+import { destroy } from "./destroy";
 import { expiry } from "./expiry";
 import { inbound } from "./inbound";
 import { invites } from "./invites";
@@ -32,4 +33,5 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["services: restart", restart],
   ["reboot", reboot],
   ["idempotence: one option changed", optionChange],
+  ["pulumi destroy", destroy],
 ];

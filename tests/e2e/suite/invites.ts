@@ -2,17 +2,34 @@
 // /new?TOKEN hands out such passwords, the nocreate file stops creation even with a token, and existing
 // accounts keep working. The group deploys the tokens first and the open config again at the end.
 import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { RUN_LOG, type Step } from "../../../components/plan";
 import { PATHS } from "../../../components/plan/facts";
 import { https, imapLogin, imapLoginRefused, newCredentials, type Account } from "./clients";
 import { DcClient } from "./dcclient";
 import { onboardingLink } from "./deltachat";
 import { waitFor } from "../proc";
-import type { E2eTest, SuiteContext } from "./types";
+import type { Deployed, E2eTest, SuiteContext } from "./types";
 
 // A fresh token per run; it doubles as a sentinel: no script or log line may contain it.
 const TOKEN = `inv${randomUUID().replace(/-/g, "").slice(0, 12)}`;
 const NEEDS = ["service:dovecot.service", "service:chatmaild.service", "service:nginx.service"];
 let existing: Account | undefined;
+let withTokens: Deployed | undefined;
+
+/** Whether a step's hash is derived from a secret and so never shown in plain text. */
+const hidesHash = (s: Step) => s.secretHash;
+
+/** Every file below `dir`, as text. */
+function filesBelow(dir: string): Array<[string, string]> {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => {
+      const path = join(e.parentPath, e.name);
+      return [path, readFileSync(path, "latin1")] as [string, string];
+    });
+}
 
 const AUTH_READY_DEADLINE_MS = 30_000;
 
@@ -50,7 +67,11 @@ export const invites: E2eTest[] = [
       // An account from the open phase, to check later that it is unaffected.
       existing = newCredentials(ctx);
       await (await imapLogin(ctx, existing)).logout();
+      // What an operator runs: preview first (its output is checked for secrets below), then up.
+      await ctx.stack.configureRelay(ctx.optionsFor({ inviteTokens: [TOKEN] }), ctx.target);
+      await ctx.stack.preview();
       const deployed = await ctx.deploy({ inviteTokens: [TOKEN] });
+      withTokens = deployed;
       await authReady(ctx);
       const leaking = deployed.plan.steps.filter((s) => s.script.includes(TOKEN)).map((s) => s.id);
       if (leaking.length > 0) throw new Error(`the invite token is in the scripts of ${leaking.join(", ")}`);
@@ -61,6 +82,35 @@ export const invites: E2eTest[] = [
         throw new Error(`steps carry the token without being marked secret: ${unmarked.join(", ")}`);
       const inLog = await ctx.ssh.out(`grep -c '${TOKEN}' /var/lib/chatmail-deploy/runs.log || true`);
       if (inLog !== "0") throw new Error("the invite token is in the server's run log");
+    },
+  },
+  {
+    name: "the token, the SSH key and secret-derived hashes are in no CLI output, state file or server log",
+    needs: NEEDS,
+    async run(ctx) {
+      if (!withTokens) throw new Error("the deploy with inviteTokens did not run");
+      const keyLines = readFileSync(ctx.target.keyPath, "utf8")
+        .split("\n")
+        .filter((l) => l.length > 20 && !l.startsWith("-----"));
+      // A hash over a file that holds the token lets a short token be guessed offline, so it is secret too.
+      const hashes = withTokens.plan.steps.filter((s) => hidesHash(s)).map((s) => s.hash);
+      if (hashes.length === 0) throw new Error("no step's hash is derived from the invite token");
+      const needles: Array<[string, string]> = [
+        ["the invite token", TOKEN],
+        ...keyLines.map((l) => ["a line of the SSH private key", l] as [string, string]),
+        ...hashes.map((h) => ["a secret-derived step hash", h] as [string, string]),
+      ];
+      const places: Array<[string, string]> = [
+        ["pulumi preview/up output", ctx.transcript()],
+        ["pulumi stack export", await ctx.stack.exportState()],
+        ...filesBelow(ctx.stack.stateDir),
+        ["the server's journal", await ctx.ssh.out("journalctl --no-pager -o cat")],
+        ["the server's run log", await ctx.ssh.out(`cat ${RUN_LOG}`)],
+      ];
+      const leaks = places.flatMap(([where, text]) =>
+        needles.filter(([, needle]) => text.includes(needle)).map(([what]) => `${what} in ${where}`),
+      );
+      if (leaks.length > 0) throw new Error(`secrets leaked:\n  ${[...new Set(leaks)].join("\n  ")}`);
     },
   },
   {
@@ -141,6 +191,13 @@ export const invites: E2eTest[] = [
     async run(ctx) {
       await ctx.deploy();
       await authReady(ctx);
+      // What the plan no longer owns leaves the server: the token's invite files.
+      const left = await ctx.ssh.out(`ls -A ${PATHS.invitesDir} 2>/dev/null || true`);
+      if (left !== "") throw new Error(`${PATHS.invitesDir} still holds: ${left.split("\n").join(", ")}`);
+      const grep = await ctx.ssh.out(
+        `grep -rlF '${TOKEN}' /etc /root /usr/local /var/lib/chatmail-deploy 2>/dev/null || true`,
+      );
+      if (grep !== "") throw new Error(`files on the server still hold the removed token: ${grep}`);
       await (await imapLogin(ctx, newCredentials(ctx))).logout();
       const page = await https(ctx, "GET", "/");
       if (!page.body.includes("cta-button"))

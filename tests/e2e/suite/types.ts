@@ -2,17 +2,18 @@
 import type { RelayConfig } from "../../../components/config";
 import type { Plan } from "../../../components/plan";
 import type { Container } from "../container";
-import type { DeployResult } from "../deploy";
+import type { Stack, UpResult } from "../engine";
 import type { HostSideServer } from "../hostside";
 import type { Netns } from "../netns";
 import type { Ssh } from "../ssh";
 
-export type RawOption = string | number | boolean | string[];
+export type { RawOption } from "../config";
+import type { RawOption } from "../config";
 
 export interface Deployed {
   readonly config: RelayConfig;
   readonly plan: Plan;
-  readonly result: DeployResult;
+  readonly result: UpResult;
 }
 
 export interface SuiteContext {
@@ -30,8 +31,16 @@ export interface SuiteContext {
   readonly netns: Netns;
   /** The plan for the testbed config with these option overrides, without deploying it. */
   planFor(overrides?: Readonly<Record<string, RawOption>>): Plan;
-  /** Plans the config (with these option overrides on top of the testbed's) and applies it like `pulumi up`. */
+  /** Sets the stack's config to the testbed's with these option overrides and runs the real `pulumi up`. */
   deploy(overrides?: Readonly<Record<string, RawOption>>): Promise<Deployed>;
+  /** The testbed relay's Pulumi stack (real engine, file backend, stand-in command plugin). */
+  readonly stack: Stack;
+  /** The testbed's options for the stack with these overrides (what `deploy` sets before `pulumi up`). */
+  optionsFor(overrides?: Readonly<Record<string, RawOption>>): Record<string, RawOption>;
+  /** The server as the stack reaches it. */
+  readonly target: { readonly address: string; readonly keyPath: string };
+  /** Everything the Pulumi CLI printed so far in this run. */
+  transcript(): string;
   /** The server's certificate chain (PEM), fetched after the deploy, for clients to verify against. */
   caCert(): Promise<string>;
   /** Records a duration for the timing report. */
