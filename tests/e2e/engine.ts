@@ -205,7 +205,8 @@ export class Stack {
 
   /** `pulumi up --yes` (with `flags`), and which plan steps ran according to the engine's event log. */
   async up(flags: readonly string[] = []): Promise<UpResult> {
-    const events = join(this.engine.stateDir, `events-${this.name}-${Date.now()}.jsonl`);
+    // Outside the backend, and deleted once read: the SDK's debug diagnostics in it print secret values.
+    const events = join(this.engine.dir, `events-${this.name}.jsonl`);
     const t = Date.now();
     const r = await this.engine.pulumi([
       "up",
@@ -218,6 +219,7 @@ export class Stack {
     ]);
     const seconds = (Date.now() - t) / 1000;
     const { ran, changes } = readEvents(events);
+    rmSync(events, { force: true });
     return { ran, changes, seconds, output: r.stdout + r.stderr };
   }
 
