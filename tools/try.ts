@@ -4,7 +4,7 @@
 // `npm run try -- --stop`, which removes everything it started (container, network namespace, stack state).
 //
 // The background process is this same file with `--serve`: it owns the container and cleans up on SIGTERM.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -73,7 +73,14 @@ async function serve(): Promise<void> {
   const testbed = startTestbedRun("cmtry-", log);
   try {
     const server = await startTestServer(testbed, log);
-    const engine = new Engine(testbed.runDir, log);
+    // A Pulumi CLI the operator installed downloads the real command plugin; without one, the test tools.
+    const installed = spawnSync("pulumi", ["version"]).status === 0;
+    log(
+      installed
+        ? "using the pulumi on PATH"
+        : "no pulumi on PATH: using the tools of tests/tools/pulumi/build.sh",
+    );
+    const engine = new Engine(testbed.runDir, log, installed ? "installed" : "built");
     const stack = await engine.stack("try");
     await stack.configureRelay(server.options(), server.target);
     log("pulumi preview --diff");

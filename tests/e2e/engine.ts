@@ -54,9 +54,14 @@ export class Engine {
   /** Every line the CLI printed, for the secrets check. */
   readonly transcript: string[] = [];
 
+  /**
+   * `cli`: "built" (default) runs the tools of tests/tools/pulumi/build.sh with plugin downloads off, as the
+   * tests must; "installed" runs the `pulumi` on PATH as it is, which downloads the real command plugin.
+   */
   constructor(
     dir: string,
     private readonly log: (s: string) => void,
+    cli: "built" | "installed" = "built",
   ) {
     this.dir = dir;
     this.projectDir = join(dir, "project");
@@ -68,19 +73,23 @@ export class Engine {
       if (!existsSync(join(this.projectDir, name)))
         symlinkSync(join(REPO, name), join(this.projectDir, name));
     }
-    const bin = toolsBinDir();
+
     // In a file, so that a kept run's stack can be inspected with the same passphrase.
     const passphraseFile = join(dir, "passphrase");
     if (!existsSync(passphraseFile))
       writeFileSync(passphraseFile, randomBytes(16).toString("hex"), { mode: 0o600 });
     this.env = {
       ...process.env,
-      PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`,
-      PULUMI_HOME: join(dir, "pulumi-home"),
+      ...(cli === "built"
+        ? {
+            PATH: `${toolsBinDir()}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+          }
+        : {}),
+      ...(cli === "built" ? { PULUMI_HOME: join(dir, "pulumi-home") } : {}),
       PULUMI_BACKEND_URL: `file://${this.stateDir}`,
       PULUMI_CONFIG_PASSPHRASE_FILE: passphraseFile,
       PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
       PULUMI_SKIP_CONFIRMATIONS: "true",
       NO_COLOR: "1",
       // Enables `--event-log` (the engine's events as JSON lines), as the Automation API does.
