@@ -47,7 +47,14 @@ function readStackFile(path: string): { config: RelayConfig; notes: string[] } {
 
 function summary(plan: Plan): string {
   const rows = plan.steps.map((s) =>
-    [s.phase.padEnd(10), s.secretHash ? "secret      " : s.hash.slice(0, 12), s.id, s.secret ? "(secret)" : ""].join("  ").trimEnd(),
+    [
+      s.phase.padEnd(10),
+      s.secretHash ? "secret      " : s.hash.slice(0, 12),
+      s.id,
+      s.secret ? "(secret)" : "",
+    ]
+      .join("  ")
+      .trimEnd(),
   );
   return `# ${plan.steps.length} units in deploy order: phase, content hash, unit\n${rows.join("\n")}\n`;
 }
