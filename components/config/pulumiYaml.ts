@@ -23,7 +23,12 @@ export function pulumiYaml(): string {
     description: "A chatmail relay (Delta Chat e-mail server) on one server, declared as one Pulumi stack.",
     runtime: {
       name: "nodejs",
-      options: { packagemanager: "npm", typescript: false, nodeargs: "--import tsx" },
+      // components/loader.cjs loads the TypeScript; source maps keep error positions in the .ts files.
+      options: {
+        packagemanager: "npm",
+        typescript: false,
+        nodeargs: "--enable-source-maps --require ./components/loader.cjs",
+      },
     },
     main: "index.ts",
     config,

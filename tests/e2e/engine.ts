@@ -21,7 +21,7 @@ import { run, type ProcResult } from "./proc";
 
 const REPO = join(__dirname, "../..");
 /** The files of the checkout the program needs beside Pulumi.yaml; everything else is reached through them. */
-const LINKED = ["index.ts", "package.json", "tsconfig.json", "node_modules"];
+const LINKED = ["index.ts", "components", "package.json", "tsconfig.json", "node_modules"];
 const TOOLS = ["pulumi", "pulumi-language-nodejs", "pulumi-resource-command"];
 
 export type ConfigValue = string | number | boolean | string[];

@@ -439,10 +439,29 @@ export function federationSuite(fed: FedContext): ReadonlyArray<readonly [string
     }),
   ];
 
+  // Both stacks: a preview after all the above shows no change, then destroy forgets each relay and leaves it running.
+  const engine: E2eTest[] = [
+    test("pulumi preview --expect-no-changes passes for both stacks after the suite", async () => {
+      for (const r of fed.relays) await r.ctx.stack.preview(["--expect-no-changes"]);
+    }),
+    test("pulumi destroy empties both stacks and each relay keeps accepting mail", async () => {
+      for (const r of fed.relays) await r.ctx.stack.destroy();
+      for (const r of fed.relays) {
+        const state = JSON.parse(await r.ctx.stack.exportState()) as {
+          deployment?: { resources?: unknown[] };
+        };
+        if ((state.deployment?.resources ?? []).length > 0)
+          throw new Error(`${r.spec.domain}: the stack still holds resources after destroy`);
+      }
+      await encryptedAcross(a, b);
+    }),
+  ];
+
   return [
     ["DNS", dns],
     ["ACME", acme],
     ["federation", mail],
     ["ACME renewal", renewal],
+    ["pulumi: no changes, then destroy", engine],
   ];
 }

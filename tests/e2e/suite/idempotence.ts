@@ -104,6 +104,19 @@ async function deployChecked(
 
 export const sameConfig: E2eTest[] = [
   {
+    name: "the stack's outputs hold the relay's facts and nothing empty; the first pulumi up printed no warning",
+    async run(ctx) {
+      const outputs = await ctx.stack.outputs();
+      const expected = ["dcaccountLink", "ipv4", "webUrl", "zoneFile"];
+      expectEqual("stack outputs (IPv4-only host, no invite tokens)", Object.keys(outputs), expected);
+      if (outputs.ipv4 !== ctx.target.address) throw new Error(`ipv4 output is ${String(outputs.ipv4)}`);
+      if (!String(outputs.zoneFile).includes("v=DKIM1"))
+        throw new Error("the zoneFile output has no DKIM record read back from the server");
+      const warnings = ctx.first.result.output.split("\n").filter((l) => /warning/i.test(l));
+      if (warnings.length > 0) throw new Error(`the first pulumi up warned:\n${warnings.join("\n")}`);
+    },
+  },
+  {
     name: "the first pulumi up ran every step once, after each step it depends on",
     async run(ctx) {
       const order = loggedIds(await runLog(ctx));
