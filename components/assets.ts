@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { buildSync } from "esbuild";
-import type { Assets } from "./plan";
+import type { Assets } from "../core/plan";
 
 export const PROJECT_ROOT = join(__dirname, "..");
 

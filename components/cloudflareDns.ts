@@ -2,7 +2,7 @@
 // proxies only HTTP; mail and IMAP must reach the server itself).
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import { rdata, type DnsRecord } from "./dns";
+import { rdata, type DnsRecord } from "../core/dns";
 
 export interface CloudflareDnsArgs {
   /** The zone by id, or looked up by name. */

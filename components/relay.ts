@@ -1,14 +1,14 @@
 // Relay: the whole chatmail relay as one component: a host, its configuration from the plan, and its DNS.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { PATHS, publicPorts, READ_BACK } from "./plan/facts";
+import { PATHS, publicPorts, READ_BACK } from "../core/plan/facts";
 import { CloudflareDns } from "./cloudflareDns";
-import type { RelayConfig } from "./config";
-import { relayRecords, zoneFile, type DnsFacts } from "./dns";
+import type { RelayConfig } from "../core/config";
+import { relayRecords, zoneFile, type DnsFacts } from "../core/dns";
 import { ExistingHost } from "./existingHost";
 import { HetznerHost } from "./hetznerHost";
 import type { Host } from "./host";
-import { planRelay, type Assets, type Plan } from "./plan";
+import { planRelay, type Assets, type Plan } from "../core/plan";
 import { ServerConfig } from "./serverConfig";
 
 export interface RelayArgs {

@@ -4,7 +4,7 @@
 // content (Step.secretHash), which would otherwise let a short invite token be guessed offline.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { Plan } from "./plan";
+import type { Plan } from "../core/plan";
 import type { Host } from "./host";
 
 export interface ServerConfigArgs {

@@ -1,8 +1,15 @@
 // Reads the stack's configuration (Pulumi.<stack>.yaml) into a checked RelayConfig. Values are read raw and
 // checked by loadConfig, so `pulumi preview` fails on bad config before any server is touched.
 import * as pulumi from "@pulumi/pulumi";
-import { checkDeployRules, ConfigError, loadConfig, OPTION_NAMES, OPTIONS, type RelayConfig } from "./config";
-import { PROJECT_NAME, schemaSecret } from "./config/pulumiYaml";
+import {
+  checkDeployRules,
+  ConfigError,
+  loadConfig,
+  OPTION_NAMES,
+  OPTIONS,
+  type RelayConfig,
+} from "../core/config";
+import { PROJECT_NAME, schemaSecret } from "../core/config/pulumiYaml";
 
 // Exported by the SDK's runtime at 3.248.0, but missing from its typings.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

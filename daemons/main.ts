@@ -8,8 +8,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isMainThread, workerData } from "node:worker_threads";
-import { parseChatmailIni } from "../components/config/ini";
-import type { RelayConfig } from "../components/config/options";
+import { parseChatmailIni } from "../core/config/ini";
+import type { RelayConfig } from "../core/config/options";
 import { startDoveauth } from "./doveauth";
 import { HASH_WORKER_ROLE, inlineHasher, runHashWorker, workerHasher } from "./doveauth/hashpool";
 import { quotaExpire, runExpire } from "./expire";

@@ -1,8 +1,8 @@
 // Writes Pulumi.yaml's config schema and README.md's option reference from the options table
-// (components/config/options.ts). tests/config/pulumiYaml.test.ts fails when either is out of date.
+// (core/config/options.ts). tests/config/pulumiYaml.test.ts fails when either is out of date.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pulumiYaml, withOptionsReference } from "../components/config/pulumiYaml";
+import { pulumiYaml, withOptionsReference } from "../core/config/pulumiYaml";
 
 const root = join(__dirname, "..");
 writeFileSync(join(root, "Pulumi.yaml"), pulumiYaml());

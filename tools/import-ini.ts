@@ -1,7 +1,7 @@
 // `npm run import-ini -- chatmail.ini`: moving from cmdeploy. Prints the `pulumi config set` commands that give
 // a stack the same settings as an existing chatmail.ini (only values that differ from our defaults).
 import { readFileSync } from "node:fs";
-import { ConfigError, OPTIONS, OPTION_NAMES, parseChatmailIni } from "../components/config";
+import { ConfigError, OPTIONS, OPTION_NAMES, parseChatmailIni } from "../core/config";
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 

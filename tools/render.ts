@@ -6,10 +6,10 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { loadAssets } from "../components/assets";
-import { ConfigError, loadConfig, parseChatmailIni, type RelayConfig } from "../components/config";
-import { PROJECT_NAME } from "../components/config/pulumiYaml";
-import { relayRecords, zoneFile } from "../components/dns";
-import { planRelay, type Plan } from "../components/plan";
+import { ConfigError, loadConfig, parseChatmailIni, type RelayConfig } from "../core/config";
+import { PROJECT_NAME } from "../core/config/pulumiYaml";
+import { relayRecords, zoneFile } from "../core/dns";
+import { planRelay, type Plan } from "../core/plan";
 
 const HELP = `Usage: npm run render -- (--stack FILE | --ini FILE) [--out DIR]
 

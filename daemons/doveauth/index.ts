@@ -4,7 +4,7 @@
 // overwrite anything. The core (lookupPassdb/lookupUserdb) is kept apart from the socket so it can also sit behind
 // Dovecot 2.4's Lua/HTTP auth later.
 import { existsSync } from "node:fs";
-import type { RelayConfig } from "../../components/config/options";
+import type { RelayConfig } from "../../core/config/options";
 import { found, NOT_FOUND, pythonJson, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { createLogger, type Logger } from "../dictproxy/log";

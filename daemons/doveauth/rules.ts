@@ -1,6 +1,6 @@
 // Who may create an address at first login: the checks of relay-daemons.md §5.4 in their order, first failure
 // wins. Pure; the caller says whether the nocreate file exists. Returns the log line for a refusal.
-import type { RelayConfig } from "../../components/config/options";
+import type { RelayConfig } from "../../core/config/options";
 
 export type CreationConfig = Pick<
   RelayConfig,

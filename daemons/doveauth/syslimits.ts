@@ -3,8 +3,8 @@
 // Existing accounts keep logging in; only creation is refused. A value that cannot be read skips its check.
 import { loadavg } from "node:os";
 import { readFile, statfs } from "node:fs/promises";
-import { parseSizeMb } from "../../components/config/load";
-import type { RelayConfig } from "../../components/config/options";
+import { parseSizeMb } from "../../core/config/load";
+import type { RelayConfig } from "../../core/config/options";
 import type { Logger } from "../dictproxy/log";
 
 export type LimitsConfig = Pick<

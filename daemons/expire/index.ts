@@ -4,8 +4,8 @@
 // at all changes (upstream's quota trim ignored its dry run; we do not).
 import { readdir, rm, rmdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { parseSizeMb } from "../../components/config/load";
-import type { RelayConfig } from "../../components/config/options";
+import { parseSizeMb } from "../../core/config/load";
+import type { RelayConfig } from "../../core/config/options";
 import { listMailboxDirs, statMailbox, type MailboxStat } from "./mailbox";
 
 /** "Large" messages, deleted earlier (deleteLargeAfter), are bigger than this many bytes. */

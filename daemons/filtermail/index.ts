@@ -5,7 +5,7 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { RelayConfig } from "../../components/config/options";
+import type { RelayConfig } from "../../core/config/options";
 import type { Service } from "../service";
 import { reply } from "../smtp/reply";
 import { startSmtpServer, type Envelope } from "../smtp/server";

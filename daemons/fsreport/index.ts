@@ -3,7 +3,7 @@
 // textfile collector, or the legacy public metrics file of relays before 1.10. Read-only.
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { RelayConfig } from "../../components/config/options";
+import type { RelayConfig } from "../../core/config/options";
 import { listMailboxDirs, statMailbox } from "../expire/mailbox";
 
 export const LOGIN_BUCKET_DAYS = [1, 10, 30, 40, 80, 100, 150] as const;

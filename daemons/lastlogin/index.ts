@@ -1,7 +1,7 @@
 // lastlogin: the dict behind Dovecot's last_login plugin (relay-daemons.md §6). At each login Dovecot sets
 // `shared/last-login/<addr>` to the unix time; we keep it as the mtime of <addr>/password with day precision
 // (touched at most once a day), which is what the expiry job reads to delete inactive accounts.
-import type { RelayConfig } from "../../components/config/options";
+import type { RelayConfig } from "../../core/config/options";
 import { NOT_FOUND } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { accountFor, InvalidAddressError, setLastLogin } from "../doveauth/user";

@@ -4,8 +4,8 @@
 // push notification per device token. Sets take effect when `S` arrives, as upstream; unknown keys fail the commit.
 import { connect } from "node:net";
 import { join } from "node:path";
-import { irohRelayUrl } from "../../components/config/load";
-import type { RelayConfig } from "../../components/config/options";
+import { irohRelayUrl } from "../../core/config/load";
+import type { RelayConfig } from "../../core/config/options";
 import { found, NOT_FOUND, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { InvalidAddressError } from "../doveauth/user";

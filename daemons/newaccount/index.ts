@@ -4,7 +4,7 @@
 // login. A small HTTP service instead of CGI: no process start per request and no fcgiwrap to run.
 import { randomInt } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { RelayConfig } from "../../components/config/options";
+import type { RelayConfig } from "../../core/config/options";
 import { pythonJson } from "../dictproxy/protocol";
 import { createLogger, type Logger } from "../dictproxy/log";
 import type { Service } from "../service";

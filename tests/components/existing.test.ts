@@ -1,8 +1,8 @@
 // The relay on a server the operator already has, without a DNS provider, under the Pulumi mock runtime.
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../components/config";
-import { planRelay } from "../../components/plan";
+import { loadConfig } from "../../core/config";
+import { planRelay } from "../../core/plan";
 import { Relay } from "../../components/relay";
 import { byType, created, findCreated, isSecretInput, mocks, plain, testAssets, valueOf } from "./helpers";
 

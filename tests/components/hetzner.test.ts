@@ -1,9 +1,9 @@
 // The relay on a new Hetzner server with DNS at Cloudflare, under the Pulumi mock runtime.
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../components/config";
-import { relayRecords, rdata } from "../../components/dns";
-import { publicPorts } from "../../components/plan/facts";
+import { loadConfig } from "../../core/config";
+import { relayRecords, rdata } from "../../core/dns";
+import { publicPorts } from "../../core/plan/facts";
 import { Relay } from "../../components/relay";
 import {
   byType,

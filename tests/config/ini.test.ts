@@ -6,7 +6,7 @@ import {
   OPTIONS,
   parseChatmailIni,
   renderChatmailIni,
-} from "../../components/config";
+} from "../../core/config";
 
 // A chatmail.ini as `cmdeploy init` writes it (1.7.0), with an operator's edits.
 const CMDEPLOY_INI = `[params]

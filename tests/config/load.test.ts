@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, OPTIONS, type RelayConfig } from "../../components/config";
+import { ConfigError, loadConfig, OPTIONS, type RelayConfig } from "../../core/config";
 
 const base = { mailDomain: "chat.example.org" };
 const load = (raw: Record<string, string | number | boolean | string[]>) => loadConfig({ ...base, ...raw });

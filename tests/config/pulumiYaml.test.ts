@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { OPTIONS } from "../../components/config";
-import { pulumiYaml } from "../../components/config/pulumiYaml";
+import { OPTIONS } from "../../core/config";
+import { pulumiYaml } from "../../core/config/pulumiYaml";
 
 const root = join(__dirname, "../..");
 
@@ -28,7 +28,7 @@ describe("Pulumi.yaml", () => {
   });
 
   it("gives the program the code's defaults when a stack sets only the required options", async () => {
-    const { loadConfig } = await import("../../components/config");
+    const { loadConfig } = await import("../../core/config");
     const schema = parse(readFileSync(join(root, "Pulumi.yaml"), "utf8")).config as Record<string, any>;
     // What the CLI hands the program: the stack's values, and each schema default for a key it lacks.
     const fromCli = Object.fromEntries(
@@ -46,7 +46,7 @@ describe("Pulumi.yaml", () => {
 
 describe("Pulumi.prod.yaml", () => {
   it("is a valid example stack for chat.example.org", async () => {
-    const { loadConfig } = await import("../../components/config");
+    const { loadConfig } = await import("../../core/config");
     const stack = parse(readFileSync(join(root, "Pulumi.prod.yaml"), "utf8")).config as Record<
       string,
       unknown
@@ -65,7 +65,7 @@ describe("Pulumi.prod.yaml", () => {
 
 describe("README.md", () => {
   it("carries the option reference generated from the options table", async () => {
-    const { withOptionsReference } = await import("../../components/config/pulumiYaml");
+    const { withOptionsReference } = await import("../../core/config/pulumiYaml");
     const readme = readFileSync(join(root, "README.md"), "utf8");
     expect(withOptionsReference(readme)).toBe(readme);
   });

@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer as createNetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseChatmailIni } from "../../components/config/ini";
-import type { RelayConfig } from "../../components/config/options";
+import { parseChatmailIni } from "../../core/config/ini";
+import type { RelayConfig } from "../../core/config/options";
 
 export const DOMAIN = "chat.example.org";
 

@@ -1,14 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../components/config";
-import {
-  dkimValue,
-  mtaStsId,
-  rdata,
-  relayRecords,
-  splitTxt,
-  zoneFile,
-  type DnsRecord,
-} from "../../components/dns";
+import { loadConfig } from "../../core/config";
+import { dkimValue, mtaStsId, rdata, relayRecords, splitTxt, zoneFile, type DnsRecord } from "../../core/dns";
 
 const config = loadConfig({ mailDomain: "chat.example.org" });
 // A 2048-bit RSA SubjectPublicKeyInfo is 392 base64 characters.

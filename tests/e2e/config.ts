@@ -1,7 +1,7 @@
 // The relay configuration the testbed deploys: chat.example.org with a self-signed certificate. Everything the
 // relay fetches or posts to (the iroh-relay archive, push notifications) is served by the test from the host
 // side of its own network link, the only address the container can reach.
-import { loadConfig, type RelayConfig } from "../../components/config";
+import { loadConfig, type RelayConfig } from "../../core/config";
 
 /** An option value as a stack file holds it. */
 export type RawOption = string | number | boolean | string[];

@@ -2,7 +2,7 @@
 // stdin over SSH. Like a Pulumi command resource, a step whose hash equals the hash last applied under its id does
 // not run ("unchanged inputs, no run"); the hashes live in a state file on the host, one per testbed run.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import type { Plan } from "../../components/plan";
+import type { Plan } from "../../core/plan";
 import type { Ssh } from "./ssh";
 
 export interface DeployResult {

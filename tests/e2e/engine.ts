@@ -15,8 +15,8 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { OPTIONS, type OptionName } from "../../components/config";
-import { PROJECT_NAME } from "../../components/config/pulumiYaml";
+import { OPTIONS, type OptionName } from "../../core/config";
+import { PROJECT_NAME } from "../../core/config/pulumiYaml";
 import { run, type ProcResult } from "./proc";
 
 const REPO = join(__dirname, "../..");

@@ -16,7 +16,7 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import type { Plan } from "../../components/plan";
+import type { Plan } from "../../core/plan";
 import { run } from "./proc";
 
 /** Root filesystems kept in the cache: each is ~400 MB, and every change of the plan's packages makes a new one. */

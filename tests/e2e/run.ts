@@ -4,7 +4,7 @@
 // namespace, HTTP server), also on errors and Ctrl-C.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tlsPaths } from "../../components/plan/facts";
+import { tlsPaths } from "../../core/plan/facts";
 import { TEST_DOMAIN, type RawOption } from "./config";
 import { Engine } from "./engine";
 import { runFromCommandLine, startTestbedRun } from "./harness";

@@ -4,8 +4,8 @@
 // registered with the run's cleanup.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RelayConfig } from "../../components/config";
-import { planRelay, type Plan } from "../../components/plan";
+import type { RelayConfig } from "../../core/config";
+import { planRelay, type Plan } from "../../core/plan";
 import { testbedConfig, testbedOptions, TEST_DOMAIN, type HostSide, type RawOption } from "./config";
 import { bootContainer, type Container } from "./container";
 import type { TestbedRun } from "./harness";

@@ -1,7 +1,7 @@
 // Socket-level helpers for the filtermail tests: a recording SMTP sink standing in for Postfix's reinjection
 // listener, a raw line-oriented SMTP client, and a filter started on free loopback ports.
 import * as net from "node:net";
-import { parseChatmailIni } from "../../components/config/ini";
+import { parseChatmailIni } from "../../core/config/ini";
 import {
   startFiltermail,
   type FiltermailConfig,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parseChatmailIni } from "../../components/config";
-import { PATHS } from "../../components/plan/facts";
-import type { FileUnit, LineUnit } from "../../components/plan/types";
+import { parseChatmailIni } from "../../core/config";
+import { PATHS } from "../../core/plan/facts";
+import type { FileUnit, LineUnit } from "../../core/plan/types";
 import { configFor, planFor, text, unit } from "./helpers";
 
 describe("base part", () => {

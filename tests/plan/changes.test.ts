@@ -2,8 +2,8 @@
 // every other step keeps its inputs and runs nothing. So this table is exactly the remote work of `pulumi up`
 // after `pulumi config set OPTION VALUE`, and the services listed are the only ones restarted.
 import { describe, expect, it } from "vitest";
-import { loadConfig, type RelayConfig } from "../../components/config";
-import { planRelay } from "../../components/plan";
+import { loadConfig, type RelayConfig } from "../../core/config";
+import { planRelay } from "../../core/plan";
 import { testAssets } from "../components/helpers";
 
 const assets = testAssets();

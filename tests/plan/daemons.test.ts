@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PATHS } from "../../components/plan/facts";
+import { PATHS } from "../../core/plan/facts";
 import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../daemons/paths";
 import { planFor, text } from "./helpers";
 

@@ -21,7 +21,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PATHS } from "../../components/plan/facts";
+import { PATHS } from "../../core/plan/facts";
 import { planFor, text, writeTree, testCertificate } from "./helpers";
 
 const DEADLINE_MS = 20_000;

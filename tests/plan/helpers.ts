@@ -4,10 +4,10 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { readTree } from "../../components/assets";
-import { parseChatmailIni } from "../../components/config";
-import type { RelayConfig } from "../../components/config";
-import { planRelay, type Assets, type Plan } from "../../components/plan";
-import type { FileUnit, Unit } from "../../components/plan/types";
+import { parseChatmailIni } from "../../core/config";
+import type { RelayConfig } from "../../core/config";
+import { planRelay, type Assets, type Plan } from "../../core/plan";
+import type { FileUnit, Unit } from "../../core/plan/types";
 
 export const ROOT = join(__dirname, "../..");
 export const DOMAIN = "chat.example.org";

@@ -2,9 +2,9 @@
 // service's own files, byte-identical output for the same input, and secrets only where they are marked secret.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { planRelay } from "../../components/plan";
-import { PATHS } from "../../components/plan/facts";
-import type { Unit } from "../../components/plan/types";
+import { planRelay } from "../../core/plan";
+import { PATHS } from "../../core/plan/facts";
+import type { Unit } from "../../core/plan/types";
 import * as daemonPaths from "../../daemons/paths";
 import { configFor, fileUnits, planFor, testAssets, unit } from "./helpers";
 

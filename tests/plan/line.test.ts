@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { compileSteps, RUN_LOG } from "../../components/plan/steps";
-import { line } from "../../components/plan/units";
+import { compileSteps, RUN_LOG } from "../../core/plan/steps";
+import { line } from "../../core/plan/units";
 
 const dir = mkdtempSync(join(tmpdir(), "plan-line-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { PATHS } from "../../components/plan/facts";
-import type { OnceUnit } from "../../components/plan/types";
+import { PATHS } from "../../core/plan/facts";
+import type { OnceUnit } from "../../core/plan/types";
 import { planFor, text, unit } from "./helpers";
 
 describe("opendkim part", () => {

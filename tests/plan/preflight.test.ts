@@ -5,8 +5,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { portClaims } from "../../components/plan/parts/preflight";
-import type { CheckUnit } from "../../components/plan/types";
+import { portClaims } from "../../core/plan/parts/preflight";
+import type { CheckUnit } from "../../core/plan/types";
 import { configFor, planFor, unit } from "./helpers";
 
 let dir: string;

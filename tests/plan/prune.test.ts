@@ -15,10 +15,10 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { PATHS } from "../../components/plan/facts";
-import { CMDEPLOY_LEFTOVERS, isKept, MANIFEST } from "../../components/plan/prune";
-import { RUN_LOG } from "../../components/plan/steps";
-import type { OwnedEntry, Plan, PruneUnit, Step } from "../../components/plan/types";
+import { PATHS } from "../../core/plan/facts";
+import { CMDEPLOY_LEFTOVERS, isKept, MANIFEST } from "../../core/plan/prune";
+import { RUN_LOG } from "../../core/plan/steps";
+import type { OwnedEntry, Plan, PruneUnit, Step } from "../../core/plan/types";
 import { DOMAIN, fileUnits, planFor } from "./helpers";
 
 const INVITES = PATHS.invitesDir;

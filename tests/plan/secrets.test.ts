@@ -7,10 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { PATHS } from "../../components/plan/facts";
-import { compileSteps, RUN_LOG, SECRET_HASH_WORD, sha256 } from "../../components/plan/steps";
-import type { Step } from "../../components/plan/types";
-import { contentFile, service, validation } from "../../components/plan/units";
+import { PATHS } from "../../core/plan/facts";
+import { compileSteps, RUN_LOG, SECRET_HASH_WORD, sha256 } from "../../core/plan/steps";
+import type { Step } from "../../core/plan/types";
+import { contentFile, service, validation } from "../../core/plan/units";
 import { planFor } from "./helpers";
 
 // Equal length, so that nothing could differ by the token's length alone.

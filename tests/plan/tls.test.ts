@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { RUN_LOG } from "../../components/plan/steps";
-import { PATHS } from "../../components/plan/facts";
-import type { OnceUnit } from "../../components/plan/types";
+import { RUN_LOG } from "../../core/plan/steps";
+import { PATHS } from "../../core/plan/facts";
+import type { OnceUnit } from "../../core/plan/types";
 import { planFor, text, unit } from "./helpers";
 
 const ids = (ini: Record<string, string>) => planFor(ini).units.map((u) => u.id);

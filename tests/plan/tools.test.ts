@@ -15,9 +15,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Plan } from "../../components/plan";
-import { PATHS, tlsPaths } from "../../components/plan/facts";
-import { RUN_LOG } from "../../components/plan/steps";
+import type { Plan } from "../../core/plan";
+import { PATHS, tlsPaths } from "../../core/plan/facts";
+import { RUN_LOG } from "../../core/plan/steps";
 import { configFor, planFor, text, writeTree, testCertificate } from "./helpers";
 
 let dir: string;

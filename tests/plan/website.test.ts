@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PATHS } from "../../components/plan/facts";
+import { PATHS } from "../../core/plan/facts";
 import { fileUnits, planFor, unit } from "./helpers";
 
 describe("website part", () => {

@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildWebsite } from "../../components/website/build";
+import { buildWebsite } from "../../core/website/build";
 import { DOMAIN, editedSources, relayConfig, serveSites, wwwSources, type SiteServer } from "./helpers";
 
 const CHROMIUM = "/usr/bin/chromium";

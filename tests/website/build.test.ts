@@ -2,7 +2,7 @@
 // warnings, escaping and determinism.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { buildWebsite } from "../../components/website/build";
+import { buildWebsite } from "../../core/website/build";
 import { decodeQr, DOMAIN, editedSources, relayConfig, text, wwwSources } from "./helpers";
 
 const build = (...lines: string[]) => buildWebsite(relayConfig(...lines), wwwSources());

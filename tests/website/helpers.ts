@@ -4,10 +4,10 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import jsQR from "jsqr";
 import { PNG } from "pngjs";
-import { parseChatmailIni } from "../../components/config/ini";
-import type { RelayConfig } from "../../components/config/options";
-import { DEFAULT_WWW_FOLDER, loadWebsiteSources } from "../../components/website/sources";
-import type { WebsiteSources } from "../../components/website/types";
+import { parseChatmailIni } from "../../core/config/ini";
+import type { RelayConfig } from "../../core/config/options";
+import { DEFAULT_WWW_FOLDER, loadWebsiteSources } from "../../components/websiteSources";
+import type { WebsiteSources } from "../../core/website/types";
 
 export const DOMAIN = "chat.example.org";
 

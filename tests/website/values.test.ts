@@ -1,6 +1,6 @@
 // The helpers behind the page values: English number words, plural forms, safe text.
 import { describe, expect, it } from "vitest";
-import { escapeHtml, pageText, plural, words } from "../../components/website/values";
+import { escapeHtml, pageText, plural, words } from "../../core/website/values";
 
 describe("words", () => {
   it.each([

@@ -1,5 +1,5 @@
 // The test network's authoritative DNS: Debian's knot, serving one zone per relay made of the project's own zone
-// file output (components/dns zoneFile) under an SOA and NS the test adds, plus example.net for the name server
+// file output (core/dns zoneFile) under an SOA and NS the test adds, plus example.net for the name server
 // and the ACME server. It runs in the infrastructure namespace; reloading rewrites the files with a new serial.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";

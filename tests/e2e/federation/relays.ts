@@ -1,8 +1,8 @@
 // The two federating relays: their configuration (ACME from the test's Pebble, DNS forwarded to the test's knot)
 // and the DNS zones built from the project's own record set with the facts read back from the servers.
-import { loadConfig, type RelayConfig } from "../../../components/config";
-import { relayRecords, zoneFile, type DnsFacts } from "../../../components/dns";
-import { READ_BACK } from "../../../components/plan/facts";
+import { loadConfig, type RelayConfig } from "../../../core/config";
+import { relayRecords, zoneFile, type DnsFacts } from "../../../core/dns";
+import { READ_BACK } from "../../../core/plan/facts";
 import { IROH_ARCHIVE_PATH, NOTIFY_PATH, type HostSide, type RawOption } from "../config";
 import type { Ssh } from "../ssh";
 import type { Zone } from "./dns";

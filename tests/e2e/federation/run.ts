@@ -5,8 +5,8 @@
 // suite, a timing report, and cleanup of everything it started.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RelayConfig } from "../../../components/config";
-import { planRelay, type Plan } from "../../../components/plan";
+import type { RelayConfig } from "../../../core/config";
+import { planRelay, type Plan } from "../../../core/plan";
 import { bootContainer, type Container } from "../container";
 import { Engine, type Stack, type UpResult } from "../engine";
 import { irohArchive, startHostSide } from "../hostside";

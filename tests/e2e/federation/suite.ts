@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { connect as tlsConnect, type PeerCertificate } from "node:tls";
 import { createTransport } from "nodemailer";
 import * as openpgp from "openpgp";
-import type { RelayConfig } from "../../../components/config";
+import type { RelayConfig } from "../../../core/config";
 import {
   mtaStsId,
   mtaStsPolicy,
@@ -13,10 +13,10 @@ import {
   relayRecords,
   type DnsFacts,
   type DnsRecord,
-} from "../../../components/dns";
-import type { Plan } from "../../../components/plan";
-import { DKIM_SELECTOR, READ_BACK } from "../../../components/plan/facts";
-import { certificateNames } from "../../../components/plan/parts/tls";
+} from "../../../core/dns";
+import type { Plan } from "../../../core/plan";
+import { DKIM_SELECTOR, READ_BACK } from "../../../core/plan/facts";
+import { certificateNames } from "../../../core/plan/parts/tls";
 import type { Container } from "../container";
 import type { Netns } from "../netns";
 import { run, waitFor } from "../proc";

@@ -2,7 +2,7 @@
 // systemctl) deletes old messages and idle addresses and trims an over-full mailbox, sparing what is not due.
 // Ages are made by setting file times, the way the job itself reads them.
 import * as openpgp from "openpgp";
-import { parseSizeMb } from "../../../components/config";
+import { parseSizeMb } from "../../../core/config";
 import { waitFor } from "../proc";
 import { imapLogin, newCredentials, submit, type Account } from "./clients";
 import { encryptedMessage, MAIL, receive } from "./mail";

@@ -1,7 +1,7 @@
 // Re-running `pulumi up` on the real server: with the same config nothing runs and nothing restarts
 // (`--expect-no-changes`); changing one option shows exactly that file's lines in `pulumi preview --diff`, runs
 // exactly the units whose content changed and restarts only the services that depend on them.
-import type { Plan } from "../../../components/plan";
+import type { Plan } from "../../../core/plan";
 import { loggedIds, runLog, runningServices, startTimes } from "./server";
 import type { Deployed, E2eTest, SuiteContext } from "./types";
 

@@ -4,8 +4,8 @@
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { RUN_LOG, type Step } from "../../../components/plan";
-import { PATHS } from "../../../components/plan/facts";
+import { RUN_LOG, type Step } from "../../../core/plan";
+import { PATHS } from "../../../core/plan/facts";
 import { https, imapLogin, imapLoginRefused, newCredentials, type Account } from "./clients";
 import { DcClient } from "./dcclient";
 import { onboardingLink } from "./deltachat";

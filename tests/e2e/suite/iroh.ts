@@ -1,7 +1,7 @@
 // The iroh-relay download: the binary is installed only after its sha256 matched the configured one. A wrong
 // checksum (a tampered mirror, a typo in irohRelaySha256) fails the deploy with a clear message and leaves the
 // running relay exactly as it was.
-import { PATHS } from "../../../components/plan/facts";
+import { PATHS } from "../../../core/plan/facts";
 import { startTimes } from "./server";
 import type { E2eTest } from "./types";
 

@@ -3,7 +3,7 @@
 // sending past the rate limit are refused. (Local deliveries drop DKIM-Signature headers on purpose.)
 import { randomUUID } from "node:crypto";
 import * as openpgp from "openpgp";
-import { DKIM_SELECTOR } from "../../../components/plan/facts";
+import { DKIM_SELECTOR } from "../../../core/plan/facts";
 import { waitFor } from "../proc";
 import { createTransport } from "nodemailer";
 import {

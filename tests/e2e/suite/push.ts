@@ -3,7 +3,7 @@
 // (here the test's own server on the host end of the link).
 import { randomUUID } from "node:crypto";
 import * as openpgp from "openpgp";
-import { irohRelayUrl } from "../../../components/config";
+import { irohRelayUrl } from "../../../core/config";
 import { waitFor } from "../proc";
 import { imapLogin, newCredentials, rawImap, submit } from "./clients";
 import { encryptedMessage, MAIL, receive } from "./mail";

@@ -1,6 +1,6 @@
 // A reboot of the server: the relay comes back by itself, and accounts, the DKIM key and the certificate are
 // the ones from before (nothing the deploy made is regenerated at boot).
-import { PATHS, tlsPaths } from "../../../components/plan/facts";
+import { PATHS, tlsPaths } from "../../../core/plan/facts";
 import { imapLogin, newCredentials } from "./clients";
 import { runningServices } from "./server";
 import type { E2eTest, SuiteContext } from "./types";

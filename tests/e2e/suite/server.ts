@@ -1,5 +1,5 @@
 // Reading the server's state over SSH: which steps ran (the plan's run log) and when services last started.
-import { RUN_LOG, type Plan } from "../../../components/plan";
+import { RUN_LOG, type Plan } from "../../../core/plan";
 import type { SuiteContext } from "./types";
 
 /** Lines of the run log: `<time> <unit id> <hash>`, one per executed step. */

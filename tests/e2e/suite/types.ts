@@ -1,6 +1,6 @@
 // What an online test sees: the deployed server, its plan, clients' connection facts, and a way to redeploy.
-import type { RelayConfig } from "../../../components/config";
-import type { Plan } from "../../../components/plan";
+import type { RelayConfig } from "../../../core/config";
+import type { Plan } from "../../../core/plan";
 import type { Container } from "../container";
 import type { Stack, UpResult } from "../engine";
 import type { HostSideServer } from "../hostside";

@@ -6,7 +6,7 @@
 # Usage: tests/tools/iroh/build.sh            prints "archive <path>", "binary <path>" and both sha256 sums
 # Environment (all optional):
 #   CHATMAIL_TOOLS_CACHE   cache root, default ${XDG_CACHE_HOME:-$HOME/.cache}/chatmail-relay
-#   IROH_RELAY_VERSION     default: the version in irohRelayDownloadUrl's default (components/config/options.ts)
+#   IROH_RELAY_VERSION     default: the version in irohRelayDownloadUrl's default (core/config/options.ts)
 #   IROH_RELAY_TARGET      default x86_64-unknown-linux-musl (static, like upstream); falls back to
 #                          x86_64-unknown-linux-gnu when the musl standard library (rustup target) or
 #                          musl-gcc (Debian musl-tools) is missing. A glibc build from a newer distribution
@@ -21,9 +21,9 @@ version=${IROH_RELAY_VERSION:-}
 if [[ -z $version ]]; then
   # The default download URL is the project's pin; read it rather than repeat the number here.
   version=$(sed -n 's|.*/releases/download/v\([0-9][0-9.]*\)/iroh-relay-.*|\1|p' \
-    "$repo_root/components/config/options.ts" | head -n 1)
+    "$repo_root/core/config/options.ts" | head -n 1)
   [[ -n $version ]] || {
-    log "IROH_RELAY_VERSION is unset and no iroh-relay release URL was found in components/config/options.ts"
+    log "IROH_RELAY_VERSION is unset and no iroh-relay release URL was found in core/config/options.ts"
     exit 2
   }
 fi

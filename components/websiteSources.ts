@@ -2,10 +2,10 @@
 // gets the folder's bytes from here (the plan reads the folder once, tests can build from in-memory maps).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { WebsiteSources } from "./types";
+import type { WebsiteSources } from "../core/website/types";
 
 /** The project's own pages, used when the config leaves wwwFolder empty. */
-export const DEFAULT_WWW_FOLDER = path.resolve(__dirname, "..", "..", "www");
+export const DEFAULT_WWW_FOLDER = path.resolve(__dirname, "..", "www");
 
 /** The folder to build from: the operator's wwwFolder, or the project's www/. */
 export function websiteFolder(config: { readonly wwwFolder: string }): string {

@@ -34,7 +34,7 @@ export function pulumiYaml(): string {
     config,
   };
   return (
-    "# Generated from components/config/options.ts by `npm run gen:pulumi-yaml`; edit the options table instead.\n" +
+    "# Generated from core/config/options.ts by `npm run gen:pulumi-yaml`; edit the options table instead.\n" +
     stringify(project, { lineWidth: 0 })
   );
 }

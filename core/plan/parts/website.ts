@@ -1,4 +1,4 @@
-// The web pages under the web root, built from www/ (or the operator's wwwFolder) by components/website, and
+// The web pages under the web root, built from www/ (or the operator's wwwFolder) by core/website, and
 // one printable invite per invite token, kept outside the web root where only root can read it (§11, §12).
 import { buildWebsite } from "../../website/build";
 import type { PlanContext } from "../context";
