@@ -1,8 +1,8 @@
 // Reads what the plan needs from disk, once: templates, the daemon bundle, web page sources, the version.
 // The plan itself does no I/O; the Pulumi program, `npm run render` and the testbed all load assets here.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
 import { buildSync } from "esbuild";
 import type { Assets } from "../core/plan";
 
@@ -22,10 +22,16 @@ export function readTree(dir: string): Map<string, Buffer> {
   return out;
 }
 
-/** Bundles daemons/main.ts into one file for the server's Node 18; deterministic for the same sources. */
+/**
+ * The daemon bundle: daemons/main.ts and everything it imports in one file for the server's Node 18 (Debian 12's
+ * nodejs). This is the only build of the daemons: the plan ships it, `npm run build:daemons` writes it to dist/,
+ * the tests and benchmarks run it (writeDaemonBundle). Module comments name paths relative to the project, so the
+ * same sources give the same bytes wherever they are built.
+ */
 export function bundleDaemons(): string {
   const result = buildSync({
     entryPoints: [join(PROJECT_ROOT, "daemons/main.ts")],
+    absWorkingDir: PROJECT_ROOT,
     bundle: true,
     platform: "node",
     target: "node18",
@@ -35,6 +41,13 @@ export function bundleDaemons(): string {
     banner: { js: "// chatmaild: the chatmail relay's daemons, bundled by esbuild from daemons/main.ts" },
   });
   return result.outputFiles[0].text;
+}
+
+/** Writes the daemon bundle to `path` (its directory is created) and returns `path`. */
+export function writeDaemonBundle(path: string): string {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, bundleDaemons());
+  return path;
 }
 
 function version(): string {

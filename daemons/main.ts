@@ -5,20 +5,9 @@
 //   node chatmaild.js <chatmail.ini> fsreport [--textfile DIR] [--legacy-metrics [FILE]] [--days N] [--mdir cur|new|tmp]
 //   node chatmaild.js <chatmail.ini> quota-expire <target-mb> <mailbox-dir>
 // Services: doveauth, lastlogin, metadata, newaccount, filtermail-outgoing, filtermail-incoming. SIGTERM closes all.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { isMainThread, workerData } from "node:worker_threads";
-import { parseChatmailIni } from "../core/config/ini";
-import type { RelayConfig } from "../core/config/options";
-import { startDoveauth } from "./doveauth";
-import { HASH_WORKER_ROLE, inlineHasher, runHashWorker, workerHasher } from "./doveauth/hashpool";
-import { quotaExpire, runExpire } from "./expire";
-import { startFiltermail } from "./filtermail";
-import { buildReport, legacyMetricsText, prometheusText, summaryText, writePublic } from "./fsreport";
-import { startLastlogin } from "./lastlogin";
-import { createLogger } from "./dictproxy/log";
-import { startMetadata } from "./metadata";
-import { startNewAccount } from "./newaccount";
 import {
   DOVEAUTH_SOCKET,
   FSREPORT_TEXTFILE_DIR,
@@ -28,96 +17,136 @@ import {
   NOCREATE_FILE,
   SERVICES,
   VMAIL_USER,
-} from "./paths";
+  type ServiceName,
+} from "../core/server";
+import { readDaemonConfig, type DaemonConfig } from "./config";
+import { startDoveauth } from "./doveauth";
+import { HASH_WORKER_ROLE, inlineHasher, runHashWorker, workerHasher } from "./doveauth/hashpool";
+import { quotaExpire, runExpire } from "./expire";
+import { startFiltermail } from "./filtermail";
+import { buildReport, legacyMetricsText, prometheusText, summaryText, writePublic } from "./fsreport";
+import { startLastlogin } from "./lastlogin";
+import { createLogger, type Logger } from "./dictproxy/log";
+import { startMetadata } from "./metadata";
+import { startNewAccount } from "./newaccount";
 import type { Service } from "./service";
 
-export { SERVICES };
-export type ServiceName = (typeof SERVICES)[number];
 const ONE_SHOTS = ["expire", "fsreport", "quota-expire"] as const;
 
-/** Options that take a value, with their defaults; flags are listed separately. */
-const VALUE_OPTIONS: Record<string, string | undefined> = {
-  "--doveauth-socket": DOVEAUTH_SOCKET,
-  "--metadata-socket": METADATA_SOCKET,
-  "--lastlogin-socket": LASTLOGIN_SOCKET,
-  "--nocreate-file": NOCREATE_FILE,
-  "--mail-user": VMAIL_USER,
-  "--turn-socket": undefined,
-  "--textfile": undefined,
-  "--maxnum": undefined,
-  "--days": undefined,
-  "--min-login-age": undefined,
-  "--mdir": undefined,
+/** The options (node:util parseArgs), spelled `--name`, or `-v` for the one letter; defaults where they have one. */
+const OPTIONS = {
+  "doveauth-socket": { type: "string", default: DOVEAUTH_SOCKET },
+  "metadata-socket": { type: "string", default: METADATA_SOCKET },
+  "lastlogin-socket": { type: "string", default: LASTLOGIN_SOCKET },
+  "nocreate-file": { type: "string", default: NOCREATE_FILE },
+  "mail-user": { type: "string", default: VMAIL_USER },
+  "turn-socket": { type: "string" },
+  textfile: { type: "string" },
+  maxnum: { type: "string" },
+  days: { type: "string" },
+  "min-login-age": { type: "string" },
+  mdir: { type: "string" },
+  "dry-run": { type: "boolean" },
+  v: { type: "boolean" },
+  /** May be followed by the file to write, an absolute path (see legacyMetricsFile). */
+  "legacy-metrics": { type: "boolean" },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+type OptionValues = {
+  [K in OptionName]: (typeof OPTIONS)[K] extends { default: string }
+    ? string
+    : (typeof OPTIONS)[K] extends { type: "string" }
+      ? string | undefined
+      : boolean | undefined;
 };
-const FLAGS = new Set(["--dry-run", "-v", "--legacy-metrics"]);
 
 export class UsageError extends Error {}
 
 export interface Invocation {
   iniPath: string;
+  /** Service names, or one one-shot command. */
   commands: string[];
-  options: Record<string, string | undefined>;
-  flags: Set<string>;
+  values: OptionValues;
+  /** The file named after --legacy-metrics, if any. */
+  legacyMetricsFile?: string;
 }
 
-export function parseArgs(argv: string[]): Invocation {
-  const [iniPath, ...rest] = argv;
+/** Reads the command line (without node and the script): the ini path first, then commands and options. */
+export function parseInvocation(argv: string[]): Invocation {
+  const [iniPath, ...args] = argv;
   if (!iniPath || iniPath.startsWith("-")) throw new UsageError("first argument: the path of chatmail.ini");
-  const commands: string[] = [];
-  const options: Record<string, string | undefined> = { ...VALUE_OPTIONS };
-  const flags = new Set<string>();
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i];
-    if (arg in VALUE_OPTIONS) {
-      const value = rest[++i];
-      if (value === undefined) throw new UsageError(`${arg}: needs a value`);
-      options[arg] = value;
-    } else if (arg === "--legacy-metrics") {
-      flags.add(arg);
-      if (rest[i + 1] !== undefined && rest[i + 1].startsWith("/")) options[arg] = rest[++i];
-    } else if (FLAGS.has(arg)) flags.add(arg);
-    else if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg}`);
-    else commands.push(arg);
+  // Not strict: unknown options and missing values are reported below, in this program's words.
+  const { values, tokens } = parseArgs({
+    args,
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const consumed = new Set<number>();
+  let legacyMetricsFile: string | undefined;
+  for (const token of tokens) {
+    const raw = args[token.index];
+    if (token.kind === "positional" && !raw.startsWith("-")) continue;
+    if (token.kind !== "option") throw new UsageError(`unknown option ${raw}`); // "-" or "--"
+    // Only the plain spelling counts: no --name=value, no grouped letters.
+    const spelling = token.name.length === 1 ? `-${token.name}` : `--${token.name}`;
+    if (!Object.hasOwn(OPTIONS, token.name) || raw !== spelling)
+      throw new UsageError(`unknown option ${raw}`);
+    if (OPTIONS[token.name as OptionName].type === "string" && token.value === undefined)
+      throw new UsageError(`${raw}: needs a value`);
+    if (token.name === "legacy-metrics" && args[token.index + 1]?.startsWith("/")) {
+      legacyMetricsFile = args[token.index + 1];
+      consumed.add(token.index + 1);
+    }
   }
+  const commands = tokens.flatMap((t) =>
+    t.kind === "positional" && !consumed.has(t.index) ? [t.value] : [],
+  );
+  checkCommands(commands);
+  return { iniPath, commands, values: values as OptionValues, legacyMetricsFile };
+}
+
+/** Services only, or exactly one one-shot command. */
+function checkCommands(commands: string[]): void {
   if (commands.length === 0)
     throw new UsageError(`name a service (${SERVICES.join(", ")}) or a command (${ONE_SHOTS.join(", ")})`);
   const oneShot = commands.find((c) => (ONE_SHOTS as readonly string[]).includes(c));
   if (oneShot && oneShot !== commands[0]) throw new UsageError(`${oneShot} must be the only command`);
-  if (!oneShot) {
-    for (const c of commands) {
-      if (!(SERVICES as readonly string[]).includes(c)) {
-        throw new UsageError(
-          `unknown service ${JSON.stringify(c)}; use ${SERVICES.join(", ")}, or one of ${ONE_SHOTS.join(", ")}`,
-        );
-      }
+  if (oneShot) return;
+  for (const c of commands) {
+    if (!(SERVICES as readonly string[]).includes(c)) {
+      throw new UsageError(
+        `unknown service ${JSON.stringify(c)}; use ${SERVICES.join(", ")}, or one of ${ONE_SHOTS.join(", ")}`,
+      );
     }
   }
-  return { iniPath, commands, options, flags };
 }
 
-function intOption(inv: Invocation, name: string): number | undefined {
-  const v = inv.options[name];
+function intOption(inv: Invocation, name: "maxnum" | "days" | "min-login-age"): number | undefined {
+  const v = inv.values[name];
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`${name}: ${JSON.stringify(v)} is not a whole number`);
+  if (!/^\d+$/.test(v)) throw new UsageError(`--${name}: ${JSON.stringify(v)} is not a whole number`);
   return Number(v);
 }
 
-async function startService(name: ServiceName, config: RelayConfig, inv: Invocation): Promise<Service> {
+async function startService(name: ServiceName, config: DaemonConfig, inv: Invocation): Promise<Service> {
   switch (name) {
     case "doveauth":
       // Inside the bundle, hashing runs in worker threads that load this same file.
       return startDoveauth(config, {
-        socketPath: inv.options["--doveauth-socket"],
-        nocreateFile: inv.options["--nocreate-file"],
-        mailUser: inv.options["--mail-user"],
+        socketPath: inv.values["doveauth-socket"],
+        nocreateFile: inv.values["nocreate-file"],
+        mailUser: inv.values["mail-user"],
         hasher: __filename.endsWith(".js") ? workerHasher(__filename) : inlineHasher(),
       });
     case "lastlogin":
-      return startLastlogin(config, { socketPath: inv.options["--lastlogin-socket"] });
+      return startLastlogin(config, { socketPath: inv.values["lastlogin-socket"] });
     case "metadata":
       return startMetadata(config, {
-        socketPath: inv.options["--metadata-socket"],
-        turnSocketPath: inv.options["--turn-socket"],
+        socketPath: inv.values["metadata-socket"],
+        turnSocketPath: inv.values["turn-socket"],
       });
     case "newaccount":
       return startNewAccount(config);
@@ -128,53 +157,93 @@ async function startService(name: ServiceName, config: RelayConfig, inv: Invocat
   }
 }
 
-async function runOneShot(config: RelayConfig, inv: Invocation, args: string[]): Promise<number> {
-  const out = (line: string): void => void process.stdout.write(`${line}\n`);
-  const days = intOption(inv, "--days") ?? 0;
-  const now = Date.now() / 1000 - days * 86400;
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+
+async function expireCommand(config: DaemonConfig, inv: Invocation, now: number): Promise<void> {
+  const verbose = inv.values.v === true;
+  await runExpire(config, {
+    dryRun: inv.values["dry-run"] === true,
+    now,
+    maxnum: intOption(inv, "maxnum"),
+    out: (line) => (verbose || !line.startsWith("removing") ? out(line) : undefined),
+  });
+}
+
+async function fsreportCommand(config: DaemonConfig, inv: Invocation, now: number): Promise<void> {
+  const mdir = inv.values.mdir;
+  if (mdir !== undefined && mdir !== "cur" && mdir !== "new" && mdir !== "tmp") {
+    throw new UsageError(`--mdir: ${JSON.stringify(mdir)} is not allowed; use cur, new or tmp`);
+  }
+  const report = await buildReport(config, {
+    now,
+    maxnum: intOption(inv, "maxnum"),
+    minLoginAgeDays: intOption(inv, "min-login-age"),
+    mdir,
+  });
+  const textfile = inv.values.textfile;
+  const legacy = inv.values["legacy-metrics"] === true;
+  if (textfile !== undefined)
+    await writePublic(
+      join(textfile === "" ? FSREPORT_TEXTFILE_DIR : textfile, "fsreport.prom"),
+      prometheusText(report),
+    );
+  if (legacy) await writePublic(inv.legacyMetricsFile ?? LEGACY_METRICS_FILE, legacyMetricsText(report));
+  if (textfile === undefined && !legacy) process.stdout.write(summaryText(report));
+}
+
+async function quotaExpireCommand(args: string[]): Promise<void> {
+  const [mb, dir] = args;
+  if (!/^\d+$/.test(mb ?? "") || !dir) throw new UsageError("quota-expire needs <target-mb> <mailbox-dir>");
+  await quotaExpire(Number(mb), dir);
+}
+
+async function runOneShot(config: DaemonConfig, inv: Invocation, args: string[]): Promise<number> {
+  // The moment the jobs take as now: --days N moves it N days back.
+  const now = Date.now() / 1000 - (intOption(inv, "days") ?? 0) * 86400;
   switch (inv.commands[0]) {
-    case "expire": {
-      const verbose = inv.flags.has("-v");
-      await runExpire(config, {
-        dryRun: inv.flags.has("--dry-run"),
-        now,
-        maxnum: intOption(inv, "--maxnum"),
-        out: (line) => (verbose || !line.startsWith("removing") ? out(line) : undefined),
-      });
+    case "expire":
+      await expireCommand(config, inv, now);
       return 0;
-    }
-    case "fsreport": {
-      const mdir = inv.options["--mdir"];
-      if (mdir !== undefined && mdir !== "cur" && mdir !== "new" && mdir !== "tmp") {
-        throw new UsageError(`--mdir: ${JSON.stringify(mdir)} is not allowed; use cur, new or tmp`);
-      }
-      const report = await buildReport(config, {
-        now,
-        maxnum: intOption(inv, "--maxnum"),
-        minLoginAgeDays: intOption(inv, "--min-login-age"),
-        mdir,
-      });
-      const textfile = inv.options["--textfile"];
-      if (textfile !== undefined)
-        await writePublic(
-          join(textfile === "" ? FSREPORT_TEXTFILE_DIR : textfile, "fsreport.prom"),
-          prometheusText(report),
-        );
-      if (inv.flags.has("--legacy-metrics"))
-        await writePublic(inv.options["--legacy-metrics"] ?? LEGACY_METRICS_FILE, legacyMetricsText(report));
-      if (textfile === undefined && !inv.flags.has("--legacy-metrics"))
-        process.stdout.write(summaryText(report));
+    case "fsreport":
+      await fsreportCommand(config, inv, now);
       return 0;
-    }
-    case "quota-expire": {
-      const [mb, dir] = args;
-      if (!/^\d+$/.test(mb ?? "") || !dir)
-        throw new UsageError("quota-expire needs <target-mb> <mailbox-dir>");
-      await quotaExpire(Number(mb), dir);
+    case "quota-expire":
+      await quotaExpireCommand(args);
       return 0;
-    }
   }
   return 2;
+}
+
+/** Starts the services in order; when one fails: logged, those already started closed, undefined. */
+async function startServices(
+  config: DaemonConfig,
+  inv: Invocation,
+  log: Logger,
+): Promise<Service[] | undefined> {
+  const services: Service[] = [];
+  try {
+    for (const name of inv.commands as ServiceName[]) {
+      services.push(await startService(name, config, inv));
+      log.info(`${name} started`);
+    }
+  } catch (err) {
+    log.error(`start failed: ${(err as Error).message}`);
+    await Promise.allSettled(services.map((s) => s.close()));
+    return undefined;
+  }
+  return services;
+}
+
+/** Resolves at the first SIGTERM or SIGINT. */
+function untilSignal(log: Logger, what: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info(`${signal}: closing ${what}`);
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -184,16 +253,13 @@ export async function main(argv: string[]): Promise<number> {
   const qe = argv.indexOf("quota-expire");
   const qeArgs = qe === -1 ? [] : argv.slice(qe + 1);
   try {
-    inv = parseArgs(qe === -1 ? argv : argv.slice(0, qe + 1));
+    inv = parseInvocation(qe === -1 ? argv : argv.slice(0, qe + 1));
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     log.error(`usage: ${err.message}`);
     return 2;
   }
-  const parsed = parseChatmailIni(readFileSync(inv.iniPath, "utf8"));
-  if (parsed.unknownKeys.length > 0)
-    log.warn(`${inv.iniPath}: ignoring unknown keys ${parsed.unknownKeys.join(", ")}`);
-  const config = parsed.config;
+  const config = readDaemonConfig(inv.iniPath, (message) => log.warn(message));
   if ((ONE_SHOTS as readonly string[]).includes(inv.commands[0])) {
     try {
       return await runOneShot(config, inv, qeArgs);
@@ -204,25 +270,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const services: Service[] = [];
-  try {
-    for (const name of inv.commands as ServiceName[]) {
-      services.push(await startService(name, config, inv));
-      log.info(`${name} started`);
-    }
-  } catch (err) {
-    log.error(`start failed: ${(err as Error).message}`);
-    await Promise.allSettled(services.map((s) => s.close()));
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info(`${signal}: closing ${inv.commands.join(", ")}`);
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  const services = await startServices(config, inv, log);
+  if (!services) return 1;
+  await untilSignal(log, inv.commands.join(", "));
   await Promise.allSettled(services.map((s) => s.close()));
   return 0;
 }

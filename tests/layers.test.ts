@@ -1,7 +1,8 @@
 // The layers of the tree, checked over every source file: core/ is pure (config, plan, DNS and web pages as
 // functions of their inputs: no Pulumi, no file system, processes, sockets, clock, randomness or environment)
-// and imports nothing outside core/ but the server facts; components/ adapts core/ to Pulumi; daemons/ runs on
-// the server and shares only the server facts with the rest.
+// and imports nothing outside core/; components/ adapts core/ to Pulumi; daemons/ runs on the server and takes
+// from core/ only the server facts (core/server.ts) and, through daemons/config.ts alone, the daemons' own
+// config (core/config/daemon.ts).
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -38,10 +39,21 @@ describe("core/", () => {
     expect(code).not.toMatch(/\b(Date\.now|new Date\(|Math\.random|process\.env)\b/);
   });
 
-  it.each(files("core"))("%s imports only core/ and the server facts", (_, path) => {
-    const outside = imports(path).local.filter(
-      (t) => !t.startsWith("core/") && !t.startsWith("daemons/paths"),
-    );
-    expect(outside).toEqual([]);
+  it.each(files("core"))("%s imports only core/", (_, path) => {
+    expect(imports(path).local.filter((t) => !t.startsWith("core/"))).toEqual([]);
   });
+});
+
+describe("daemons/", () => {
+  /** What a daemons/ file may import from outside daemons/. */
+  const allowed = (file: string): string[] =>
+    file === "daemons/config.ts" ? ["core/server", "core/config/daemon"] : ["core/server"];
+
+  it.each(files("daemons"))(
+    "%s imports from outside daemons/ only the server facts and its config",
+    (file, path) => {
+      const outside = imports(path).local.filter((t) => !t.startsWith("daemons/"));
+      expect(outside.filter((t) => !allowed(file).includes(t))).toEqual([]);
+    },
+  );
 });

@@ -52,7 +52,7 @@ export function parseSizeMb(text: string): number {
 }
 
 /** The iroh relay URL clients are told about: an external one, or the relay's own. */
-export function irohRelayUrl(config: RelayConfig): string {
+export function irohRelayUrl(config: Pick<RelayConfig, "irohRelay" | "mailDomain">): string {
   return config.irohRelay ?? `https://${config.mailDomain}`;
 }
 

@@ -1,21 +1,31 @@
 // Facts that several server files share: paths, sockets, users, fixed ports. Templates get them through the
-// render context, so a socket named in dovecot.conf and in a daemon's unit is the same string.
+// render context, so a socket named in dovecot.conf and in a daemon's unit is the same string. What the daemons
+// know too (their sockets, chatmail.ini, the bundle, the vmail user) comes from core/server.ts.
 import type { RelayConfig } from "../config";
+import {
+  CHATMAIL_INI,
+  CHATMAILD_JS,
+  DOVEAUTH_SOCKET,
+  LASTLOGIN_SOCKET,
+  METADATA_SOCKET,
+  NOCREATE_FILE,
+  VMAIL_USER,
+} from "../server";
 
 export const USERS = {
-  vmail: "vmail",
+  vmail: VMAIL_USER,
   opendkim: "opendkim",
   iroh: "iroh",
 } as const;
 
 export const PATHS = {
   /** The chatmail.ini the daemons read. */
-  chatmailIni: "/usr/local/lib/chatmaild/chatmail.ini",
+  chatmailIni: CHATMAIL_INI,
   /** The bundled daemons (one Node program, see daemons/main.ts). */
-  daemonBundle: "/usr/local/lib/chatmaild/chatmaild.js",
-  doveauthSocket: "/run/doveauth/doveauth.socket",
-  metadataSocket: "/run/chatmail-metadata/metadata.socket",
-  lastloginSocket: "/run/chatmail-lastlogin/lastlogin.socket",
+  daemonBundle: CHATMAILD_JS,
+  doveauthSocket: DOVEAUTH_SOCKET,
+  metadataSocket: METADATA_SOCKET,
+  lastloginSocket: LASTLOGIN_SOCKET,
   webRoot: "/var/www/html",
   /** Printable invites (QR codes with tokens) live outside the web root, readable by root only. */
   invitesDir: "/root/chatmail-invites",
@@ -23,7 +33,7 @@ export const PATHS = {
   dkimPrivateKey: "/etc/dkimkeys/opendkim.private",
   opendkimSocketDir: "/var/spool/postfix/opendkim",
   irohRelayBinary: "/usr/local/bin/iroh-relay",
-  nocreateFile: "/etc/chatmail-nocreate",
+  nocreateFile: NOCREATE_FILE,
   selfSignedCert: "/etc/ssl/certs/mailserver.pem",
   selfSignedKey: "/etc/ssl/private/mailserver.key",
   version: "/etc/chatmail-version",

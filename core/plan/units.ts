@@ -139,8 +139,9 @@ export function check(
 
 /**
  * A check of the written configuration by the service's own tool, right before the service restarts, so that a
- * bad file fails the deploy while the service keeps running on its previous configuration (cmdeploy HEAD runs
- * postconf and doveconf the same way). The hashes of the files it checks are part of its hash (`covers`), so it
+ * bad file fails the deploy while the service keeps running on its previous configuration (cmdeploy runs
+ * postconf and doveconf the same way in chatmail/relay 1.12.0: cmdeploy/src/cmdeploy/postfix/deployer.py and
+ * dovecot/deployer.py). The hashes of the files it checks are part of its hash (`covers`), so it
  * runs again whenever one of them changes; a check of a secret file has a secret hash, like the file.
  * `command` exits non-zero on a problem; its output is shown.
  */

@@ -4,15 +4,16 @@ import { parseSizeMb } from "../config/load";
 import type { WebsiteConfig } from "./types";
 
 /**
- * Days the server keeps logs. journald runs volatile with this retention (relay-deployment.md §1.1, the
- * journald.conf of the plan); the privacy page states it, so the two must agree.
+ * Days the server keeps logs. journald runs volatile with this retention (the plan's journald.conf, as on
+ * cmdeploy relays: chatmail/relay 1.7.0, cmdeploy/src/cmdeploy/journald.conf; docs/relay.md, 'Files on the
+ * server'); the privacy page states it, so the two must agree.
  */
 export const LOG_RETENTION_DAYS = 3;
 
 /** The home page's tokenless QR image in the web root (same name as on cmdeploy relays). */
 export const newAccountQrImage = (mailDomain: string) => `qr-chatmail-invite-${mailDomain}.png`;
 
-/** The link of the home page button and QR code (client-contract.md §3.1). */
+/** The link of the home page button and QR code (docs/relay.md, 'What a client expects'). */
 export const newAccountLink = (mailDomain: string) => `DCACCOUNT:https://${mailDomain}/new`;
 
 /** The link of a printable invite; tokens are URL-safe (the config checks them), so they go in verbatim. */

@@ -1,7 +1,13 @@
 // The Dovecot dict proxy protocol (dict-client, protocol 3 as sent by Dovecot 2.3) as pure functions: one request
-// line in, one typed request out; one reply value out, one line out. relay-daemons.md §4.2 lists the commands.
-// Every field is tab-escaped by Dovecot with \001 (str_tabescape), which we undo here, so that a password with a
-// TAB or a `"` reaches doveauth intact (upstream chatmaild never unescaped; see §14.2).
+// line in, one typed request out; one reply value out, one line out. docs/daemons.md, 'Dict protocol', lists the
+// commands. Every field is tab-escaped by Dovecot with \001 (str_tabescape), which we undo here, so that a
+// password with a TAB or a `"` reaches doveauth intact (upstream chatmaild never unescaped; docs/decisions.md,
+// "Unescaping Dovecot's fields").
+// Hand-written rather than a library: Dovecot expects these exact lines (bare O/N/F, the empty line that ends an
+// iteration, no transaction id on commit, \001 escaping), and every IMAP or SMTP login passes through here.
+// Measured with `npm run bench -- auth` on 2 cores, doveauth answers 17268 passdb lookups/s on 16 connections,
+// where a do-nothing Node server reaches 76897/s with the same client. See docs/decisions.md, 'Hand-written
+// protocol code'.
 
 /** A request line that cannot be understood; the server logs it and answers F where an answer is due. */
 export class DictProtocolError extends Error {}

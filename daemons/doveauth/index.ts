@@ -1,18 +1,20 @@
 // doveauth: Dovecot's passdb and userdb over the dict protocol, creating an address at its first login
-// (relay-daemons.md §5). Dovecot sends `Lshared/passdb/<password>"<user>` and `Lshared/userdb/<user>`; an existing
-// account answers with its stored hash and Dovecot compares the password itself, so a wrong password can never
-// overwrite anything. The core (lookupPassdb/lookupUserdb) is kept apart from the socket so it can also sit behind
-// Dovecot 2.4's Lua/HTTP auth later.
+// (docs/daemons.md, 'Account creation at first login'; upstream: chatmail/relay 1.12.0,
+// chatmaild/src/chatmaild/doveauth.py). Dovecot sends `Lshared/passdb/<password>"<user>` and
+// `Lshared/userdb/<user>`; an existing account answers with its stored hash and Dovecot compares the password
+// itself, so a wrong password can never overwrite anything. The core (lookupPassdb/lookupUserdb) is kept apart
+// from the socket so it can also sit behind Dovecot 2.4's Lua/HTTP auth later.
 import { existsSync } from "node:fs";
-import type { RelayConfig } from "../../core/config/options";
+import { DOVEAUTH_SOCKET, NOCREATE_FILE } from "../../core/server";
+import type { DaemonConfig } from "../config";
 import { found, NOT_FOUND, pythonJson, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { createLogger, type Logger } from "../dictproxy/log";
-import { DOVEAUTH_SOCKET, NOCREATE_FILE } from "../paths";
+import { KeyedLock } from "../lock";
 import type { Service } from "../service";
 import { inlineHasher, type PasswordHasher } from "./hashpool";
 import { creationRefusal } from "./rules";
-import { resourceShortage } from "./syslimits";
+import { resourceShortage, type LimitsConfig } from "./syslimits";
 import {
   accountFor,
   InvalidAddressError,
@@ -61,141 +63,168 @@ export function splitAndUnescape(text: string): string[] {
   return fields;
 }
 
-export interface Doveauth {
-  lookupUserdb(addr: string): Promise<Record<string, string> | undefined>;
-  /** The account's record; creates it first when the rules allow. Undefined: no such account (N). */
-  lookupPassdb(addr: string, password: string): Promise<Record<string, string> | undefined>;
-  /** The dict lookup handler: parses the key and formats the reply (synchronous unless it creates). */
-  handleLookup(key: string): LookupResult | Promise<LookupResult>;
-  listUsers(): Promise<string[]>;
+/** What a doveauth key asks for: Dovecot sends `shared/userdb/<user>` and `shared/passdb/<password>"<user>`. */
+export type AuthLookup =
+  { type: "userdb"; user: string } | { type: "passdb"; user: string; password: string };
+
+/**
+ * The lookup a dict key asks for, or undefined for a key doveauth does not serve (answered F, not logged).
+ * A malformed key throws KeyFormatError with the line to log.
+ */
+export function parseAuthKey(key: string): AuthLookup | undefined {
+  const slash1 = key.indexOf("/");
+  const slash2 = key.indexOf("/", slash1 + 1);
+  if (slash1 === -1 || slash2 === -1)
+    throw new KeyFormatError(`lookup key without namespace/type/args: ${key.length} bytes`);
+  const namespace = key.slice(0, slash1);
+  const type = key.slice(slash1 + 1, slash2);
+  if (namespace !== "shared" || (type !== "userdb" && type !== "passdb")) return undefined;
+  let args: string[];
+  try {
+    args = splitAndUnescape(key.slice(slash2 + 1));
+  } catch (err) {
+    throw new KeyFormatError(`${(err as Error).message} (${type} lookup)`);
+  }
+  const user = type === "userdb" ? args[0] : args[1];
+  if (user === undefined) throw new KeyFormatError(`${type} lookup without a user`);
+  return type === "userdb" ? { type, user } : { type, user, password: args[0] };
 }
 
-export function createDoveauth(config: RelayConfig, opts: DoveauthOptions = {}): Doveauth {
-  const log = opts.log ?? createLogger("doveauth");
-  const hasher = opts.hasher ?? inlineHasher();
-  const nocreatePath = opts.nocreateFile ?? NOCREATE_FILE;
-  const domainSuffix = `@${config.mailDomain}`;
-  // Load, memory and disk change slowly; a burst of first logins shares one reading per RESOURCE_CHECK_MS.
-  let resources: { at: number; shortage: Promise<string | undefined> } | undefined;
-  const checkResources = (): Promise<string | undefined> => {
+/** The dict answer for an account record: its JSON, or not found. */
+function recordReply(record: Record<string, string> | undefined): LookupResult {
+  return record ? found(pythonJson(record)) : NOT_FOUND;
+}
+
+/** Load, memory and disk change slowly: a burst of first logins shares one reading per RESOURCE_CHECK_MS. */
+class ResourceCheck {
+  private last: { at: number; shortage: Promise<string | undefined> } | undefined;
+
+  constructor(
+    private readonly config: LimitsConfig,
+    private readonly log: Logger,
+  ) {}
+
+  shortage(): Promise<string | undefined> {
     const now = Date.now();
-    if (!resources || now - resources.at >= RESOURCE_CHECK_MS) {
-      resources = { at: now, shortage: resourceShortage(config, log) };
+    if (!this.last || now - this.last.at >= RESOURCE_CHECK_MS) {
+      this.last = { at: now, shortage: resourceShortage(this.config, this.log) };
     }
-    return resources.shortage;
-  };
-  // Same-address creations queue here, so concurrent first logins end with exactly one hash.
-  const creating = new Map<string, Promise<unknown>>();
+    return this.last.shortage;
+  }
+}
 
-  const withAddressLock = async <T>(addr: string, fn: () => Promise<T>): Promise<T> => {
-    const previous = creating.get(addr) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => {});
-    creating.set(addr, tail);
-    try {
-      return await run;
-    } finally {
-      if (creating.get(addr) === tail) creating.delete(addr);
-    }
-  };
+/** Dovecot's passdb and userdb, apart from the socket: account records, and creation at the first login. */
+export class Doveauth {
+  private readonly log: Logger;
+  private readonly hasher: PasswordHasher;
+  private readonly nocreatePath: string;
+  private readonly domainSuffix: string;
+  private readonly resources: ResourceCheck;
+  /** Same-address creations queue here, so concurrent first logins end with exactly one hash. */
+  private readonly creations = new KeyedLock();
 
-  /** The account's record, read synchronously (the login hot path). */
-  const existingRecord = (addr: string): Record<string, string> | undefined => {
-    const account = accountFor(config.mailboxesDir, addr);
-    const hash = readPasswordHash(account, log);
-    return hash === undefined ? undefined : userdbRecord(account, hash, opts.mailUser);
-  };
-  const lookupUserdb = async (addr: string): Promise<Record<string, string> | undefined> =>
-    existingRecord(addr);
+  constructor(
+    private readonly config: DaemonConfig,
+    private readonly opts: DoveauthOptions = {},
+  ) {
+    this.log = opts.log ?? createLogger("doveauth");
+    this.hasher = opts.hasher ?? inlineHasher();
+    this.nocreatePath = opts.nocreateFile ?? NOCREATE_FILE;
+    this.domainSuffix = `@${config.mailDomain}`;
+    this.resources = new ResourceCheck(config, this.log);
+  }
 
-  const lookupPassdb = async (
-    addr: string,
-    password: string,
-  ): Promise<Record<string, string> | undefined> => {
-    const existing = await lookupUserdb(addr);
+  async lookupUserdb(addr: string): Promise<Record<string, string> | undefined> {
+    return this.existingRecord(addr);
+  }
+
+  /** The account's record; creates it first when the rules allow. Undefined: no such account (N). */
+  async lookupPassdb(addr: string, password: string): Promise<Record<string, string> | undefined> {
+    const existing = await this.lookupUserdb(addr);
     if (existing) return existing;
-    const refusal = creationRefusal(config, addr, password, {
-      exists: existsSync(nocreatePath),
-      path: nocreatePath,
+    const refusal = creationRefusal(this.config, addr, password, {
+      exists: existsSync(this.nocreatePath),
+      path: this.nocreatePath,
     });
     if (refusal) {
-      log.warn(refusal);
+      this.log.warn(refusal);
       return undefined;
     }
-    const shortage = await checkResources();
+    const shortage = await this.resources.shortage();
     if (shortage) {
-      log.warn(`registration rejected: ${shortage}`);
+      this.log.warn(`registration rejected: ${shortage}`);
       return undefined;
     }
-    return withAddressLock(addr, async () => {
-      const winner = await lookupUserdb(addr);
-      if (winner) return winner;
-      const account = accountFor(config.mailboxesDir, addr);
-      await setPassword(account, PASSWORD_SCHEME_PREFIX + (await hasher.hash(password)));
-      log.info(`Created address: ${addr}`);
-      return lookupUserdb(addr);
-    });
-  };
+    return this.creations.run(addr, () => this.create(addr, password));
+  }
 
-  const handleLookup = (key: string): LookupResult | Promise<LookupResult> => {
-    const slash1 = key.indexOf("/");
-    const slash2 = key.indexOf("/", slash1 + 1);
-    if (slash1 === -1 || slash2 === -1) {
-      log.warn(`lookup key without namespace/type/args: ${key.length} bytes`);
-      return "fail";
-    }
-    const namespace = key.slice(0, slash1);
-    const type = key.slice(slash1 + 1, slash2);
-    if (namespace !== "shared" || (type !== "userdb" && type !== "passdb")) return "fail";
-    let args: string[];
+  /** The dict lookup handler: parses the key and formats the reply (synchronous unless it creates). */
+  handleLookup(key: string): LookupResult | Promise<LookupResult> {
+    let lookup: AuthLookup | undefined;
     try {
-      args = splitAndUnescape(key.slice(slash2 + 1));
+      lookup = parseAuthKey(key);
     } catch (err) {
-      log.warn(`${(err as Error).message} (${type} lookup)`);
+      if (!(err instanceof KeyFormatError)) throw err;
+      this.log.warn(err.message);
       return "fail";
     }
-    const user = type === "userdb" ? args[0] : args[1];
-    if (user === undefined) {
-      log.warn(`${type} lookup without a user`);
-      return "fail";
-    }
+    if (!lookup) return "fail";
     // Only our own domain has accounts here; anything else is simply unknown.
-    if (!user.endsWith(domainSuffix)) return NOT_FOUND;
-    const answer = (record: Record<string, string> | undefined): LookupResult =>
-      record ? found(pythonJson(record)) : NOT_FOUND;
-    const invalid = (err: unknown): LookupResult => {
-      if (!(err instanceof InvalidAddressError)) throw err;
-      log.warn(err.message);
-      return NOT_FOUND;
-    };
+    if (!lookup.user.endsWith(this.domainSuffix)) return NOT_FOUND;
     try {
-      const record = existingRecord(user);
+      const record = this.existingRecord(lookup.user);
       // Only a passdb lookup of an address without account goes on to creation, which is asynchronous.
-      if (record || type === "userdb") return answer(record);
-      return lookupPassdb(user, args[0]).then(answer, invalid);
+      if (record || lookup.type === "userdb") return recordReply(record);
+      return this.lookupPassdb(lookup.user, lookup.password).then(recordReply, (err) => this.invalid(err));
     } catch (err) {
-      return invalid(err);
+      return this.invalid(err);
     }
-  };
+  }
 
-  return { lookupUserdb, lookupPassdb, handleLookup, listUsers: () => listAddresses(config.mailboxesDir) };
+  listUsers(): Promise<string[]> {
+    return listAddresses(this.config.mailboxesDir);
+  }
+
+  /** The account's record, read synchronously (the login hot path). */
+  private existingRecord(addr: string): Record<string, string> | undefined {
+    const account = accountFor(this.config.mailboxesDir, addr);
+    const hash = readPasswordHash(account, this.log);
+    return hash === undefined ? undefined : userdbRecord(account, hash, this.opts.mailUser);
+  }
+
+  /** Creates the account, unless a concurrent first login of the same address just did; runs under its lock. */
+  private async create(addr: string, password: string): Promise<Record<string, string> | undefined> {
+    const winner = await this.lookupUserdb(addr);
+    if (winner) return winner;
+    const account = accountFor(this.config.mailboxesDir, addr);
+    await setPassword(account, PASSWORD_SCHEME_PREFIX + (await this.hasher.hash(password)));
+    this.log.info(`Created address: ${addr}`);
+    return this.lookupUserdb(addr);
+  }
+
+  /** An address that cannot name a mailbox is unknown (logged); any other error goes on. */
+  private invalid(err: unknown): LookupResult {
+    if (!(err instanceof InvalidAddressError)) throw err;
+    this.log.warn(err.message);
+    return NOT_FOUND;
+  }
 }
 
 /** Starts the doveauth dict server. */
-export async function startDoveauth(config: RelayConfig, opts: DoveauthOptions = {}): Promise<Service> {
+export async function startDoveauth(config: DaemonConfig, opts: DoveauthOptions = {}): Promise<Service> {
   const log = opts.log ?? createLogger("doveauth");
   const hasher = opts.hasher ?? inlineHasher();
-  const core = createDoveauth(config, { ...opts, log, hasher });
+  const doveauth = new Doveauth(config, { ...opts, log, hasher });
   const server = await startDictServer({
     socketPath: opts.socketPath ?? DOVEAUTH_SOCKET,
     socketMode: opts.socketMode,
     log,
     handlers: {
-      lookup: (key) => core.handleLookup(key),
+      lookup: (key) => doveauth.handleLookup(key),
       async iterate(path) {
         // Dovecot's userdb iteration (doveadm -A, quota recalculation): every address directory, empty values.
         if (path !== "shared/userdb/") return [];
-        return (await core.listUsers()).map((addr) => [`shared/userdb/${addr}`, ""] as const);
+        return (await doveauth.listUsers()).map((addr) => [`shared/userdb/${addr}`, ""] as const);
       },
     },
   });

@@ -1,13 +1,18 @@
-// Who may create an address at first login: the checks of relay-daemons.md §5.4 in their order, first failure
-// wins. Pure; the caller says whether the nocreate file exists. Returns the log line for a refusal.
-import type { RelayConfig } from "../../core/config/options";
+// Who may create an address at first login: the checks of docs/daemons.md, 'Account creation at first login',
+// in their order (is_allowed_to_create in chatmail/relay 1.12.0, chatmaild/src/chatmaild/doveauth.py, plus the
+// invite tokens of upstream's unreleased PR #600), first failure wins. Pure; the caller says whether the
+// nocreate file exists. Returns the log line for a refusal.
+import type { DaemonConfig } from "../config";
 
 export type CreationConfig = Pick<
-  RelayConfig,
+  DaemonConfig,
   "inviteTokens" | "passwordMinLength" | "usernameMinLength" | "usernameMaxLength"
 >;
 
-/** Local parts Delta Chat generates and Dovecot's auth_username_chars allow (upstream HEAD). */
+/**
+ * Local parts Delta Chat generates and Dovecot's auth_username_chars allow (VALID_LOCALPART_RE in chatmail/relay
+ * 1.12.0, chatmaild/src/chatmaild/doveauth.py).
+ */
 const LOCALPART_CHARS = /^[a-z0-9._-]+$/;
 
 export function creationRefusal(

@@ -1,14 +1,14 @@
-// Refuse new addresses while the server lacks headroom (upstream HEAD syslimits.py): 1-minute load above
-// maxLoad1m, MemAvailable below minAvailableMemory, free disk under mailboxesDir below minFreeDiskSpace.
+// Refuse new addresses while the server lacks headroom (chatmail/relay 1.12.0,
+// chatmaild/src/chatmaild/syslimits.py; docs/daemons.md, 'Account creation at first login'): 1-minute load
+// above maxLoad1m, MemAvailable below minAvailableMemory, free disk under mailboxesDir below minFreeDiskSpace.
 // Existing accounts keep logging in; only creation is refused. A value that cannot be read skips its check.
 import { loadavg } from "node:os";
 import { readFile, statfs } from "node:fs/promises";
-import { parseSizeMb } from "../../core/config/load";
-import type { RelayConfig } from "../../core/config/options";
+import { parseSizeMb, type DaemonConfig } from "../config";
 import type { Logger } from "../dictproxy/log";
 
 export type LimitsConfig = Pick<
-  RelayConfig,
+  DaemonConfig,
   "maxLoad1m" | "minAvailableMemory" | "minFreeDiskSpace" | "mailboxesDir"
 >;
 

@@ -1,6 +1,7 @@
-// One account on disk, in the layout of existing relays (relay-daemons.md §3): <mailboxesDir>/<addr>/ holds the
-// SHA512-CRYPT `password` (its existence is the account, its mtime the last login day) and the empty
-// `enforceE2EEincoming` marker. Every path is built here from a checked address, so no daemon can be steered
+// One account on disk, in the layout of existing relays (docs/daemons.md, 'Accounts on disk'; upstream:
+// chatmail/relay 1.12.0, chatmaild/src/chatmaild/user.py): <mailboxesDir>/<addr>/ holds the SHA512-CRYPT
+// `password` (its existence is the account, its mtime the last login day) and the empty `enforceE2EEincoming`
+// marker. Every path is built here from a checked address, so no daemon can be steered
 // outside mailboxesDir by `..`, `/` or NUL in an address.
 import { randomInt } from "node:crypto";
 import {
@@ -16,7 +17,7 @@ import {
 import { readdir, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../dictproxy/log";
-import { VMAIL_USER } from "../paths";
+import { VMAIL_USER } from "../../core/server";
 
 export class InvalidAddressError extends Error {}
 

@@ -1,11 +1,11 @@
-// The daily expiry job (upstream chatmail-expire, relay-daemons.md §9.2): deletes inactive accounts, old mail,
-// large old mail that was seen, trims each mailbox oldest-first to 70% of maxMailboxSize, removes empty mailbox
-// directories, and drops maildirsize where anything changed so Dovecot recounts the quota. With dryRun nothing
-// at all changes (upstream's quota trim ignored its dry run; we do not).
+// The daily expiry job (docs/daemons.md, 'Expiry and reports'; upstream chatmail-expire: chatmail/relay 1.12.0,
+// chatmaild/src/chatmaild/expire.py): deletes inactive accounts, old mail, large old mail that was seen, trims
+// each mailbox oldest-first to 70% of maxMailboxSize, removes empty mailbox directories, and drops maildirsize
+// where anything changed so Dovecot recounts the quota. With dryRun nothing at all changes (upstream's quota trim
+// ignored its dry run; we do not).
 import { readdir, rm, rmdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { parseSizeMb } from "../../core/config/load";
-import type { RelayConfig } from "../../core/config/options";
+import { parseSizeMb, type DaemonConfig } from "../config";
 import { listMailboxDirs, statMailbox, type MailboxStat } from "./mailbox";
 
 /** "Large" messages, deleted earlier (deleteLargeAfter), are bigger than this many bytes. */
@@ -16,7 +16,7 @@ export const PROTECT_RECENT_S = 24 * 3600;
 export const TRIM_TARGET_FRACTION = 0.7;
 
 export type ExpireConfig = Pick<
-  RelayConfig,
+  DaemonConfig,
   "mailboxesDir" | "deleteMailsAfter" | "deleteLargeAfter" | "deleteInactiveUsersAfter" | "maxMailboxSize"
 >;
 

@@ -1,11 +1,12 @@
 // filtermail: the encryption-enforcing before-queue proxy. Postfix's smtpd_proxy_filter connects here
 // (outgoing: filtermailSmtpPort, incoming: filtermailSmtpPortIncoming); accepted mail goes on to the
 // reinjection smtpd (postfixReinjectPort / postfixReinjectPortIncoming), and the client gets that server's
-// answer, so a message counts as accepted only once Postfix has queued it (relay-daemons.md 8).
+// answer, so a message counts as accepted only once Postfix has queued it (docs/decisions.md, 'The filter as an
+// SMTP proxy'; the rules: docs/daemons.md, 'Encryption filter').
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { RelayConfig } from "../../core/config/options";
+import type { DaemonConfig } from "../config";
 import type { Service } from "../service";
 import { reply } from "../smtp/reply";
 import { startSmtpServer, type Envelope } from "../smtp/server";
@@ -15,7 +16,7 @@ import { REPLIES } from "./replies";
 import { decide, type Direction, type VerdictPolicy } from "./verdict";
 
 export type FiltermailConfig = Pick<
-  RelayConfig,
+  DaemonConfig,
   | "mailDomain"
   | "mailboxesDir"
   | "maxMessageSize"
@@ -58,7 +59,7 @@ const DEFAULT_DATA_TIMEOUT_MS = 60_000;
 // a fault, and refusing them with 421 protects the relay's memory budget.
 const MAX_CONNECTIONS = 5000;
 // Incoming reinjection comes from this address so that the reinject listener's OpenDKIM verifies rather than
-// signs (relay-daemons.md 8.4).
+// signs (docs/relay.md, 'OpenDKIM').
 const INCOMING_SOURCE_ADDRESS = "127.0.0.2";
 
 export async function startFiltermail(

@@ -2,6 +2,12 @@
 // header fields are kept as byte offsets and decoded only when asked for, bodies and parts are subarrays,
 // so even a 30 MB message is never copied. Behaviour follows Python's email package where the upstream
 // checks depended on it (first header wins, default type text/plain, CRLF before a boundary belongs to it).
+// Hand-written rather than a MIME library: the checks need a few headers and the shape of at most two levels of
+// parts, never the decoded bodies and tree of strings that general MIME parsers build by copying the content.
+// Measured with `npm run bench -- filtermail` on 2 cores, the whole filter passes 2894 msg/s at 10 clients for
+// 4 KB messages (47 % of a bare SMTP sink's rate in the same run) and 1734 msg/s for 100 KB; a 28.9 MB message
+// raises its resident memory by about one copy (106 -> 135 MB). See docs/decisions.md, 'Hand-written protocol
+// code'.
 
 const LF = 0x0a;
 const CR = 0x0d;

@@ -1,7 +1,8 @@
 // Per-sender send rate limit as a GCRA (generic cell rate algorithm), the way Rust filtermail configures the
 // `governor` crate: maxUserSendBurstSize messages at once, then one every 60 s / maxUserSendPerMinute.
 // Keys whose state has fully recovered are dropped, so the map does not grow with every sender ever seen
-// (the 1.7.0 Python limiter leaked them, relay-daemons.md 13).
+// (the Python limiter of chatmail/relay 1.7.0, chatmaild/src/chatmaild/filtermail.py, never dropped them;
+// docs/decisions.md, 'Rate limit as GCRA').
 
 // How often stale keys are swept; a sweep is a pass over the map, cheap at this interval.
 const PRUNE_INTERVAL_MS = 60_000;

@@ -1,5 +1,6 @@
 // Every answer filtermail itself gives, in one table, with where its text comes from. The texts are the
-// upstream ones (relay-daemons.md 8.2, 8.3, 8.8) because operators, mtail and Delta Chat's tests match them.
+// upstream ones (chatmail/relay 1.7.0, chatmaild/src/chatmaild/filtermail.py, and the Rust filter of 1.12.0,
+// chatmail/filtermail v0.7.4) because operators, mtail and Delta Chat's tests match them.
 
 import { reply, type Reply } from "../smtp/reply";
 

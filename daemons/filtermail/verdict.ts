@@ -1,6 +1,8 @@
 // The filter's decision as a pure function of direction, envelope, message bytes and policy: no sockets,
 // no clock, no files (the one file-system question, a recipient's enforceE2EEincoming marker, comes in as a
-// callback). Rules and their order follow relay-daemons.md 8.3-8.5 and the Rust filter's additions (8.8).
+// callback). The rules and their order are in docs/daemons.md, 'Encryption filter': those of chatmail/relay
+// 1.7.0 (chatmaild/src/chatmaild/filtermail.py) plus the fixes of the Rust filter that 1.12.0 installs
+// (chatmail/filtermail v0.7.4).
 
 import { domainOf, parseFromHeader, recipientMatchesPassthrough } from "./address";
 import { MimeEntity, trimAscii } from "./mime";
@@ -27,9 +29,9 @@ export interface VerdictPolicy {
 export type Verdict =
   | {
       accept: true;
-      /** Envelope sender to reinject with ("" when an incoming From does not match, see 8.8 step 3). */
+      /** Envelope sender to reinject with ("" when an incoming From does not match: no bounce to a forger). */
       mailFrom: string;
-      /** Lines for the log; the mtail metrics count them (relay-daemons.md 8.6). */
+      /** Lines for the log; mtail counts them (docs/daemons.md, 'Log lines'). */
       log: string[];
     }
   | { accept: false; reply: Reply; log: string[] };
@@ -105,7 +107,8 @@ export function isEncrypted(entity: MimeEntity, direction: Direction): boolean {
   const version = MimeEntity.parse(parts[0]);
   if (version.contentType !== "application/pgp-encrypted") return false;
   if (!trimAscii(version.body).equals(VERSION_1)) return false;
-  // QUIRK kept from upstream: a multipart/encrypted with only the version part passes (relay-daemons.md 8.5).
+  // QUIRK kept from upstream: a multipart/encrypted with only the version part passes (check_encrypted in
+  // chatmail/relay 1.7.0, chatmaild/src/chatmaild/filtermail.py; the Rust filter does the same).
   if (parts.length === 1) return true;
   const data = MimeEntity.parse(parts[1]);
   if (data.contentType !== "application/octet-stream") return false;
@@ -127,7 +130,10 @@ export function isSecureJoin(entity: MimeEntity): boolean {
   return SECURE_JOIN_REQUESTS.some((r) => text === `secure-join: ${r}`);
 }
 
-/** An Autocrypt Setup Message sent only to the sender itself (relay-daemons.md 8.3 step 7). */
+/**
+ * An Autocrypt Setup Message sent only to the sender itself: the one cleartext mail a client must be able to send
+ * (docs/daemons.md, 'Encryption filter').
+ */
 function isSelfSentSetupMessage(entity: MimeEntity, envelope: VerdictEnvelope, fromAddr: string): boolean {
   return (
     envelope.rcptTos.length === 1 &&
@@ -137,7 +143,10 @@ function isSelfSentSetupMessage(entity: MimeEntity, envelope: VerdictEnvelope, f
   );
 }
 
-/** A delivery status notification from a mailer daemon (relay-daemons.md 8.4 step 3). */
+/**
+ * A delivery status notification from a mailer daemon: other servers send bounces unencrypted
+ * (docs/daemons.md, 'Encryption filter').
+ */
 function isBounce(entity: MimeEntity, fromAddr: string): boolean {
   const autoSubmitted = entity.header("auto-submitted");
   return (

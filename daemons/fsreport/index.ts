@@ -1,9 +1,10 @@
-// The storage and activity report (upstream chatmail-fsreport, relay-daemons.md §9.3-9.4): accounts, recent
-// logins, message bytes by size class. Output is a human summary, a Prometheus text file for node-exporter's
-// textfile collector, or the legacy public metrics file of relays before 1.10. Read-only.
+// The storage and activity report (docs/daemons.md, 'Expiry and reports'; upstream chatmail-fsreport:
+// chatmail/relay 1.12.0, chatmaild/src/chatmaild/fsreport.py, and for the legacy file 1.7.0's metrics.py):
+// accounts, recent logins, message bytes by size class. Output is a human summary, a Prometheus text file for
+// node-exporter's textfile collector, or the legacy public metrics file of relays before 1.10. Read-only.
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { RelayConfig } from "../../core/config/options";
+import type { DaemonConfig } from "../config";
 import { listMailboxDirs, statMailbox } from "../expire/mailbox";
 
 export const LOGIN_BUCKET_DAYS = [1, 10, 30, 40, 80, 100, 150] as const;
@@ -40,7 +41,7 @@ export interface Report {
 const isCi = (name: string): boolean => name.startsWith("ci-") || name.startsWith("ac_");
 
 export async function buildReport(
-  config: Pick<RelayConfig, "mailboxesDir">,
+  config: Pick<DaemonConfig, "mailboxesDir">,
   opts: ReportOptions = {},
 ): Promise<Report> {
   const now = opts.now ?? Date.now() / 1000;

@@ -1,12 +1,13 @@
-// lastlogin: the dict behind Dovecot's last_login plugin (relay-daemons.md §6). At each login Dovecot sets
-// `shared/last-login/<addr>` to the unix time; we keep it as the mtime of <addr>/password with day precision
-// (touched at most once a day), which is what the expiry job reads to delete inactive accounts.
-import type { RelayConfig } from "../../core/config/options";
+// lastlogin: the dict behind Dovecot's last_login plugin (docs/daemons.md, 'Last login'; upstream: chatmail/relay
+// 1.12.0, chatmaild/src/chatmaild/lastlogin.py). At each login Dovecot sets `shared/last-login/<addr>` to the
+// unix time; we keep it as the mtime of <addr>/password with day precision (touched at most once a day), which
+// is what the expiry job reads to delete inactive accounts.
 import { NOT_FOUND } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { accountFor, InvalidAddressError, setLastLogin } from "../doveauth/user";
 import { createLogger, type Logger } from "../dictproxy/log";
-import { LASTLOGIN_SOCKET } from "../paths";
+import { LASTLOGIN_SOCKET } from "../../core/server";
+import type { DaemonConfig } from "../config";
 import type { Service } from "../service";
 
 export interface LastloginOptions {
@@ -17,7 +18,7 @@ export interface LastloginOptions {
 
 const KEY_PREFIX = "shared/last-login/";
 
-export async function startLastlogin(config: RelayConfig, opts: LastloginOptions = {}): Promise<Service> {
+export async function startLastlogin(config: DaemonConfig, opts: LastloginOptions = {}): Promise<Service> {
   const log = opts.log ?? createLogger("lastlogin");
   const domainSuffix = `@${config.mailDomain}`;
   return startDictServer({

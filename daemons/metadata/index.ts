@@ -1,19 +1,19 @@
-// chatmail-metadata: the dict behind Dovecot's IMAP METADATA (relay-daemons.md §7). Clients store push device
-// tokens under /private/devicetoken and read server facts (iroh relay, recipient limit, TURN) under
+// chatmail-metadata: the dict behind Dovecot's IMAP METADATA (docs/daemons.md, 'Metadata and push'; upstream:
+// chatmail/relay 1.12.0, chatmaild/src/chatmaild/metadata.py). Clients store push device tokens under
+// /private/devicetoken and read server facts (iroh relay, recipient limit, TURN) under
 // /shared/vendor/deltachat/*; the LMTP push hook sets /private/messagenew for each new message, which queues a
 // push notification per device token. Sets take effect when `S` arrives, as upstream; unknown keys fail the commit.
 import { connect } from "node:net";
 import { join } from "node:path";
-import { irohRelayUrl } from "../../core/config/load";
-import type { RelayConfig } from "../../core/config/options";
+import { METADATA_SOCKET, PENDING_NOTIFICATIONS_DIR } from "../../core/server";
+import { irohRelayUrl, type DaemonConfig } from "../config";
 import { found, NOT_FOUND, type LookupResult } from "../dictproxy/protocol";
-import { startDictServer } from "../dictproxy/server";
+import { startDictServer, type DictHandlers, type DictTransaction } from "../dictproxy/server";
 import { InvalidAddressError } from "../doveauth/user";
 import { createLogger, type Logger } from "../dictproxy/log";
-import { METADATA_SOCKET, PENDING_NOTIFICATIONS_DIR } from "../paths";
 import type { Service } from "../service";
-import { createNotifier, type Notifier } from "./notifier";
-import { createTokenStore, type TokenStore } from "./tokens";
+import { Notifier } from "./notifier";
+import { TokenStore } from "./tokens";
 
 /** Server entries clients read: Dovecot maps GETMETADATA "" /shared/vendor/deltachat/<name> to this dict prefix. */
 const SERVER_ENTRY_PREFIX = "vendor/vendor.dovecot/pvt/server/vendor/deltachat/";
@@ -21,6 +21,11 @@ const SERVER_ENTRY_PREFIX = "vendor/vendor.dovecot/pvt/server/vendor/deltachat/"
 export const MAX_SMTP_RECIPIENTS = 1000;
 /** chatmail-turn answers within this or the TURN entry is reported as absent. */
 export const TURN_TIMEOUT_MS = 5000;
+
+export type MetadataConfig = Pick<
+  DaemonConfig,
+  "mailDomain" | "mailboxesDir" | "notificationUrl" | "irohRelay"
+>;
 
 export interface MetadataOptions {
   socketPath?: string;
@@ -65,13 +70,12 @@ export function turnCredentials(socketPath: string, timeoutMs = TURN_TIMEOUT_MS)
 }
 
 export async function startMetadata(
-  config: RelayConfig,
+  config: MetadataConfig,
   opts: MetadataOptions = {},
 ): Promise<MetadataService> {
   const log = opts.log ?? createLogger("chatmail-metadata");
-  const domainSuffix = `@${config.mailDomain}`;
-  const tokens = createTokenStore(config.mailboxesDir, log);
-  const notifier = createNotifier({
+  const tokens = new TokenStore(config.mailboxesDir, log);
+  const notifier = new Notifier({
     queueDir: join(config.mailboxesDir, PENDING_NOTIFICATIONS_DIR),
     notificationUrl: config.notificationUrl,
     tokens,
@@ -79,81 +83,12 @@ export async function startMetadata(
     retryDelaysS: opts.retryDelaysS,
   });
   await notifier.requeue();
-
-  const isLocal = (addr: string | undefined): addr is string =>
-    addr !== undefined && addr.endsWith(domainSuffix);
-
-  const serverEntry = async (name: string): Promise<LookupResult> => {
-    switch (name) {
-      case "irohrelay": {
-        const url = irohRelayUrl(config);
-        return url ? found(url) : NOT_FOUND;
-      }
-      case "maxsmtprecipients":
-        return found(String(MAX_SMTP_RECIPIENTS));
-      case "turn":
-        if (!opts.turnSocketPath) return NOT_FOUND;
-        try {
-          return found(`${config.mailDomain}:3478:${await turnCredentials(opts.turnSocketPath)}`);
-        } catch (err) {
-          log.error(`failed to get TURN credentials: ${(err as Error).message}`);
-          return NOT_FOUND;
-        }
-      default:
-        return NOT_FOUND;
-    }
-  };
-
-  const lookup = async (key: string, user: string | undefined): Promise<LookupResult> => {
-    const parts = key.split("/");
-    if (parts[0] === "priv" && parts.length === 3 && parts[2] === "devicetoken") {
-      // No tokens is an empty value, not "not found" (upstream answers `O` and clients rely on nothing else).
-      if (!isLocal(user)) return found("");
-      return found((await tokens.get(user)).join(" "));
-    }
-    if (parts[0] === "shared" && parts.length >= 3) {
-      const rest = parts.slice(2).join("/");
-      if (rest.startsWith(SERVER_ENTRY_PREFIX)) return serverEntry(rest.slice(SERVER_ENTRY_PREFIX.length));
-    }
-    log.debug(`lookup ignored: ${JSON.stringify(key)}`);
-    return NOT_FOUND;
-  };
-
   const server = await startDictServer({
     socketPath: opts.socketPath ?? METADATA_SOCKET,
     socketMode: opts.socketMode,
     log,
-    handlers: {
-      lookup,
-      async set(tx, key, value) {
-        const parts = key.split("/");
-        if (parts[0] !== "priv" || parts.length !== 3) return false;
-        if (!isLocal(tx.user)) {
-          log.warn(`metadata set for foreign or missing user ${JSON.stringify(tx.user)} refused`);
-          return false;
-        }
-        try {
-          if (parts[2] === "devicetoken") {
-            // Clients clear the entry by setting it empty; an empty token is never stored.
-            if (value !== "") await tokens.add(tx.user, value);
-            return true;
-          }
-          if (parts[2] === "messagenew") {
-            await notifier.newMessage(tx.user);
-            return true;
-          }
-        } catch (err) {
-          if (err instanceof InvalidAddressError) {
-            log.warn(err.message);
-            return false;
-          }
-          throw err;
-        }
-        return false;
-      },
-    },
+    handlers: new MetadataDict(config, tokens, notifier, log, opts.turnSocketPath),
   });
-
   return {
     tokens,
     notifier,
@@ -162,4 +97,98 @@ export async function startMetadata(
       await notifier.close();
     },
   };
+}
+
+/** The dict's answers: lookups read device tokens and server entries, sets store tokens and announce new mail. */
+export class MetadataDict implements DictHandlers {
+  private readonly domainSuffix: string;
+
+  constructor(
+    private readonly config: MetadataConfig,
+    private readonly tokens: TokenStore,
+    private readonly notifier: Notifier,
+    private readonly log: Logger,
+    private readonly turnSocketPath: string | undefined,
+  ) {
+    this.domainSuffix = `@${config.mailDomain}`;
+  }
+
+  async lookup(key: string, user: string | undefined): Promise<LookupResult> {
+    const parts = key.split("/");
+    if (parts[0] === "priv" && parts.length === 3 && parts[2] === "devicetoken") {
+      // No tokens is an empty value, not "not found" (upstream answers `O` and clients rely on nothing else).
+      if (!this.isLocal(user)) return found("");
+      return found((await this.tokens.get(user)).join(" "));
+    }
+    if (parts[0] === "shared" && parts.length >= 3) {
+      const rest = parts.slice(2).join("/");
+      if (rest.startsWith(SERVER_ENTRY_PREFIX))
+        return this.serverEntry(rest.slice(SERVER_ENTRY_PREFIX.length));
+    }
+    this.log.debug(`lookup ignored: ${JSON.stringify(key)}`);
+    return NOT_FOUND;
+  }
+
+  async set(tx: DictTransaction, key: string, value: string): Promise<boolean> {
+    const parts = key.split("/");
+    if (parts[0] !== "priv" || parts.length !== 3) return false;
+    if (!this.isLocal(tx.user)) {
+      this.log.warn(`metadata set for foreign or missing user ${JSON.stringify(tx.user)} refused`);
+      return false;
+    }
+    try {
+      return await this.setPrivate(tx.user, parts[2], value);
+    } catch (err) {
+      if (err instanceof InvalidAddressError) {
+        this.log.warn(err.message);
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  /** One /private entry of a local user; false for entries that cannot be set. */
+  private async setPrivate(user: string, entry: string, value: string): Promise<boolean> {
+    switch (entry) {
+      case "devicetoken":
+        // Clients clear the entry by setting it empty; an empty token is never stored.
+        if (value !== "") await this.tokens.add(user, value);
+        return true;
+      case "messagenew":
+        await this.notifier.newMessage(user);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private async serverEntry(name: string): Promise<LookupResult> {
+    switch (name) {
+      case "irohrelay": {
+        const url = irohRelayUrl(this.config);
+        return url ? found(url) : NOT_FOUND;
+      }
+      case "maxsmtprecipients":
+        return found(String(MAX_SMTP_RECIPIENTS));
+      case "turn":
+        return this.turnEntry();
+      default:
+        return NOT_FOUND;
+    }
+  }
+
+  /** host:port:user:password for the TURN server, fresh from chatmail-turn; absent without its socket. */
+  private async turnEntry(): Promise<LookupResult> {
+    if (!this.turnSocketPath) return NOT_FOUND;
+    try {
+      return found(`${this.config.mailDomain}:3478:${await turnCredentials(this.turnSocketPath)}`);
+    } catch (err) {
+      this.log.error(`failed to get TURN credentials: ${(err as Error).message}`);
+      return NOT_FOUND;
+    }
+  }
+
+  private isLocal(addr: string | undefined): addr is string {
+    return addr !== undefined && addr.endsWith(this.domainSuffix);
+  }
 }

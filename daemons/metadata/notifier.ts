@@ -1,5 +1,6 @@
-// Push notifications for new messages (relay-daemons.md §7.5). Each (address, device token) becomes a queue file
-// in <mailboxesDir>/pending_notifications before anything is sent, so a restart loses nothing; the file goes once
+// Push notifications for new messages (docs/daemons.md, 'Push notifications'; upstream: chatmail/relay 1.12.0,
+// chatmaild/src/chatmaild/notifier.py). Each (address, device token) becomes a queue file in
+// <mailboxesDir>/pending_notifications before anything is sent, so a restart loses nothing; the file goes once
 // the notification server answers 200, or 410 (token gone: it is also removed from the account). Other answers and
 // network errors retry after 0, 8, 64, 512 and 4096 s; an item older than 5 h or out of tries is dropped.
 import { randomUUID } from "node:crypto";
@@ -65,148 +66,166 @@ export interface NotifierOptions {
   fetchImpl?: typeof fetch;
 }
 
-export interface Notifier {
-  /** Queues one notification per valid token of `addr`. */
-  newMessage(addr: string): Promise<void>;
-  /** Re-reads the queue directory (startup): spurious files removed, valid items tried again. */
-  requeue(): Promise<void>;
-  /** Resolves when no request is in flight and nothing is due (tests). */
-  idle(): Promise<void>;
-  close(): Promise<void>;
-}
-
 interface Pending {
   when: number;
   item: QueueItem;
 }
 
-export function createNotifier(opts: NotifierOptions): Notifier {
-  const { log, tokens } = opts;
-  const delays = opts.retryDelaysS ?? RETRY_DELAYS_S;
-  const now = opts.now ?? (() => Date.now() / 1000);
-  const doFetch = opts.fetchImpl ?? fetch;
-  const levels: Pending[][] = delays.map(() => []);
-  const inFlight = delays.map(() => 0);
-  const timers = new Set<NodeJS.Timeout>();
-  const controllers = new Set<AbortController>();
-  let idleWaiters: Array<() => void> = [];
-  let closed = false;
+/** The push queue: one level per retry, each with its own number of requests in flight. */
+export class Notifier {
+  private readonly delays: readonly number[];
+  private readonly now: () => number;
+  private readonly fetchImpl: typeof fetch;
+  /** Items waiting per retry level, the earliest due first. */
+  private readonly levels: Pending[][];
+  private readonly inFlight: number[];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly controllers = new Set<AbortController>();
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
 
-  const drop = async (item: QueueItem): Promise<void> => {
-    await unlink(item.path).catch(() => {});
-  };
+  constructor(private readonly opts: NotifierOptions) {
+    this.delays = opts.retryDelaysS ?? RETRY_DELAYS_S;
+    this.now = opts.now ?? (() => Date.now() / 1000);
+    this.fetchImpl = opts.fetchImpl ?? fetch;
+    this.levels = this.delays.map(() => []);
+    this.inFlight = this.delays.map(() => 0);
+  }
 
-  const isIdle = (): boolean => inFlight.every((n) => n === 0) && levels.every((q) => q.length === 0);
-  const checkIdle = (): void => {
-    if (!isIdle()) return;
-    const waiters = idleWaiters;
-    idleWaiters = [];
-    for (const w of waiters) w();
-  };
+  /** Queues one notification per valid token of `addr`. */
+  async newMessage(addr: string): Promise<void> {
+    const startTs = Math.trunc(this.now());
+    await mkdir(this.opts.queueDir, { recursive: true });
+    for (const token of await this.opts.tokens.get(addr)) {
+      await this.queueForRetry(await createQueueItem(this.opts.queueDir, addr, startTs, token), 0);
+    }
+  }
 
-  const queueForRetry = async (item: QueueItem, level: number): Promise<void> => {
-    const when = now() + (delays[level] ?? Infinity);
-    if (level >= delays.length || when > item.startTs + DROP_DEADLINE_S) {
-      await drop(item);
-      log.error(`notification exceeded deadline: ${tokenLabel(item.token)} for ${item.addr}`);
-      checkIdle();
+  /** Re-reads the queue directory (startup): spurious files removed, valid items tried again. */
+  async requeue(): Promise<void> {
+    const { queueDir, log } = this.opts;
+    await mkdir(queueDir, { recursive: true });
+    for (const name of (await readdir(queueDir)).sort()) {
+      const path = join(queueDir, name);
+      const item = name.endsWith(".tmp") ? undefined : await readQueueItem(path).catch(() => undefined);
+      if (!item) {
+        log.warn(`removing spurious queue item: ${path}`);
+        await unlink(path).catch(() => {});
+        continue;
+      }
+      // The deadline keeps counting from the first attempt.
+      await this.queueForRetry(item, 0);
+    }
+  }
+
+  /** Resolves when no request is in flight and nothing is due (tests). */
+  idle(): Promise<void> {
+    return this.isIdle() ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    for (const c of this.controllers) c.abort();
+    this.wakeIdleWaiters();
+  }
+
+  /** Puts an item on retry level `level`, or drops it once it is out of tries or past its deadline. */
+  private async queueForRetry(item: QueueItem, level: number): Promise<void> {
+    const when = this.now() + (this.delays[level] ?? Infinity);
+    if (level >= this.delays.length || when > item.startTs + DROP_DEADLINE_S) {
+      await dropItem(item);
+      this.opts.log.error(`notification exceeded deadline: ${tokenLabel(item.token)} for ${item.addr}`);
+      this.checkIdle();
       return;
     }
-    const queue = levels[level];
+    const queue = this.levels[level];
     queue.push({ when, item });
     queue.sort((a, b) => a.when - b.when || a.item.startTs - b.item.startTs);
-    pump(level);
-  };
+    this.pump(level);
+  }
 
-  const send = async (level: number, item: QueueItem): Promise<void> => {
+  /** Starts the due items of a level while it has room, and sets a timer for the next one not yet due. */
+  private pump(level: number): void {
+    if (this.closed) return;
+    const queue = this.levels[level];
+    while (this.inFlight[level] < (CONCURRENCY_PER_LEVEL[level] ?? 2) && queue.length > 0) {
+      const wait = queue[0].when - this.now();
+      if (wait > 0) {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          this.pump(level);
+        }, wait * 1000);
+        timer.unref();
+        this.timers.add(timer);
+        return;
+      }
+      const { item } = queue.shift() as Pending;
+      this.inFlight[level]++;
+      void this.send(level, item).finally(() => {
+        this.inFlight[level]--;
+        this.pump(level);
+        this.checkIdle();
+      });
+    }
+  }
+
+  /** One try: 200 and 410 end the item (410 also forgets the token), anything else goes one level up. */
+  private async send(level: number, item: QueueItem): Promise<void> {
+    const outcome = await this.post(item);
+    if (this.closed) return; // the file stays on disk and is retried after restart
+    if (outcome === "200") await dropItem(item);
+    else if (outcome === "410") {
+      await this.opts.tokens
+        .remove(item.addr, item.token)
+        .catch((err) => this.opts.log.error(`removing token: ${(err as Error).message}`));
+      await dropItem(item);
+    } else {
+      this.opts.log.warn(
+        `Notification request failed: ${outcome} (${tokenLabel(item.token)}, try ${level + 1})`,
+      );
+      await this.queueForRetry(item, level + 1);
+    }
+  }
+
+  /** POSTs the token to the notification server; the HTTP status, or "error <message>". */
+  private async post(item: QueueItem): Promise<string> {
     const controller = new AbortController();
-    controllers.add(controller);
+    this.controllers.add(controller);
     const timeout = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-    let outcome: string;
+    const doFetch = this.fetchImpl;
     try {
       // The body is the raw token; the notification server (notifications.delta.chat) decrypts and routes it.
-      const res = await doFetch(opts.notificationUrl, {
+      const res = await doFetch(this.opts.notificationUrl, {
         method: "POST",
         body: item.token,
         signal: controller.signal,
       });
       await res.arrayBuffer().catch(() => {});
-      outcome = String(res.status);
+      return String(res.status);
     } catch (err) {
-      outcome = `error ${(err as Error).message}`;
+      return `error ${(err as Error).message}`;
     } finally {
       clearTimeout(timeout);
-      controllers.delete(controller);
-    }
-    if (closed) return; // the file stays on disk and is retried after restart
-    if (outcome === "200") await drop(item);
-    else if (outcome === "410") {
-      await tokens
-        .remove(item.addr, item.token)
-        .catch((err) => log.error(`removing token: ${(err as Error).message}`));
-      await drop(item);
-    } else {
-      log.warn(`Notification request failed: ${outcome} (${tokenLabel(item.token)}, try ${level + 1})`);
-      await queueForRetry(item, level + 1);
-    }
-  };
-
-  function pump(level: number): void {
-    if (closed) return;
-    const queue = levels[level];
-    while (inFlight[level] < (CONCURRENCY_PER_LEVEL[level] ?? 2) && queue.length > 0) {
-      const wait = queue[0].when - now();
-      if (wait > 0) {
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          pump(level);
-        }, wait * 1000);
-        timer.unref();
-        timers.add(timer);
-        return;
-      }
-      const { item } = queue.shift() as Pending;
-      inFlight[level]++;
-      void send(level, item).finally(() => {
-        inFlight[level]--;
-        pump(level);
-        checkIdle();
-      });
+      this.controllers.delete(controller);
     }
   }
 
-  return {
-    async newMessage(addr) {
-      const startTs = Math.trunc(now());
-      await mkdir(opts.queueDir, { recursive: true });
-      for (const token of await tokens.get(addr)) {
-        await queueForRetry(await createQueueItem(opts.queueDir, addr, startTs, token), 0);
-      }
-    },
-    async requeue() {
-      await mkdir(opts.queueDir, { recursive: true });
-      for (const name of (await readdir(opts.queueDir)).sort()) {
-        const path = join(opts.queueDir, name);
-        const item = name.endsWith(".tmp") ? undefined : await readQueueItem(path).catch(() => undefined);
-        if (!item) {
-          log.warn(`removing spurious queue item: ${path}`);
-          await unlink(path).catch(() => {});
-          continue;
-        }
-        // The deadline keeps counting from the first attempt.
-        await queueForRetry(item, 0);
-      }
-    },
-    idle() {
-      return isIdle() ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
-    },
-    async close() {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      for (const c of controllers) c.abort();
-      const waiters = idleWaiters;
-      idleWaiters = [];
-      for (const w of waiters) w();
-    },
-  };
+  private isIdle(): boolean {
+    return this.inFlight.every((n) => n === 0) && this.levels.every((q) => q.length === 0);
+  }
+
+  private checkIdle(): void {
+    if (this.isIdle()) this.wakeIdleWaiters();
+  }
+
+  private wakeIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+async function dropItem(item: QueueItem): Promise<void> {
+  await unlink(item.path).catch(() => {});
 }

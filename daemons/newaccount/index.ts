@@ -1,10 +1,12 @@
-// newaccount: the instant-onboarding endpoint (relay-daemons.md §10, client-contract.md §3.1). Delta Chat POSTs to
+// newaccount: the instant-onboarding endpoint (docs/daemons.md, 'New accounts'; docs/relay.md, 'What a client
+// expects'; upstream: chatmail/relay 1.12.0, chatmaild/src/chatmaild/newemail.py). Delta Chat POSTs to
 // https://<domain>/new (or the legacy /cgi-bin/newemail.py of printed QR codes); nginx proxies both here, query
 // string included. We answer {"email", "password"} with CSPRNG values; doveauth creates the account at first
-// login. A small HTTP service instead of CGI: no process start per request and no fcgiwrap to run.
+// login. A small HTTP service instead of CGI: no process start per request and no fcgiwrap to run
+// (docs/decisions.md, 'newaccount as an HTTP service').
 import { randomInt } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { RelayConfig } from "../../core/config/options";
+import type { DaemonConfig } from "../config";
 import { pythonJson } from "../dictproxy/protocol";
 import { createLogger, type Logger } from "../dictproxy/log";
 import type { Service } from "../service";
@@ -19,7 +21,7 @@ const PASSWORD_ALPHABET =
 const PASSWORD_EXTRA_LENGTH = 3;
 
 export type NewAccountConfig = Pick<
-  RelayConfig,
+  DaemonConfig,
   "mailDomain" | "usernameMaxLength" | "passwordMinLength" | "inviteTokens" | "tlsMode" | "newAccountPort"
 >;
 

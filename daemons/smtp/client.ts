@@ -2,6 +2,12 @@
 // One connection runs one transaction at a time and can be reused for the next. Every wait has a deadline,
 // and a failure says whether the server can have accepted the message, which decides whether a retry is
 // safe (never) or the caller must answer 4xx.
+// Hand-written rather than an SMTP client library: it must write the very bytes the filter received
+// (stuffedSlices sends slices of the message Buffer, no copy), send all recipients or none, pipeline the
+// envelope, and return the server's reply itself, so the filter can pass it back to Postfix unchanged.
+// Measured with `npm run bench -- filtermail` on 2 cores, the filter passes 2894 msg/s at 10 clients for 4 KB
+// messages (47 % of a bare SMTP sink's rate in the same run) and 1734 msg/s for 100 KB; a 28.9 MB message raises
+// its resident memory by about one copy (106 -> 135 MB). See docs/decisions.md, 'Hand-written protocol code'.
 
 import * as net from "node:net";
 import { stuffedSlices } from "./data";
@@ -11,7 +17,7 @@ import { ReplyReader } from "./reply-reader";
 export interface ClientOptions {
   host: string;
   port: number;
-  /** Source address to connect from (the incoming filter uses 127.0.0.2, see relay-daemons.md 8.4). */
+  /** Source address to connect from (the incoming filter uses 127.0.0.2, see docs/relay.md, 'OpenDKIM'). */
   localAddress?: string;
   /** Name sent in EHLO. */
   heloName: string;

@@ -2,6 +2,12 @@
 // size limit) and writing it (dot-stuffing). Only CRLF counts as a line end, on both sides, so that unstuffing
 // and stuffing are exact inverses and no "bare LF" trick can end the message early (SMTP smuggling,
 // CVE-2023-51764 and friends).
+// Hand-written, like the rest of daemons/smtp/: the filter re-injects exactly the bytes it received, so DKIM
+// signatures still verify behind it, and the reader keeps the socket's own chunks instead of copying them, so a
+// message exists once in memory. Measured with `npm run bench -- filtermail` on 2 cores, the filter passes
+// 2894 msg/s at 10 clients for 4 KB messages (47 % of a bare SMTP sink's rate in the same run) and 1734 msg/s
+// for 100 KB; a 28.9 MB message raises its resident memory by about one copy (106 -> 135 MB). See
+// docs/decisions.md, 'Hand-written protocol code'.
 
 const CR = 0x0d;
 const LF = 0x0a;

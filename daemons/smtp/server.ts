@@ -2,6 +2,12 @@
 // sequencing, limits and timeouts; what to do with a sender, a recipient or a message is decided by the
 // handlers, so protocol and policy stay apart. Commands are handled strictly in order, which makes
 // PIPELINING (RFC 2920) safe: while a message is being handed on, later input waits in the buffer.
+// Hand-written rather than an SMTP server library: as a proxy inside Postfix's own session it must keep the
+// message's bytes exact (data.ts), hold each message once as one Buffer, hand the downstream reply back
+// unchanged and bound every line, count and wait, and it needs nothing else of SMTP (no AUTH, no TLS). Measured
+// with `npm run bench -- filtermail` on 2 cores, the filter passes 2894 msg/s at 10 clients for 4 KB messages
+// (47 % of a bare SMTP sink's rate in the same run) and 1734 msg/s for 100 KB; a 28.9 MB message raises its
+// resident memory by about one copy (106 -> 135 MB). See docs/decisions.md, 'Hand-written protocol code'.
 
 import * as net from "node:net";
 import { parseCommand, parsePathArgument } from "./command";
@@ -270,7 +276,8 @@ class Connection {
 
   private handleRcpt(arg: string): void {
     if (!this.envelope) return this.send(reply(503, "5.5.1 Error: need MAIL command"));
-    // All RCPT TO parameters (NOTIFY=, ORCPT=...) are ignored, as upstream does since 1.7.0 (relay-daemons.md 8.2).
+    // All RCPT TO parameters (NOTIFY=, ORCPT=...) are ignored, as upstream's filter does from chatmail/relay
+    // 1.8.0 on (chatmaild/src/chatmaild/filtermail.py: Stalwart sends NOTIFY=DELAY,FAILURE).
     const path = parsePathArgument(arg, "TO");
     if (!path || path.address === "") return this.send(reply(501, "5.5.4 Syntax: RCPT TO:<address>"));
     if (this.envelope.rcptTos.length >= MAX_RECIPIENTS)

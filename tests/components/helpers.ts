@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+import { PROJECT_NAME } from "../../core/config/pulumiYaml";
 
 export interface Recorded {
   type: string;
@@ -82,6 +83,29 @@ export const mocks: pulumi.runtime.Mocks = {
 
 export const isSecretInput = (v: any) =>
   v !== null && typeof v === "object" && v[specialSigKey] === specialSecretSig;
+
+/** Every string in a recorded input that is not inside a secret envelope: what the engine would store in clear. */
+export function clearText(v: any): string[] {
+  if (typeof v === "string") return [v];
+  if (isSecretInput(v)) return [];
+  if (Array.isArray(v)) return v.flatMap(clearText);
+  if (v && typeof v === "object") return Object.values(v).flatMap(clearText);
+  return [];
+}
+
+/**
+ * Runs the stack program itself (index.ts) under the mock runtime, with these settings handed over as
+ * `pulumi up` hands over the stack file: every value as text, the names in `secret` as encrypted values.
+ * Call after setMocks; returns the stack outputs.
+ */
+export async function runProgram(settings: Record<string, string>, secret: readonly string[]) {
+  const key = (name: string) => `${PROJECT_NAME}:${name}`;
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(settings).map(([name, value]) => [key(name), value])),
+    secret.map(key),
+  );
+  return await import("../../index");
+}
 
 /** Strips secret envelopes, for asserting on the plain value. */
 export function plain(v: any): any {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { memoryLogger } from "../../daemons/dictproxy/log";
 import { nodeSha512, sha512Crypt } from "../../daemons/doveauth/crypt";
-import { createDoveauth, splitAndUnescape, startDoveauth } from "../../daemons/doveauth";
+import { Doveauth, splitAndUnescape, startDoveauth } from "../../daemons/doveauth";
 import { creationRefusal } from "../../daemons/doveauth/rules";
 import { requireAddress } from "../../daemons/doveauth/user";
 import type { Service } from "../../daemons/service";
@@ -219,7 +219,9 @@ describe("creationRefusal", () => {
     expect(creationRefusal(base, "abcdefghi@x", "123456789", no)).toBeUndefined();
   });
 
-  // relay-deployment.md section 12: (nocreate file, invite tokens, password) -> created?
+  // The invite-token table of upstream's unreleased PR #600 (chatmail/relay branch invite-only,
+  // chatmaild/src/chatmaild/tests/test_doveauth.py, test_nocreate_file): (nocreate file, invite tokens,
+  // password) -> created?
   it.each([
     [false, ["asdf"], "asdfasdmaimfelsgwerw", true],
     [false, ["asdf"], "z9873240187420913798", false],
@@ -262,11 +264,11 @@ describe("the invite table end to end over the socket", () => {
   });
 });
 
-describe("createDoveauth", () => {
+describe("Doveauth", () => {
   it("can be used without a socket (the core the Lua/HTTP auth of Dovecot 2.4 would call)", async () => {
     const relay = tempRelay();
     relays.push(relay);
-    const core = createDoveauth(relay.config, {
+    const core = new Doveauth(relay.config, {
       nocreateFile: join(relay.dir, "nocreate"),
       log: memoryLogger(),
     });

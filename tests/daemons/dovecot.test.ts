@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildDaemons } from "../../tools/build-daemons";
+import { writeDaemonBundle } from "../../components/assets";
 import {
   preparePaths,
   startDovecot,
@@ -60,7 +60,7 @@ describe("chatmaild with Dovecot", () => {
       `[params]\nmail_domain = ${DOMAIN}\nmailboxes_dir = ${relay.config.mailboxesDir}\nmax_load_1m = 99999\n` +
         `min_available_memory = 0\nmin_free_disk_space = 0\nnotification_url = ${pushUrl}\n`,
     );
-    const bundle = await buildDaemons(join(relay.dir, "chatmaild.js"));
+    const bundle = writeDaemonBundle(join(relay.dir, "chatmaild.js"));
     // umask 000: Dovecot's auth and mail processes (other users) must be able to connect to the sockets.
     daemons = spawn(
       "/bin/sh",
@@ -90,7 +90,7 @@ describe("chatmaild with Dovecot", () => {
     await waitFor(() => (daemonLog.match(/ started/g) ?? []).length === 3, "chatmaild services started");
     imapPort = await freePort();
     lmtpPort = await freePort();
-    dovecotConf = writeDovecotConfig(paths, imapPort, lmtpPort);
+    dovecotConf = writeDovecotConfig(paths, relay.config, imapPort, lmtpPort);
     startDovecot(dovecotConf, join(relay.dir, "dovecot.log"));
     await waitFor(() => existsSync(join(paths.runDir, "dovecot", "master.pid")), "dovecot master.pid");
   });

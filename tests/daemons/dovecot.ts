@@ -1,11 +1,14 @@
 // A real Dovecot (Debian's dovecot-core/imapd/lmtpd) started without systemd in a temp dir, wired to our dict
 // daemons the way the relay wires them: passdb/userdb through doveauth, IMAP METADATA through chatmail-metadata,
-// last_login through lastlogin, and a Lua push hook in LMTP. Mail processes run as `nobody` (the test machine has
-// no vmail user; doveauth answers uid/gid 65534 through --mail-user), so the daemons run as nobody too and own
-// the mailboxes.
+// last_login through lastlogin, and in LMTP the relay's own Lua push hook, rendered by the plan. Mail processes
+// run as `nobody` (the test machine has no vmail user; doveauth answers uid/gid 65534 through --mail-user), so
+// the daemons run as nobody too and own the mailboxes.
 import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { RelayConfig } from "../../core/config/options";
+import { planRelay } from "../../core/plan";
+import { testAssets, text } from "../plan/helpers";
 
 export const NOBODY_UID = 65534;
 export const NOGROUP_GID = 65534;
@@ -19,27 +22,20 @@ export interface DovecotPaths {
   lastloginSocket: string;
 }
 
-/** The LMTP push hook: on each new message not sent by the recipient, set /private/messagenew on its mailbox. */
-const PUSH_LUA = `-- Push hook for tests: mirrors what the relay installs as /etc/dovecot/push_notification.lua.
-function dovecot_lua_notify_begin_txn(user)
-  return user
-end
+/**
+ * The LMTP push hook exactly as the relay installs it: the plan's /etc/dovecot/push_notification.lua for this
+ * relay's config, rendered from templates/dovecot/push_notification.lua.njk.
+ */
+export function pushHook(config: RelayConfig): string {
+  return text(planRelay(config, testAssets()), "/etc/dovecot/push_notification.lua");
+}
 
-function dovecot_lua_notify_event_message_new(user, event)
-  local mbox = user:mailbox(event.mailbox)
-  mbox:sync()
-  -- A copy the user sent to themselves wakes no device.
-  if not string.find(string.lower(event.from or ""), string.lower(user.username), 1, true) then
-    mbox:metadata_set("/private/messagenew", "")
-  end
-  mbox:free()
-end
-
-function dovecot_lua_notify_end_txn(ctx)
-end
-`;
-
-export function writeDovecotConfig(p: DovecotPaths, imapPort: number, lmtpPort: number): string {
+export function writeDovecotConfig(
+  p: DovecotPaths,
+  config: RelayConfig,
+  imapPort: number,
+  lmtpPort: number,
+): string {
   const etc = join(p.root, "etc");
   mkdirSync(etc, { recursive: true });
   writeFileSync(
@@ -54,7 +50,7 @@ export function writeDovecotConfig(p: DovecotPaths, imapPort: number, lmtpPort: 
       "",
     ].join("\n"),
   );
-  writeFileSync(join(etc, "push_notification.lua"), PUSH_LUA);
+  writeFileSync(join(etc, "push_notification.lua"), pushHook(config));
   const conf = `
 base_dir = ${p.runDir}/dovecot
 state_dir = ${p.root}/state

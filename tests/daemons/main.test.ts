@@ -2,17 +2,29 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseArgs, UsageError } from "../../daemons/main";
-import { SERVICES } from "../../daemons/paths";
-import { buildDaemons } from "../../tools/build-daemons";
+import { writeDaemonBundle } from "../../components/assets";
+import { SERVICES } from "../../core/server";
+import { parseInvocation, UsageError } from "../../daemons/main";
 import { converse, DOMAIN, freePort, tempRelay, type TempRelay } from "./helpers";
 
-describe("parseArgs", () => {
+describe("parseInvocation", () => {
   it("reads the ini path, services and socket options", () => {
-    const inv = parseArgs(["/x.ini", "doveauth", "metadata", "--doveauth-socket", "/tmp/a.sock"]);
+    const inv = parseInvocation(["/x.ini", "doveauth", "metadata", "--doveauth-socket", "/tmp/a.sock"]);
     expect(inv.commands).toEqual(["doveauth", "metadata"]);
-    expect(inv.options["--doveauth-socket"]).toBe("/tmp/a.sock");
-    expect(inv.options["--metadata-socket"]).toBe("/run/chatmail-metadata/metadata.socket");
+    expect(inv.values["doveauth-socket"]).toBe("/tmp/a.sock");
+    expect(inv.values["metadata-socket"]).toBe("/run/chatmail-metadata/metadata.socket");
+  });
+
+  it("reads the one-shot flags; --legacy-metrics takes the absolute path after it", () => {
+    const expire = parseInvocation(["/x.ini", "expire", "--dry-run", "-v", "--maxnum", "5"]);
+    expect(expire).toMatchObject({ commands: ["expire"], values: { "dry-run": true, v: true, maxnum: "5" } });
+    const report = parseInvocation(["/x.ini", "fsreport", "--legacy-metrics", "/tmp/m", "--days", "-1"]);
+    expect(report).toMatchObject({
+      commands: ["fsreport"],
+      legacyMetricsFile: "/tmp/m",
+      values: { days: "-1" },
+    });
+    expect(parseInvocation(["/x.ini", "fsreport", "--legacy-metrics"]).legacyMetricsFile).toBeUndefined();
   });
 
   it.each([
@@ -22,9 +34,14 @@ describe("parseArgs", () => {
     [["/x.ini", "doveauth", "--nope"], "unknown option --nope"],
     [["/x.ini", "doveauth", "expire"], "expire must be the only command"],
     [["/x.ini", "doveauth", "--doveauth-socket"], "--doveauth-socket: needs a value"],
+    [["/x.ini", "expire", "--dry-run=yes"], "unknown option --dry-run=yes"],
+    [["/x.ini", "expire", "--v"], "unknown option --v"],
+    [["/x.ini", "expire", "-vv"], "unknown option -vv"],
+    [["/x.ini", "doveauth", "--"], "unknown option --"],
+    [["--dry-run", "/x.ini", "expire"], "first argument"],
   ])("rejects %j with a message naming the problem", (argv, message) => {
-    expect(() => parseArgs(argv)).toThrow(UsageError);
-    expect(() => parseArgs(argv)).toThrow(message);
+    expect(() => parseInvocation(argv)).toThrow(UsageError);
+    expect(() => parseInvocation(argv)).toThrow(message);
   });
 });
 
@@ -35,7 +52,7 @@ describe("the bundled chatmaild.js", () => {
 
   beforeAll(async () => {
     relay = tempRelay();
-    bundle = await buildDaemons(join(relay.dir, "chatmaild.js"));
+    bundle = writeDaemonBundle(join(relay.dir, "chatmaild.js"));
     ini = join(relay.dir, "chatmail.ini");
     writeFileSync(
       ini,
@@ -113,7 +130,7 @@ describe("the bundled chatmaild.js", () => {
   });
 
   it("builds byte-identical bundles from the same sources", async () => {
-    const again = await buildDaemons(join(relay.dir, "again", "chatmaild.js"));
+    const again = writeDaemonBundle(join(relay.dir, "again", "chatmaild.js"));
     expect(readFileSync(again).equals(readFileSync(bundle))).toBe(true);
   });
 

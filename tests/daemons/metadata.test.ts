@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { memoryLogger } from "../../daemons/dictproxy/log";
 import { startMetadata, turnCredentials, type MetadataService } from "../../daemons/metadata";
-import { createNotifier, createQueueItem, readQueueItem } from "../../daemons/metadata/notifier";
-import { createTokenStore } from "../../daemons/metadata/tokens";
+import { createQueueItem, Notifier, readQueueItem } from "../../daemons/metadata/notifier";
+import { TokenStore } from "../../daemons/metadata/tokens";
 import { converse, DictClient, DOMAIN, tempRelay, type TempRelay } from "./helpers";
 
 const ADDR = `user1234x@${DOMAIN}`;
@@ -148,10 +148,10 @@ describe("push notifications", () => {
     cleanups.push(push.close);
     const relay = tempRelay();
     cleanups.push(() => relay.cleanup());
-    const tokens = createTokenStore(relay.config.mailboxesDir, memoryLogger());
+    const tokens = new TokenStore(relay.config.mailboxesDir, memoryLogger());
     await tokens.add(ADDR, "tok-net");
     let calls = 0;
-    const notifier = createNotifier({
+    const notifier = new Notifier({
       queueDir: queueDir(relay),
       notificationUrl: push.url,
       tokens,
@@ -221,8 +221,8 @@ describe("token store", () => {
   it("shares tokens between instances on the same directory and removes missing tokens quietly", async () => {
     const relay = tempRelay();
     cleanups.push(() => relay.cleanup());
-    const a = createTokenStore(relay.config.mailboxesDir, memoryLogger());
-    const b = createTokenStore(relay.config.mailboxesDir, memoryLogger());
+    const a = new TokenStore(relay.config.mailboxesDir, memoryLogger());
+    const b = new TokenStore(relay.config.mailboxesDir, memoryLogger());
     await a.add(ADDR, "t1");
     expect(await b.get(ADDR)).toEqual(["t1"]);
     await b.remove(ADDR, "never-set");
@@ -234,7 +234,7 @@ describe("token store", () => {
     const relay = tempRelay();
     cleanups.push(() => relay.cleanup());
     let now = 1_700_000_000;
-    const store = createTokenStore(relay.config.mailboxesDir, memoryLogger(), () => now);
+    const store = new TokenStore(relay.config.mailboxesDir, memoryLogger(), () => now);
     await store.add(ADDR, "old");
     now += 80 * 86400;
     await store.add(ADDR, "new");
@@ -248,7 +248,7 @@ describe("token store", () => {
     const relay = tempRelay();
     cleanups.push(() => relay.cleanup());
     const log = memoryLogger();
-    const store = createTokenStore(relay.config.mailboxesDir, log);
+    const store = new TokenStore(relay.config.mailboxesDir, log);
     mkdirSync(join(relay.config.mailboxesDir, ADDR));
     const file = join(relay.config.mailboxesDir, ADDR, "metadata.json");
     writeFileSync(file, JSON.stringify({ devicetoken: ["l1", "l2"] }));

@@ -1,12 +1,13 @@
 // Socket-level helpers for the filtermail tests: a recording SMTP sink standing in for Postfix's reinjection
 // listener, a raw line-oriented SMTP client, and a filter started on free loopback ports.
 import * as net from "node:net";
-import { parseChatmailIni } from "../../core/config/ini";
+import * as tls from "node:tls";
 import {
   startFiltermail,
   type FiltermailConfig,
   type FiltermailOptions,
 } from "../../daemons/filtermail/index";
+import { parseDaemonConfig } from "../../daemons/config";
 import { reply, type Reply } from "../../daemons/smtp/reply";
 import { ReplyReader } from "../../daemons/smtp/reply-reader";
 import { startSmtpServer, type Envelope } from "../../daemons/smtp/server";
@@ -52,7 +53,7 @@ export async function startSink(
 }
 
 export function testConfig(ini = ""): FiltermailConfig {
-  return parseChatmailIni(`[params]\nmail_domain = chat.example.org\n${ini}`).config;
+  return parseDaemonConfig(`[params]\nmail_domain = chat.example.org\n${ini}`).config;
 }
 
 export async function startFilter(
@@ -76,7 +77,11 @@ export class RawClient {
   private waiters: ((r: Reply | undefined) => void)[] = [];
   closed = false;
 
-  private constructor(readonly socket: net.Socket) {
+  private constructor(private socket: net.Socket) {
+    this.listen(socket);
+  }
+
+  private listen(socket: net.Socket): void {
     socket.on("data", (c: Buffer) => {
       for (const r of this.reader.push(c)) {
         const w = this.waiters.shift();
@@ -89,6 +94,28 @@ export class RawClient {
       this.closed = true;
       for (const w of this.waiters.splice(0)) w(undefined);
     });
+  }
+
+  /** STARTTLS, then TLS on the same connection (any certificate: the test servers' are self-signed). */
+  async startTls(): Promise<string> {
+    const answer = await this.command("STARTTLS");
+    if (!answer.startsWith("220")) return answer;
+    const plain = this.socket;
+    plain.removeAllListeners("data");
+    plain.removeAllListeners("close");
+    const secure = tls.connect({ socket: plain, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once("secureConnect", resolve);
+      secure.once("error", reject);
+    });
+    this.socket = secure;
+    this.listen(secure);
+    return answer;
+  }
+
+  /** AUTH PLAIN with `user` as login; returns the reply. */
+  authPlain(user: string, password: string): Promise<string> {
+    return this.command(`AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`).toString("base64")}`);
   }
 
   static async connect(port: number): Promise<RawClient> {

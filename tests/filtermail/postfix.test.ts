@@ -1,13 +1,19 @@
-// filtermail behind a real Postfix (Debian's package), started without systemd in a temp dir on loopback high
-// ports: smtpd with smtpd_proxy_filter -> filtermail -> reinjection smtpd -> queue -> smtp client -> a
-// recording sink that stands for the next hop. Fails (does not skip) when postfix is not installed.
+// filtermail behind a real Postfix (Debian's package) that runs the relay's own main.cf and master.cf, as the
+// plan renders them, started without systemd in a temp dir on loopback high ports: smtpd with
+// smtpd_proxy_filter -> filtermail -> reinjection smtpd -> queue -> smtp client -> a recording sink that stands
+// for the next hop. What differs from the server is listed in mainCfOverrides and testMasterCf; Dovecot's SASL
+// service has a stand-in, so submission takes STARTTLS and AUTH as on the server. Fails (does not skip) when
+// postfix is not installed.
 import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { planRelay } from "../../core/plan";
 import type { FiltermailService } from "../../daemons/filtermail/index";
-import { closedPort, RawClient, startFilter, startSink, testConfig, type Sink } from "./harness";
+import { configFor, testAssets, testCertificate, text as planned, writeTree } from "../plan/helpers";
+import { closedPort, RawClient, startFilter, startSink, type Sink } from "./harness";
 import { sample } from "./samples";
 
 const ALICE = "alice@chat.example.org";
@@ -18,14 +24,20 @@ const DEADLINE_MS = 30_000;
 
 let root: string;
 let sink: Sink;
+let sasl: Server | undefined;
 const services: FiltermailService[] = [];
 const ports: Record<string, number> = {};
 
 function postfix(...args: string[]): string {
-  return execFileSync("/usr/sbin/postfix", ["-c", join(root, "etc"), ...args], {
-    encoding: "utf8",
-    stdio: "pipe",
-  });
+  try {
+    return execFileSync("/usr/sbin/postfix", ["-c", join(root, "etc/postfix"), ...args], {
+      encoding: "utf8",
+      stdio: "pipe",
+    });
+  } catch (err) {
+    const { stderr } = err as { stderr?: string };
+    throw new Error(`postfix ${args.join(" ")} failed:\n${stderr ?? ""}\npostfix log:\n${maillog()}`);
+  }
 }
 
 async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
@@ -55,96 +67,176 @@ async function canConnect(port: number): Promise<true | undefined> {
   }
 }
 
+// What differs from the server's Postfix, all of it (the rest is the files `pulumi up` installs):
+// - main.cf: the settings of mainCfOverrides;
+// - both files: /etc/postfix/ (the lookup tables) is root/etc/postfix/;
+// - master.cf (testMasterCf): the public listeners on loopback ports, chroot off, an added broken submission.
+// The relay config gives the filter and reinjection ports and a test certificate, so those lines stay as
+// rendered; Dovecot's SASL socket has a stand-in (startSaslStandIn).
+
+/**
+ * main.cf settings that must differ on the test machine: each replaces the rendered line of that name (or is
+ * added, for the Debian defaults that main.cf does not set).
+ */
+function mainCfOverrides(): Record<string, string> {
+  return {
+    // Paths: a queue, data directory and log of the test's own instead of Debian's under /var.
+    queue_directory: `${root}/spool`,
+    data_directory: `${root}/data`,
+    maillog_file: `${root}/postfix.log`,
+    maillog_file_prefixes: root,
+    // The next hops: the recording sink stands for Dovecot's LMTP socket (mail for the relay's domain) and for
+    // other relays (found by MX lookup on the server, which the test machine cannot do), and offers no TLS.
+    virtual_transport: `smtp:[127.0.0.1]:${sink.port}`,
+    default_transport: `smtp:[127.0.0.1]:${sink.port}`,
+    smtp_tls_security_level: "may",
+    // No OpenDKIM runs here: mail passes its missing milter socket instead of being deferred.
+    milter_default_action: "accept",
+  };
+}
+
+/** The public listeners of master.cf (ports 25, 587, 465 on the server), moved to free loopback ports. */
+function listeners(): Record<string, string> {
+  return {
+    smtp: `127.0.0.1:${ports.mx}`,
+    submission: `127.0.0.1:${ports.submission}`,
+    smtps: `127.0.0.1:${ports.smtps}`,
+  };
+}
+
+/** A master.cf service line split into its fields, or undefined for comments and `-o` continuation lines. */
+const serviceFields = (line: string) => (/^[^\s#]/.test(line) ? line.split(/\s+/) : undefined);
+
+/**
+ * The relay's master.cf with the overrides the test machine needs: the public listeners on loopback ports,
+ * chroot off for every service (the test's queue directory is no chroot jail with copies of /etc and the
+ * libraries), and a second submission service whose filter cannot reinject.
+ */
+function testMasterCf(rendered: string, brokenFilterPort: number): string {
+  const moved = listeners();
+  const lines = rendered.split("\n").map((line) => {
+    const fields = serviceFields(line);
+    if (!fields) return line;
+    if (fields[1] === "inet" && fields[0] in moved) fields[0] = moved[fields[0]];
+    fields[4] = "n";
+    return fields.join(" ");
+  });
+  const serviceAt = (address: string) => lines.findIndex((l) => l.startsWith(`${address} inet `));
+  for (const [name, address] of Object.entries(moved))
+    expect(serviceAt(address), `master.cf has no ${name} inet service`).toBeGreaterThanOrEqual(0);
+  // The submission service as rendered, on another port and with the broken filter.
+  const start = serviceAt(moved.submission);
+  let end = start + 1;
+  while (end < lines.length && /^\s/.test(lines[end])) end++;
+  const submission = lines.slice(start, end).join("\n");
+  const broken = submission
+    .replace(moved.submission, `127.0.0.1:${ports.submissionBroken}`)
+    .replace(/smtpd_proxy_filter=\S+/, `smtpd_proxy_filter=127.0.0.1:${brokenFilterPort}`)
+    .replace("syslog_name=postfix/submission", "syslog_name=postfix/submission_broken");
+  expect(broken).toContain(`smtpd_proxy_filter=127.0.0.1:${brokenFilterPort}`);
+  return `${lines.join("\n")}${broken}\n`;
+}
+
+function testMainCf(rendered: string): string {
+  const overrides = mainCfOverrides();
+  const kept = rendered.split("\n").filter((line) => !(line.split(/\s*=/)[0] in overrides));
+  return [
+    ...kept,
+    "# Test machine overrides (tests/filtermail/postfix.test.ts):",
+    ...Object.entries(overrides).map(([k, v]) => `${k} = ${v}`),
+    "",
+  ].join("\n");
+}
+
+/**
+ * Dovecot's SASL service as Postfix's submission services use it (private/auth in the queue directory), standing
+ * in for Dovecot: it accepts every PLAIN login and names the login as the user, which reject_sender_login_mismatch
+ * then compares with the envelope sender.
+ */
+async function startSaslStandIn(path: string): Promise<Server> {
+  const server = createServer((conn) => {
+    conn.write(
+      `VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t${process.pid}\nCUID\t1\nCOOKIE\t${"0".repeat(32)}\nDONE\n`,
+    );
+    let buffer = "";
+    conn.on("data", (chunk) => {
+      buffer += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const [command, id, , ...params] = buffer.slice(0, nl).split("\t");
+        buffer = buffer.slice(nl + 1);
+        if (command !== "AUTH") continue;
+        // Postfix sends the PLAIN response with the AUTH command (the client gave it with AUTH PLAIN).
+        const resp = params.find((p) => p.startsWith("resp="));
+        if (!resp) {
+          conn.write(`FAIL\t${id}\n`);
+          continue;
+        }
+        const [, login] = Buffer.from(resp.slice(5), "base64").toString("utf8").split("\0");
+        conn.write(`OK\t${id}\tuser=${login}\n`);
+      }
+    });
+    conn.on("error", () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  chmodSync(path, 0o666);
+  return server;
+}
+
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "fm-postfix-"));
   chmodSync(root, 0o755);
-  mkdirSync(join(root, "etc"));
   mkdirSync(join(root, "vmail", BOB), { recursive: true });
   writeFileSync(join(root, "vmail", BOB, "enforceE2EEincoming"), "");
   sink = await startSink();
-  for (const name of ["submission", "submissionBroken", "mx", "reinject", "reinjectIncoming"])
+  for (const name of [
+    "submission",
+    "submissionBroken",
+    "smtps",
+    "mx",
+    "filter",
+    "filterIncoming",
+    "reinject",
+    "reinjectIncoming",
+  ])
     ports[name] = await closedPort();
 
-  const config = {
-    ...testConfig("max_user_send_burst_size = 3\n"),
-    mailboxesDir: join(root, "vmail"),
-  };
+  // One relay config for the plan and the filters: the plan wires Postfix to the filters' and the reinjection
+  // ports exactly as on the server.
+  const { cert, key } = testCertificate(root);
+  const config = configFor({
+    mailboxes_dir: join(root, "vmail"),
+    max_user_send_burst_size: "3",
+    filtermail_smtp_port: String(ports.filter),
+    filtermail_smtp_port_incoming: String(ports.filterIncoming),
+    postfix_reinject_port: String(ports.reinject),
+    postfix_reinject_port_incoming: String(ports.reinjectIncoming),
+    tls_external_cert_and_key: `${cert} ${key}`,
+  });
   const quiet = { idleTimeoutMs: 60_000 };
-  const outgoing = await startFilter(config, "outgoing", { ...quiet, downstreamPort: ports.reinject });
+  const outgoing = await startFilter(config, "outgoing", { ...quiet, listenPort: config.filtermailSmtpPort });
   const incoming = await startFilter(config, "incoming", {
     ...quiet,
-    downstreamPort: ports.reinjectIncoming,
+    listenPort: config.filtermailSmtpPortIncoming,
   });
   // A filter whose reinjection target is down, to see what the client is told.
   const broken = await startFilter(config, "outgoing", { ...quiet, downstreamPort: await closedPort() });
   services.push(outgoing.service, incoming.service, broken.service);
 
+  // The relay's Postfix files as the plan renders them, under root/etc/postfix instead of /etc/postfix.
+  const plan = planRelay(config, testAssets());
+  writeTree(plan, root, (p) => p.startsWith("/etc/postfix/"));
+  const etc = (text: string) => text.split("/etc/postfix/").join(`${root}/etc/postfix/`);
+  writeFileSync(join(root, "etc/postfix/main.cf"), testMainCf(etc(planned(plan, "/etc/postfix/main.cf"))));
   writeFileSync(
-    join(root, "etc", "main.cf"),
-    [
-      "compatibility_level = 3.6",
-      `queue_directory = ${root}/spool`,
-      `data_directory = ${root}/data`,
-      `maillog_file = ${root}/postfix.log`,
-      `maillog_file_prefixes = ${root}`,
-      "myhostname = chat.example.org",
-      "mydomain = chat.example.org",
-      "myorigin = chat.example.org",
-      "mydestination =",
-      "inet_interfaces = 127.0.0.1",
-      "inet_protocols = ipv4",
-      "mynetworks = 127.0.0.0/8",
-      "alias_maps =",
-      "alias_database =",
-      "local_recipient_maps =",
-      "relay_domains = chat.example.org",
-      "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
-      "smtputf8_enable = yes",
-      `message_size_limit = ${config.maxMessageSize}`,
-      // Every mail leaves through the smtp client to the recording sink.
-      `default_transport = smtp:[127.0.0.1]:${sink.port}`,
-      `relay_transport = smtp:[127.0.0.1]:${sink.port}`,
-      "smtp_tls_security_level = none",
-      "smtp_dns_support_level = disabled",
-      "",
-    ].join("\n"),
+    join(root, "etc/postfix/master.cf"),
+    testMasterCf(etc(planned(plan, "/etc/postfix/master.cf")), broken.service.port),
   );
-  const proxied = (addrPort: number, filterPort: number, name: string) =>
-    `127.0.0.1:${addrPort} inet n - n - - smtpd\n  -o syslog_name=postfix/${name}\n  -o smtpd_proxy_filter=127.0.0.1:${filterPort}\n`;
-  writeFileSync(
-    join(root, "etc", "master.cf"),
-    [
-      proxied(ports.submission, outgoing.service.port, "submission"),
-      proxied(ports.submissionBroken, broken.service.port, "submission_broken"),
-      proxied(ports.mx, incoming.service.port, "smtpd_incoming"),
-      `127.0.0.1:${ports.reinject} inet n - n - 10 smtpd\n  -o syslog_name=postfix/reinject\n`,
-      `127.0.0.1:${ports.reinjectIncoming} inet n - n - 10 smtpd\n  -o syslog_name=postfix/reinject_incoming\n`,
-      "pickup unix n - n 60 1 pickup",
-      "cleanup unix n - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
-      "bounce unix - - n - 0 bounce",
-      "defer unix - - n - 0 bounce",
-      "trace unix - - n - 0 bounce",
-      "verify unix - - n - 1 verify",
-      "flush unix n - n 1000? 0 flush",
-      "proxymap unix - - n - - proxymap",
-      "smtp unix - - n - - smtp",
-      "relay unix - - n - - smtp",
-      "showq unix n - n - - showq",
-      "error unix - - n - - error",
-      "retry unix - - n - - error",
-      "discard unix - - n - - discard",
-      "local unix - n n - - local",
-      "anvil unix - - n - 1 anvil",
-      "scache unix - - n - 1 scache",
-      "postlog unix-dgram n - n - 1 postlogd",
-      "",
-    ].join("\n"),
-  );
-  mkdirSync(join(root, "spool"));
+  mkdirSync(join(root, "spool/private"), { recursive: true });
   mkdirSync(join(root, "data"));
-  execFileSync("chown", ["postfix", join(root, "data")]);
+  // Owned by postfix, as Postfix's own startup check wants them (it refuses to start otherwise).
+  execFileSync("chown", ["postfix", join(root, "data"), join(root, "spool/private")]);
+  sasl = await startSaslStandIn(join(root, "spool/private/auth"));
   postfix("check");
   postfix("start");
   await waitFor("postfix submission listener", () => canConnect(ports.submission));
@@ -158,11 +250,14 @@ afterAll(async () => {
   }
   for (const s of services) await s.close();
   await sink?.close();
+  await new Promise((r) => (sasl ? sasl.close(r) : r(undefined)));
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
 function queue(): string {
-  return execFileSync("/usr/sbin/postqueue", ["-c", join(root, "etc"), "-j"], { encoding: "utf8" }).trim();
+  return execFileSync("/usr/sbin/postqueue", ["-c", join(root, "etc/postfix"), "-j"], {
+    encoding: "utf8",
+  }).trim();
 }
 
 /** The sink's count once mail queued by earlier tests has been delivered, so a test counts only its own. */
@@ -171,10 +266,20 @@ async function settledDeliveries(): Promise<number> {
   return sink.delivered.length;
 }
 
+/** Sends one message; on the submission ports (not MX) as a client does: STARTTLS, then login as `from`. */
 async function submit(port: number, from: string, to: string[], message: Buffer): Promise<string> {
   const c = await RawClient.connect(port);
   try {
-    return await c.sendMail(from, to, message);
+    if (port === ports.mx) return await c.sendMail(from, to, message);
+    const greeting = await c.next();
+    if (!greeting.startsWith("220")) return greeting;
+    await c.command("EHLO client.test");
+    const tls = await c.startTls();
+    if (!tls.startsWith("220")) return tls;
+    await c.command("EHLO client.test");
+    const auth = await c.authPlain(from, "any password");
+    if (!auth.startsWith("235")) return auth;
+    return await c.transaction(from, to, message);
   } finally {
     c.close();
   }

@@ -1,10 +1,12 @@
-// Test helpers: the shared mail-data samples (relay-daemons.md 8.7) filled in and sent as SMTP would carry
-// them, with CRLF line ends, plus a policy for the pure verdict function.
+// Test helpers: the mail-data samples (chatmail/relay 1.7.0, chatmaild/src/chatmaild/tests/mail-data/; their
+// verdicts in mail-data/README.md) filled in and sent as SMTP would carry them, with CRLF line ends, plus a
+// policy for the pure verdict function.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { VerdictPolicy } from "../../daemons/filtermail/verdict";
 
-// Copied from ../shared/mail-data (upstream chatmaild test data) so the repository is self-contained.
+// Copied unchanged from chatmail/relay 1.7.0, chatmaild/src/chatmaild/tests/mail-data/, so the repository is
+// self-contained.
 export const MAIL_DATA_DIR = join(__dirname, "mail-data");
 
 export const SAMPLE_NAMES = [

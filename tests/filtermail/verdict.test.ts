@@ -15,8 +15,8 @@ function verdictText(direction: Direction, name: SampleName, opts: { enforcing?:
 
 const REFUSED = "523 Encryption Needed: Invalid Unencrypted Mail";
 
-// relay-daemons.md 8.7 and the mail-data README: every sample in both directions. Incoming, Bob's mailbox
-// has the enforceE2EEincoming marker (as doveauth creates it for every new account).
+// The mail-data README's verdicts (docs/daemons.md, 'Encryption filter'): every sample in both directions.
+// Incoming, Bob's mailbox has the enforceE2EEincoming marker (as doveauth creates it for every new account).
 describe("decide on the mail-data samples", () => {
   it.each<[SampleName, string, string]>([
     ["encrypted", "accept", "accept"],
@@ -200,7 +200,7 @@ describe("decide: incoming recipients", () => {
 });
 
 describe("decide: log lines for mtail", () => {
-  it("logs the contract lines of relay-daemons.md 8.6", () => {
+  it("logs the contract lines for mtail (docs/daemons.md, 'Log lines')", () => {
     const log = (d: Direction, name: SampleName, rcpt = BOB) => {
       const from = name === "mailer-daemon" ? "MAILER-DAEMON@example.org" : ALICE;
       return decide(

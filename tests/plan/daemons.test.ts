@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PATHS } from "../../core/plan/facts";
-import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../daemons/paths";
+import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../core/server";
 import { planFor, text } from "./helpers";
 
 const run = `${PATHS.node} ${CHATMAILD_NODE_FLAGS.join(" ")} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;

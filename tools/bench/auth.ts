@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { connect, createServer, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../daemons/paths";
+import { writeDaemonBundle } from "../../components/assets";
+import { CHATMAILD_NODE_FLAGS, SERVICES, type ServiceName } from "../../core/server";
 import { WORKER_IDLE_MS } from "../../daemons/doveauth/hashpool";
-import { buildDaemons } from "../build-daemons";
 
 const DOMAIN = "bench.example.org";
 const LOOKUP_SECONDS = 5;
@@ -33,6 +33,22 @@ export function memoryMb(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+/** Runs `work` while sampling a process's RSS every `intervalMs`; returns the highest sample in MB. */
+export async function peakDuring(
+  pid: number,
+  work: () => Promise<unknown>,
+  intervalMs = 50,
+): Promise<number> {
+  let peak = memoryMb(pid).rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, memoryMb(pid).rss)), intervalMs);
+  try {
+    await work();
+  } finally {
+    clearInterval(sampler);
+  }
+  return Math.max(peak, memoryMb(pid).rss);
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far. */
@@ -81,7 +97,8 @@ export const passdb = (user: string) => `Lshared/passdb/${PASSWORD}"${user}\t${u
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
 
-/** The bundled chatmaild.js running all six services in one process, as chatmaild.service runs it. */
+/** The bundled chatmaild.js (the bundle the relay ships), by default running all six services in one process as
+ * chatmaild.service runs it. */
 export interface Chatmaild {
   child: ChildProcess;
   socket: string;
@@ -90,8 +107,13 @@ export interface Chatmaild {
   stop(): Promise<void>;
 }
 
-/** Starts the bundle in `dir` with a chatmail.ini of its own plus `iniLines`; resolves once all six started. */
-export async function startChatmaild(dir: string, domain: string, iniLines = ""): Promise<Chatmaild> {
+/** Starts the bundle in `dir` with a chatmail.ini of its own plus `iniLines`; resolves once `services` started. */
+export async function startChatmaild(
+  dir: string,
+  domain: string,
+  iniLines = "",
+  services: readonly ServiceName[] = SERVICES,
+): Promise<Chatmaild> {
   const mailboxesDir = join(dir, "vmail");
   mkdirSync(mailboxesDir);
   const socket = join(dir, "doveauth.socket");
@@ -103,14 +125,14 @@ export async function startChatmaild(dir: string, domain: string, iniLines = "")
       `min_free_disk_space = 0\nfiltermail_smtp_port = ${filtermailSmtpPort}\nfiltermail_smtp_port_incoming = ${await freePort()}\n` +
       `new_account_port = ${await freePort()}\n${iniLines}`,
   );
-  const bundle = await buildDaemons(join(dir, "chatmaild.js"));
+  const bundle = writeDaemonBundle(join(dir, "chatmaild.js"));
   const child = spawn(
     process.execPath,
     [
       ...CHATMAILD_NODE_FLAGS,
       bundle,
       ini,
-      ...SERVICES,
+      ...services,
       "--doveauth-socket",
       socket,
       "--metadata-socket",
@@ -128,7 +150,7 @@ export async function startChatmaild(dir: string, domain: string, iniLines = "")
     child.kill("SIGTERM");
     if (child.exitCode === null) await new Promise((r) => child.once("exit", r));
   };
-  while ((log.match(/ started/g) ?? []).length < 6) {
+  while ((log.match(/ started/g) ?? []).length < services.length) {
     if (child.exitCode !== null) throw new Error(`chatmaild exited: ${log}`);
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -1,99 +1,44 @@
 // `npm run bench -- filtermail`: throughput and latency of the outgoing filter in front of a fast SMTP sink,
 // next to the sink alone (the ceiling), for 4 KB and 100 KB OpenPGP-encrypted messages at 1, 10 and 50
 // concurrent clients; plus the filter's resident memory idle, at peak, and while passing one 30 MB message.
-// The filter and the sink each run as their own plain-Node process from an esbuild bundle (as on the server);
-// this process only generates load. Clients keep their connection and send MAIL, RCPT, DATA one step at a time;
-// one row per size opens a fresh connection per message, as Postfix's smtpd_proxy_filter client does.
+// The filter is the daemon bundle the relay ships, running filtermail-outgoing alone with the unit's node flags;
+// the sink (tools/smtp-sink.ts) is a process of its own too; this process only generates load. Clients keep their
+// connection and send MAIL, RCPT, DATA one step at a time; one row per size opens a fresh connection per message,
+// as Postfix's smtpd_proxy_filter client does.
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CHATMAILD_NODE_FLAGS } from "../../daemons/paths";
-import { build } from "esbuild";
 import * as openpgp from "openpgp";
 import { stuffedSlices } from "../../daemons/smtp/data";
 import { ReplyReader } from "../../daemons/smtp/reply-reader";
+import { memoryMb, peakDuring, startChatmaild } from "./auth";
 
-const ROOT = join(__dirname, "..", "..");
 const RUN_MS = 3000;
 const WARMUP_MS = 500;
 const CONCURRENCY = [1, 10, 50];
 export const SENDER = "bench@chat.example.org";
 const RECIPIENT = "bob@chat.example.org";
+/** RSS samples of the filter while a load runs. */
+const SAMPLE_MS = 10;
 
-// The child programs, bundled from source text so that no extra file is needed in the repository.
-export const SINK_SOURCE = `
-import { startSmtpServer } from "./daemons/smtp/server";
-import { reply } from "./daemons/smtp/reply";
-const ok = reply(250, "2.0.0 Ok: queued");
-startSmtpServer(
-  { host: "127.0.0.1", port: 0, name: "sink", maxMessageBytes: 64 << 20, idleTimeoutMs: 60000, maxConnections: 100000, log: () => undefined },
-  { onMailFrom: () => undefined, onData: async () => ok },
-).then((s) => process.send!({ port: s.port }));
-`;
-const FILTER_SOURCE = `
-import { startFiltermail } from "./daemons/filtermail/index";
-const downstreamPort = Number(process.argv[2]);
-const config = {
-  mailDomain: "chat.example.org", mailboxesDir: "/nonexistent", maxMessageSize: 31457280,
-  // The rate limit is not what is measured: one sender sends everything here.
-  maxUserSendPerMinute: 1e9, maxUserSendBurstSize: 1e9,
-  passthroughSenders: [], passthroughRecipients: [],
-  filtermailSmtpPort: 0, filtermailSmtpPortIncoming: 0, postfixReinjectPort: downstreamPort, postfixReinjectPortIncoming: 0,
-};
-let peak = 0;
-setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 10);
-startFiltermail(config, "outgoing", { listenPort: 0 }).then((s) => {
-  process.send!({ port: s.port, rss: process.memoryUsage.rss() });
-  process.on("message", (m) => {
-    if (m === "rss") { const rss = process.memoryUsage.rss(); process.send!({ rss, peak: Math.max(peak, rss) }); peak = 0; }
-  });
-});
-`;
-
-interface Child {
+export interface Sink {
   proc: ChildProcess;
   port: number;
-  rss: number;
 }
 
-export async function startChild(
-  dir: string,
-  name: string,
-  source: string,
-  args: string[],
-  nodeFlags: readonly string[] = [],
-): Promise<Child> {
-  const outfile = join(dir, `${name}.js`);
-  await build({
-    stdin: { contents: source, resolveDir: ROOT, loader: "ts", sourcefile: `${name}.ts` },
-    outfile,
-    bundle: true,
-    platform: "node",
-    target: "node18",
-    format: "cjs",
-    logLevel: "warning",
+/** Forks tools/smtp-sink.ts (through this process's TypeScript loader); resolves with its port. */
+export async function startSink(): Promise<Sink> {
+  const proc = fork(join(__dirname, "..", "smtp-sink.ts"), [], {
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
   });
-  // The child is plain node with the flags the relay's units use, without this process's tsx loader (which
-  // alone costs ~35 MB).
-  const proc = fork(outfile, args, {
-    execArgv: [...nodeFlags],
-    stdio: ["ignore", "ignore", "ignore", "ipc"],
+  const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+    proc.once("message", (m) => resolve(m as { port: number }));
+    proc.once("exit", (code) => reject(new Error(`the SMTP sink exited with ${code}`)));
   });
-  const ready = await new Promise<{ port: number; rss?: number }>((resolve, reject) => {
-    proc.once("message", (m) => resolve(m as { port: number; rss?: number }));
-    proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
-  });
-  return { proc, port: ready.port, rss: ready.rss ?? 0 };
-}
-
-function askRss(child: Child): Promise<{ rss: number; peak: number }> {
-  return new Promise((resolve) => {
-    child.proc.once("message", (m) => resolve(m as { rss: number; peak: number }));
-    child.proc.send("rss");
-  });
+  return { proc, port };
 }
 
 /** A load-generating SMTP client: one connection, any number of transactions in sequence. */
@@ -234,18 +179,25 @@ export async function encryptedMessage(key: openpgp.PrivateKey, payloadBytes: nu
   return Buffer.from(head.join("\r\n"));
 }
 
-const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const mb = (megabytes: number) => `${megabytes.toFixed(1)} MB`;
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
 
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-filtermail-"));
-  const children: Child[] = [];
+  let sink: Sink | undefined;
+  let filter: Awaited<ReturnType<typeof startChatmaild>> | undefined;
   try {
-    const sink = await startChild(dir, "sink", SINK_SOURCE, []);
-    children.push(sink);
-    const filter = await startChild(dir, "filter", FILTER_SOURCE, [String(sink.port)], CHATMAILD_NODE_FLAGS);
-    children.push(filter);
-    const idle = await askRss(filter);
+    sink = await startSink();
+    // One sender sends everything: the rate limit is not what is measured.
+    filter = await startChatmaild(
+      dir,
+      SENDER.split("@")[1],
+      `postfix_reinject_port = ${sink.port}\nmax_user_send_per_minute = 1000000000\nmax_user_send_burst_size = 1000000000\n`,
+      ["filtermail-outgoing"],
+    );
+    const pid = filter.child.pid as number;
+    const filterPort = filter.filtermailSmtpPort;
+    const idle = memoryMb(pid).rss;
 
     const { privateKey } = await openpgp.generateKey({ userIDs: [{ email: SENDER }], format: "object" });
     const sizes = [
@@ -253,34 +205,42 @@ export async function run(): Promise<void> {
       { label: "100 KB", message: await encryptedMessage(privateKey, 73_000) },
     ];
     const rows: string[] = [];
-    for (const { label, message } of sizes) {
-      const wire = stuffedSlices(message);
-      // Check the message really passes before measuring anything.
-      const probe = await transaction(filter.port, wire);
-      if (probe !== 250) throw new Error(`the ${label} bench message was refused with ${probe}`);
-      const cells = [
-        ...CONCURRENCY.map((clients) => ({ clients, fresh: false })),
-        { clients: 10, fresh: true },
-      ];
-      for (const { clients, fresh } of cells) {
-        await load(sink.port, wire, clients, WARMUP_MS, fresh);
-        const alone = await load(sink.port, wire, clients, RUN_MS, fresh);
-        await load(filter.port, wire, clients, WARMUP_MS, fresh);
-        const through = await load(filter.port, wire, clients, RUN_MS, fresh);
-        rows.push(
-          `| ${label} (${(message.length / 1024).toFixed(1)} KiB) | ${clients}${fresh ? " (new connection per message)" : ""} | ${fmt(alone.perSecond)} | ${fmt(alone.p50, 2)} / ${fmt(alone.p99, 2)} | ` +
-            `${fmt(through.perSecond)} | ${fmt(through.p50, 2)} / ${fmt(through.p99, 2)} | ${fmt((100 * through.perSecond) / alone.perSecond)} % | ${alone.failures + through.failures} |`,
-        );
-      }
-    }
-    const peak = await askRss(filter);
+    const peak = await peakDuring(
+      pid,
+      async () => {
+        for (const { label, message } of sizes) {
+          const wire = stuffedSlices(message);
+          // Check the message really passes before measuring anything.
+          const probe = await transaction(filterPort, wire);
+          if (probe !== 250) throw new Error(`the ${label} bench message was refused with ${probe}`);
+          const cells = [
+            ...CONCURRENCY.map((clients) => ({ clients, fresh: false })),
+            { clients: 10, fresh: true },
+          ];
+          for (const { clients, fresh } of cells) {
+            await load(sink!.port, wire, clients, WARMUP_MS, fresh);
+            const alone = await load(sink!.port, wire, clients, RUN_MS, fresh);
+            await load(filterPort, wire, clients, WARMUP_MS, fresh);
+            const through = await load(filterPort, wire, clients, RUN_MS, fresh);
+            rows.push(
+              `| ${label} (${(message.length / 1024).toFixed(1)} KiB) | ${clients}${fresh ? " (new connection per message)" : ""} | ${fmt(alone.perSecond)} | ${fmt(alone.p50, 2)} / ${fmt(alone.p99, 2)} | ` +
+                `${fmt(through.perSecond)} | ${fmt(through.p50, 2)} / ${fmt(through.p99, 2)} | ${fmt((100 * through.perSecond) / alone.perSecond)} % | ${alone.failures + through.failures} |`,
+            );
+          }
+        }
+      },
+      SAMPLE_MS,
+    );
 
     // One 30 MB message: the filter keeps it once, so its memory grows by about that much, not a multiple.
     const big = await encryptedMessage(privateKey, 22_000_000);
-    await askRss(filter); // resets the peak
-    const before = (await askRss(filter)).rss;
-    const code = await transaction(filter.port, stuffedSlices(big));
-    const bigPeak = await askRss(filter);
+    const before = memoryMb(pid).rss;
+    let code = 0;
+    const bigPeak = await peakDuring(
+      pid,
+      async () => (code = await transaction(filterPort, stuffedSlices(big))),
+      SAMPLE_MS,
+    );
 
     console.log("## filtermail (outgoing) vs. SMTP sink alone\n");
     console.log(
@@ -290,16 +250,17 @@ export async function run(): Promise<void> {
     for (const r of rows) console.log(r);
     console.log("\n| filtermail resident memory | value |");
     console.log("|---|---|");
-    console.log(`| idle after start | ${mb(idle.rss)} |`);
-    console.log(`| peak during the runs above | ${mb(peak.peak)} |`);
+    console.log(`| idle after start | ${mb(idle)} |`);
+    console.log(`| peak during the runs above | ${mb(peak)} |`);
     console.log(
-      `| one ${mb(big.length)} message (answer ${code}): before / peak | ${mb(before)} / ${mb(bigPeak.peak)} |`,
+      `| one ${mb(big.length / 1024 / 1024)} message (answer ${code}): before / peak | ${mb(before)} / ${mb(bigPeak)} |`,
     );
     console.log(
       `\n${RUN_MS / 1000} s per cell after ${WARMUP_MS / 1000} s warm-up; load generator, filter and sink share this machine's cores; Node ${process.versions.node}.`,
     );
   } finally {
-    for (const c of children) c.proc.kill();
+    await filter?.stop();
+    sink?.proc.kill();
     rmSync(dir, { recursive: true, force: true });
   }
 }

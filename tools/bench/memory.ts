@@ -7,30 +7,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as openpgp from "openpgp";
 import { stuffedSlices } from "../../daemons/smtp/data";
-import { CHATMAILD_NODE_FLAGS } from "../../daemons/paths";
-import { Conn, memoryMb, passdb, startChatmaild } from "./auth";
-import { encryptedMessage, load, SENDER, SINK_SOURCE, startChild } from "./filtermail";
+import { CHATMAILD_NODE_FLAGS } from "../../core/server";
+import { Conn, memoryMb, passdb, peakDuring, startChatmaild } from "./auth";
+import { encryptedMessage, load, SENDER, startSink } from "./filtermail";
 
 const SECONDS = 5;
 const LOOKUP_CONNECTIONS = 16;
 const MAIL_CLIENTS = 50;
 const ACCOUNTS = 64;
 
-/** Runs `work` while sampling the process's RSS; returns the highest sample in MB. */
-async function peakDuring(pid: number, work: () => Promise<unknown>): Promise<number> {
-  let peak = memoryMb(pid).rss;
-  const sampler = setInterval(() => (peak = Math.max(peak, memoryMb(pid).rss)), 50);
-  try {
-    await work();
-  } finally {
-    clearInterval(sampler);
-  }
-  return Math.max(peak, memoryMb(pid).rss);
-}
-
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-memory-"));
-  const sink = await startChild(dir, "sink", SINK_SOURCE, []);
+  const sink = await startSink();
   const domain = SENDER.split("@")[1];
   // One sender sends everything: the rate limit is not what is measured.
   const daemons = await startChatmaild(

@@ -1,5 +1,6 @@
 // The host itself: system users, apt and journald settings, the mail name, kernel limits, the mailbox root, the
-// version stamp and the chatmail.ini every daemon reads (relay-deployment.md §5 steps 2, 15, 24-27; §15.1).
+// version stamp and the chatmail.ini every daemon reads, as cmdeploy prepares a host (chatmail/relay 1.12.0,
+// cmdeploy/src/cmdeploy/deployers.py; docs/relay.md, 'Files on the server').
 import { renderChatmailIni } from "../../config";
 import type { PlanContext } from "../context";
 import { PATHS, USERS } from "../facts";
@@ -20,7 +21,8 @@ export function base(ctx: PlanContext): Unit[] {
     user(USERS.vmail, { home: "/home/vmail" }),
     user(USERS.opendkim, { home: "/run/opendkim" }),
     // The plan's own installs pass --no-install-recommends; this keeps the operator's later apt runs (and
-    // unattended upgrades) from pulling in recommended packages too (HEAD, §15.1).
+    // unattended upgrades) from pulling in recommended packages too (as chatmail/relay 1.12.0 does,
+    // cmdeploy/src/cmdeploy/deployers.py).
     templateFile(ctx, "/etc/apt/apt.conf.d/00InstallRecommends", "apt/00InstallRecommends.njk"),
     sysctl("fs.inotify.max_user_instances", INOTIFY_LIMIT),
     sysctl("fs.inotify.max_user_watches", INOTIFY_LIMIT),

@@ -1,17 +1,19 @@
 // The relay's own daemons: one bundled Node program (daemons/main.ts) run by one long-lived unit plus two
-// timer-driven jobs (relay-deployment.md §6.8 and HEAD's expire/fsreport units, §15.5), and optionally mtail
-// for Prometheus metrics (§6.9). chatmaild.service holds the dict sockets Dovecot uses, the new-account HTTP
-// service and the two SMTP proxies Postfix passes mail through: one process, because one Node runtime costs
-// about 45 MB and the budget for all daemons is 100 MB idle and 160 MB under load (`npm run bench -- memory`).
-// It restarts when the bundle or chatmail.ini changes.
-import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../../daemons/paths";
+// timer-driven jobs (in place of chatmail/relay 1.12.0's units, cmdeploy/src/cmdeploy/service/, including its
+// chatmail-expire and chatmail-fsreport timers), and optionally mtail for Prometheus metrics (docs/relay.md,
+// 'mtail'). chatmaild.service holds the dict sockets Dovecot uses, the new-account HTTP service and the two SMTP
+// proxies Postfix passes mail through: one process, because one Node runtime costs about 45 MB and the budget for
+// all daemons is 100 MB idle and 160 MB under load (`npm run bench -- memory`; docs/decisions.md, 'One chatmaild
+// process'). It restarts when the bundle or chatmail.ini changes.
+import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../server";
 import type { PlanContext } from "../context";
 import { PATHS, PORTS } from "../facts";
 import { contentFile, fileId, ids, packages, service, templateFile } from "../units";
 import type { Unit } from "../types";
 
 /**
- * Units of relays deployed by cmdeploy that chatmaild.service replaces (§6.8, §15.5); they are stopped and
+ * Units of relays deployed by cmdeploy that chatmaild.service replaces (chatmail/relay 1.7.0 to 1.12.0,
+ * cmdeploy/src/cmdeploy/service/ and filtermail/, and older doveauth-dictproxy); they are stopped and
  * disabled so their sockets and ports are free, and the prune unit removes their unit files. On a new server
  * this does nothing.
  */

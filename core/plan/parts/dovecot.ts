@@ -1,17 +1,22 @@
-// Dovecot: IMAP for the clients and LMTP delivery from Postfix (relay-deployment.md §6.2 with HEAD's changes,
-// §15.5). Accounts come from doveauth over a dict socket; IMAP METADATA (push tokens) and last-login go to
-// the metadata and lastlogin daemons; a Lua hook tells the metadata daemon about new mail.
+// Dovecot: IMAP for the clients and LMTP delivery from Postfix (docs/relay.md, 'Dovecot'; configured as in
+// chatmail/relay 1.12.0, cmdeploy/src/cmdeploy/dovecot/dovecot.conf.j2). Accounts come from doveauth over a dict
+// socket; IMAP METADATA (push tokens) and last-login go to the metadata and lastlogin daemons; a Lua hook tells
+// the metadata daemon about new mail.
 //
 // We install Debian's dovecot packages, not the patched 2.3.21 debs cmdeploy downloads from download.delta.chat:
 // the patch only removes a 0.5 s LMTP delivery delay, and Debian 12's 2.3.19 has every plugin the config needs
-// (testbed-notes §2.1). The config is Dovecot 2.3 syntax; Debian 13 ships Dovecot 2.4, see the check below.
+// (docs/decisions.md, "Debian's Dovecot"). The config is Dovecot 2.3 syntax; Debian 13 ships Dovecot 2.4, see
+// the check below.
 import type { PlanContext } from "../context";
 import { PATHS, PORTS } from "../facts";
 import { check, ids, packages, service, templateFile, validation } from "../units";
 import type { Unit } from "../types";
 import { tlsReady } from "./tls";
 
-/** Expiry frees a full mailbox down to this share of the quota, starting with the oldest messages (HEAD). */
+/**
+ * Expiry frees a full mailbox down to this share of the quota, starting with the oldest messages (as
+ * chatmail/relay 1.12.0, chatmaild/src/chatmaild/expire.py, QUOTA_CLEANUP_FACTOR).
+ */
 const QUOTA_EXPIRE_TARGET_PERCENT = 70;
 /** Dovecot calls the quota-warning service when a mailbox passes this share of its quota. */
 const QUOTA_WARNING_PERCENT = 75;

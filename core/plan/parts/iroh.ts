@@ -1,7 +1,8 @@
-// iroh-relay: helps Delta Chat devices reach each other for realtime webxdc apps (relay-deployment.md §6.7,
-// §14.2, §15.5). Its HTTP side listens on loopback only, behind nginx's /relay, /ping and /generate_204 (cmdeploy
-// bound it on all interfaces); STUN on UDP 3478 is public. With irohRelay set the relay advertises that one
-// instead and runs none of its own.
+// iroh-relay: helps Delta Chat devices reach each other for realtime webxdc apps (docs/relay.md, 'iroh-relay';
+// version 0.35.0 as chatmail/relay 1.12.0 installs it, IrohDeployer in cmdeploy/src/cmdeploy/deployers.py). Its
+// HTTP side listens on loopback only, behind nginx's /relay, /ping and /generate_204 (cmdeploy bound it on all
+// interfaces); STUN on UDP 3478 is public. With irohRelay set the relay advertises that one instead and runs none
+// of its own.
 import type { PlanContext } from "../context";
 import { PATHS, PORTS, USERS } from "../facts";
 import { download, ids, service, templateFile, user } from "../units";

@@ -1,15 +1,16 @@
 // nginx: port 443 carries HTTPS, IMAP and SMTP (ALPN multiplexing for networks that only allow 443), the web
 // pages, account creation at /new, autoconfig, the MTA-STS policy and the iroh relay proxy; port 80 answers ACME
-// challenges and redirects to HTTPS (relay-deployment.md §6.3 with HEAD's changes, §15.5).
+// challenges and redirects to HTTPS (docs/relay.md, 'nginx'; as chatmail/relay 1.12.0,
+// cmdeploy/src/cmdeploy/nginx/nginx.conf.j2).
 import type { PlanContext } from "../context";
 import { PATHS } from "../facts";
 import { ids, packages, service, templateFile, validation } from "../units";
 import type { Unit } from "../types";
 import { tlsReady } from "./tls";
 
-/** The MTA-STS policy (RFC 8461 §3.2); the DNS `_mta-sts` id is derived from this file's content. */
+/** The MTA-STS policy (RFC 8461, section 3.2); the DNS `_mta-sts` id is derived from this file's content. */
 export const MTA_STS_POLICY_PATH = `${PATHS.webRoot}/.well-known/mta-sts.txt`;
-/** Four weeks, as cmdeploy relays publish it (RFC 8461 §3.2 allows up to a year). */
+/** Four weeks, as cmdeploy relays publish it (RFC 8461, section 3.2, allows up to a year). */
 const MTA_STS_MAX_AGE_SECONDS = 2419200;
 
 export function nginx(ctx: PlanContext): Unit[] {

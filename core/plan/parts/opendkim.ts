@@ -1,6 +1,8 @@
 // OpenDKIM: signs outgoing mail and bounces, and rejects incoming mail without a valid DKIM signature of the
-// From: domain (relay-deployment.md §6.4). Our filtermail does not verify DKIM itself, so the 1.7.0 screen.lua
-// and final.lua policy stays here; from HEAD come `MTA ORIGINATING` (bounces are signed) and DNSTimeout (§15.5).
+// From: domain (docs/relay.md, 'OpenDKIM'). Our filtermail does not verify DKIM itself (docs/decisions.md,
+// 'OpenDKIM verifies incoming mail'), so the screen.lua and final.lua policy of chatmail/relay 1.7.0
+// (cmdeploy/src/cmdeploy/opendkim/) stays here; from 1.12.0's opendkim.conf come `MTA ORIGINATING` (bounces are
+// signed) and DNSTimeout.
 // The milter socket lives inside Postfix's chroot; postfix reaches it through the opendkim group (postfix part).
 import type { PlanContext } from "../context";
 import { DKIM_SELECTOR, PATHS, USERS } from "../facts";
@@ -19,7 +21,8 @@ export function opendkim(ctx: PlanContext): Unit[] {
     templateFile(ctx, "/etc/opendkim/final.lua", "opendkim/final.lua.njk"),
     templateFile(ctx, `${PATHS.dkimKeyDir}/KeyTable`, "opendkim/KeyTable.njk", dkim),
     templateFile(ctx, `${PATHS.dkimKeyDir}/SigningTable`, "opendkim/SigningTable.njk", dkim),
-    // OpenDKIM leaks memory on long runs; a daily restart keeps it small (cmdeploy, §6.4).
+    // OpenDKIM leaks memory on long runs; a daily restart keeps it small (as cmdeploy relays do: chatmail/relay
+    // 1.7.0, cmdeploy/src/cmdeploy/opendkim/systemd.conf).
     templateFile(
       ctx,
       "/etc/systemd/system/opendkim.service.d/10-chatmail.conf",

@@ -14,7 +14,8 @@ export function postfix(ctx: PlanContext): Unit[] {
     file("lmtp_header_cleanup"),
     file("login_map"),
     file("smtp_tls_policy_map"),
-    // Debian's postfix@-.service runs the master; it comes back by itself after a crash (cmdeploy HEAD).
+    // Debian's postfix@-.service runs the master; it comes back by itself after a crash (as in chatmail/relay
+    // 1.12.0, cmdeploy/src/cmdeploy/service/10_restart_on_failure.conf).
     templateFile(
       ctx,
       "/etc/systemd/system/postfix@.service.d/10-chatmail.conf",

@@ -1,6 +1,7 @@
 // Pre-flight checks: they run before any unit changes the server, and a failing one stops the whole deploy
-// (relay-deployment.md §5.2, §15.1, §16). A fresh cloud server is left to finish cloud-init first, the OS must be
-// the one the config names, and every port the relay will listen on must be free or held by the relay itself.
+// (docs/decisions.md, 'Pre-flight checks before any change'). A fresh cloud server is left to finish cloud-init
+// first, the OS must be the one the config names, and every port the relay will listen on must be free or held
+// by the relay itself.
 import type { RelayConfig } from "../../config";
 import type { PlanContext } from "../context";
 import { PORTS } from "../facts";
@@ -19,7 +20,10 @@ const DOVECOT = ["dovecot", "imap-login"];
 // The bundled daemons run under Debian's node; cmdeploy relays being taken over run Python's filtermail.
 const DAEMONS = ["node", "nodejs", "filtermail"];
 
-/** Every port the relay will hold, with its legitimate owners (cmdeploy's list at HEAD, §15.1, for our services). */
+/**
+ * Every port the relay will hold, with its legitimate owners (cmdeploy's list in chatmail/relay 1.12.0,
+ * cmdeploy/src/cmdeploy/deployers.py, adapted to our services).
+ */
 export function portClaims(config: RelayConfig): PortClaim[] {
   const tcp = (port: number, owners: string[]): PortClaim => ({ proto: "tcp", port, owners });
   const claims = [
@@ -109,7 +113,10 @@ ss -Hlntup | awk '
 `.trim();
 }
 
-/** With mtailAddress set, the address must be the server's own (cmdeploy's pre-flight at HEAD, §15.1). */
+/**
+ * With mtailAddress set, the address must be the server's own (as cmdeploy's pre-flight in chatmail/relay 1.12.0,
+ * cmdeploy/src/cmdeploy/deployers.py, checks it).
+ */
 function mtailAddressCheck(address: string): string {
   return `
 case ${address} in 127.0.0.1|::1) exit 0 ;; esac

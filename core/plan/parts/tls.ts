@@ -1,7 +1,8 @@
 // TLS certificates for mailDomain, www.mailDomain and mta-sts.mailDomain, in one of three modes (tlsMode):
-// - acme: acmetool obtains and renews them (relay-deployment.md §6.5 with HEAD's changes, §15.5): a desired
-//   file and a reconcile run instead of `acmetool want`, ECDSA keys, Debian's reconcile timer, the redirector on
-//   127.0.0.1:402 behind nginx's port 80, and a hook that reloads the services when a certificate changes;
+// - acme: acmetool obtains and renews them (docs/relay.md, 'TLS certificates'), with the changes of chatmail/relay
+//   1.12.0 (cmdeploy/src/cmdeploy/acmetool/) over 1.7.0: a desired file and a reconcile run instead of
+//   `acmetool want`, ECDSA keys, Debian's reconcile timer, the redirector on 127.0.0.1:402 behind nginx's port
+//   80, and a hook that reloads the services when a certificate changes;
 // - self-signed: one certificate made once with openssl (for test relays and IP-only setups);
 // - external: files the operator provides; a path unit reloads the services when they change.
 import type { RelayConfig } from "../../config";

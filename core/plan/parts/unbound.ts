@@ -1,4 +1,5 @@
-// unbound: the relay's own validating DNS resolver on 127.0.0.1 (relay-deployment.md §6.6, §15.5 "Resolver").
+// unbound: the relay's own validating DNS resolver on 127.0.0.1 (docs/relay.md, 'unbound'; set up as in
+// chatmail/relay 1.12.0, cmdeploy/src/cmdeploy/unbound/unbound.conf.j2 and UnboundDeployer in deployers.py).
 // Postfix looks up MX records and OpenDKIM DKIM keys through it; resolv.conf is a plain file so that neither
 // systemd-resolved nor resolvconf rewrites it.
 import type { PlanContext } from "../context";

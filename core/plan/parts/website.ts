@@ -1,5 +1,6 @@
 // The web pages under the web root, built from www/ (or the operator's wwwFolder) by core/website, and
-// one printable invite per invite token, kept outside the web root where only root can read it (§11, §12).
+// one printable invite per invite token, kept outside the web root where only root can read it (docs/relay.md,
+// 'Web pages and invites').
 import { buildWebsite } from "../../website/build";
 import type { PlanContext } from "../context";
 import { PATHS } from "../facts";

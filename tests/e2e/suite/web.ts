@@ -1,5 +1,5 @@
 // Port 443 and the web answers: nginx routes TLS by ALPN to IMAP, SMTP or the website; autoconfig, the MTA-STS
-// policy and the www redirect answer as clients and other relays expect (relay-deployment.md section 17).
+// policy and the www redirect answer as clients and other relays expect (docs/relay.md, 'What a client expects').
 import { alpnSocket, https, newCredentials, readUntil } from "./clients";
 import type { E2eTest } from "./types";
 

@@ -1,6 +1,9 @@
-// Fixed paths and sockets the daemons share with their systemd units and with Postfix/Dovecot/nginx templates.
-// They match existing cmdeploy relays (relay-daemons.md §1, §3), so a relay keeps working when it moves here.
-// Templates import these constants instead of spelling the paths again.
+// Server facts that the daemons and the plan share: fixed paths and sockets, the user the daemons run as, the
+// services of the daemon bundle and the node flags of its unit. The plan writes them into units and templates
+// (core/plan/facts.ts builds its PATHS and USERS from these), the daemons use them as their defaults, so a socket
+// named in dovecot.conf and the one a daemon listens on are the same string. They match existing cmdeploy relays
+// (docs/decisions.md, 'Same paths and formats as cmdeploy relays'), so a relay keeps working when it moves here.
+// Constants only: no I/O, no config.
 
 /** The relay config the daemons read on the server. */
 export const CHATMAIL_INI = "/usr/local/lib/chatmaild/chatmail.ini";
@@ -42,3 +45,4 @@ export const SERVICES = [
   "filtermail-outgoing",
   "filtermail-incoming",
 ] as const;
+export type ServiceName = (typeof SERVICES)[number];
