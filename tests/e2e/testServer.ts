@@ -38,12 +38,32 @@ export function defaultPlanner(): (config: RelayConfig) => Plan {
   return (config) => planRelay(config, assets);
 }
 
+/** The cached root filesystem with every package the plans install, built first if missing; timed. */
+export async function prepareRootfs(
+  testbed: TestbedRun,
+  plans: readonly Plan[],
+  log: (s: string) => void,
+): Promise<{ dir: string }> {
+  const spec = rootfsSpec(plans);
+  testbed.cleanup.add("unfinished rootfs build", abandonBuilds);
+  const t0 = Date.now();
+  const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
+  const label = {
+    all: "rootfs build (cold)",
+    packages: "rootfs build (base cached)",
+    no: "rootfs (cached)",
+  }[rootfs.built];
+  testbed.time(label, (Date.now() - t0) / 1000);
+  log(`rootfs ${rootfsKey(spec)}: ${label} (${spec.packages.length} packages)`);
+  return rootfs;
+}
+
 export async function startTestServer(
   testbed: TestbedRun,
   log: (s: string) => void,
   makePlan: (config: RelayConfig) => Plan = defaultPlanner(),
 ): Promise<TestServer> {
-  const { runDir, cleanup, time, timed } = testbed;
+  const { runDir, cleanup, timed } = testbed;
   const netns = await createNetns();
   cleanup.add("network namespace", () => netns.remove());
   log(`namespace ${netns.name}: host ${netns.hostAddr}, server ${netns.containerAddr}`);
@@ -69,17 +89,7 @@ export async function startTestServer(
   const first = plan().plan;
   log(`plan: ${first.units.length} units, ${first.steps.length} steps`);
 
-  const spec = rootfsSpec([first]);
-  cleanup.add("unfinished rootfs build", abandonBuilds);
-  const t0 = Date.now();
-  const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
-  const label = {
-    all: "rootfs build (cold)",
-    packages: "rootfs build (base cached)",
-    no: "rootfs (cached)",
-  }[rootfs.built];
-  time(label, (Date.now() - t0) / 1000);
-  log(`rootfs ${rootfsKey(spec)}: ${label} (${spec.packages.length} packages)`);
+  const rootfs = await prepareRootfs(testbed, [first], log);
 
   // A folder per server, so that one run may boot several (the deploy benchmark does).
   const dir = join(runDir, netns.name);

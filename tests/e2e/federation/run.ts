@@ -11,7 +11,7 @@ import { bootContainer, type Container } from "../container";
 import { Engine, type Stack, type UpResult } from "../engine";
 import { irohArchive, startHostSide } from "../hostside";
 import { run } from "../proc";
-import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec } from "../rootfs";
+import { prepareRootfs } from "../testServer";
 import { runFromCommandLine, startTestbedRun } from "../harness";
 import { Ssh } from "../ssh";
 import { runSuite } from "../suite/runner";
@@ -110,17 +110,7 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     const plans = configs.map(makePlan);
     log(`plan: ${plans[0].units.length} units, ${plans[0].steps.length} steps per relay`);
 
-    const spec = rootfsSpec(plans);
-    cleanup.add("unfinished rootfs build", abandonBuilds);
-    const t0 = Date.now();
-    const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
-    const label = {
-      all: "rootfs build (cold)",
-      packages: "rootfs build (base cached)",
-      no: "rootfs (cached)",
-    }[rootfs.built];
-    time(label, (Date.now() - t0) / 1000);
-    log(`rootfs ${rootfsKey(spec)}: ${label}`);
+    const rootfs = await prepareRootfs(testbed, plans, log);
 
     const keyPath = join(runDir, "id_ed25519");
     await run("ssh-keygen", [

@@ -25,6 +25,18 @@ function restartedBy(plan: Plan, ran: readonly string[]): Set<string> {
   return new Set(names);
 }
 
+/** The lines under `pulumi:pulumi:Stack (...)` in the Diagnostics section of a CLI run's output. */
+function stackDiagnostics(output: string): string[] {
+  const lines = output.split("\n");
+  const start = lines.findIndex(
+    (l, i) => /^\s*pulumi:pulumi:Stack \(/.test(l) && lines.slice(0, i).some((p) => /^Diagnostics:/.test(p)),
+  );
+  if (start < 0) return [];
+  const indent = lines[start].search(/\S/);
+  const end = lines.findIndex((l, i) => i > start && l.trim() !== "" && l.search(/\S/) <= indent);
+  return lines.slice(start + 1, end < 0 ? undefined : end);
+}
+
 /** Lines of `text` that `other` lacks, trimmed. */
 const linesMissingFrom = (text: string, other: string) => {
   const have = new Set(other.split("\n"));
@@ -112,13 +124,11 @@ export const sameConfig: E2eTest[] = [
       if (outputs.ipv4 !== ctx.target.address) throw new Error(`ipv4 output is ${String(outputs.ipv4)}`);
       if (!String(outputs.zoneFile).includes("v=DKIM1"))
         throw new Error("the zoneFile output has no DKIM record read back from the server");
-      // Warnings of the stack itself (an output without value warns there); the testbed's own stand-in plugin
-      // from PATH is announced there too, and a step's stderr is its own business.
-      const warnings = ctx.first.result.output
-        .split("\n")
-        .filter(
-          (l) => /pulumi:pulumi:Stack.*warning/.test(l) && !/pulumi-resource-command from \$PATH/.test(l),
-        );
+      // The stack's own warnings, from the Diagnostics section (an output without value warns there); the
+      // testbed's stand-in plugin taken from PATH is announced there too.
+      const warnings = stackDiagnostics(ctx.first.result.output).filter(
+        (l) => /warning:/.test(l) && !/pulumi-resource-command from \$PATH/.test(l),
+      );
       if (warnings.length > 0) throw new Error(`the first pulumi up warned:\n${warnings.join("\n")}`);
     },
   },
