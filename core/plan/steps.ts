@@ -246,6 +246,7 @@ export function compileSteps(units: readonly Unit[]): Step[] {
   const secretHashes = new Set<string>();
   const steps: Step[] = [];
   const earlier = new Map<Phase, string[]>(PHASES.map((p) => [p, []]));
+  let lastService: string | undefined;
   for (const unit of units) {
     const inputs = contentInputs(unit);
     for (const ref of [...unit.after, ...inputs]) {
@@ -271,7 +272,16 @@ export function compileSteps(units: readonly Unit[]): Step[] {
     const previousPhase = PHASES.slice(0, phaseIndex)
       .reverse()
       .find((p) => earlier.get(p)!.length > 0);
-    const dependsOn = [...(previousPhase ? earlier.get(previousPhase)! : []), ...unit.after];
+    // Service steps run one after another, in plan order: the engine runs the steps of a phase in parallel, and
+    // concurrent `systemctl daemon-reload` and restarts raced in a container (a unit's cgroup went away under
+    // its restart). Restarting one service at a time is also what an operator would do.
+    const serviceBefore = unit.kind === "service" ? lastService : undefined;
+    const dependsOn = [
+      ...(previousPhase ? earlier.get(previousPhase)! : []),
+      ...unit.after,
+      ...(serviceBefore ? [serviceBefore] : []),
+    ];
+    if (unit.kind === "service") lastService = unit.id;
     steps.push({
       id: unit.id,
       kind: unit.kind,
