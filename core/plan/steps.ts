@@ -34,6 +34,9 @@ export const RUN_LOG = "/var/lib/chatmail-deploy/runs.log";
 /** The word the run log shows instead of a secret hash. */
 export const SECRET_HASH_WORD = "secret";
 
+/** The lock every service step holds while it talks to systemctl (see serviceBody). */
+export const SERVICE_LOCK = "/run/lock/chatmail-deploy-services.lock";
+
 /** How long a service step waits for its service's `ready` condition. */
 export const READY_SECONDS = 30;
 
@@ -186,6 +189,10 @@ function serviceReadyWait(unit: ServiceUnit): string[] {
 function serviceBody(unit: ServiceUnit): Body {
   const n = q(unit.name);
   return scriptOnly(
+    // One service step at a time on the server: the engine runs a phase's steps in parallel, and concurrent
+    // `systemctl daemon-reload` and restarts raced (a unit's cgroup went away under its own restart). The lock
+    // is released when the script exits.
+    `exec 9>${SERVICE_LOCK} && flock 9`,
     "systemctl daemon-reload",
     unit.enabled ? `systemctl enable ${n}` : `systemctl disable ${n} 2>/dev/null || true`,
     serviceRunCommand(unit),
@@ -246,7 +253,6 @@ export function compileSteps(units: readonly Unit[]): Step[] {
   const secretHashes = new Set<string>();
   const steps: Step[] = [];
   const earlier = new Map<Phase, string[]>(PHASES.map((p) => [p, []]));
-  let lastService: string | undefined;
   for (const unit of units) {
     const inputs = contentInputs(unit);
     for (const ref of [...unit.after, ...inputs]) {
@@ -272,16 +278,7 @@ export function compileSteps(units: readonly Unit[]): Step[] {
     const previousPhase = PHASES.slice(0, phaseIndex)
       .reverse()
       .find((p) => earlier.get(p)!.length > 0);
-    // Service steps run one after another, in plan order: the engine runs the steps of a phase in parallel, and
-    // concurrent `systemctl daemon-reload` and restarts raced in a container (a unit's cgroup went away under
-    // its restart). Restarting one service at a time is also what an operator would do.
-    const serviceBefore = unit.kind === "service" ? lastService : undefined;
-    const dependsOn = [
-      ...(previousPhase ? earlier.get(previousPhase)! : []),
-      ...unit.after,
-      ...(serviceBefore ? [serviceBefore] : []),
-    ];
-    if (unit.kind === "service") lastService = unit.id;
+    const dependsOn = [...(previousPhase ? earlier.get(previousPhase)! : []), ...unit.after];
     steps.push({
       id: unit.id,
       kind: unit.kind,
