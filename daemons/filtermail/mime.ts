@@ -85,8 +85,13 @@ export class MimeEntity {
   }
 
   hasHeader(name: string): boolean {
+    return this.headerCount(name) > 0;
+  }
+
+  /** How many fields of that name there are. */
+  headerCount(name: string): number {
     const lower = name.toLowerCase();
-    return this.fields.some((x) => x.name === lower);
+    return this.fields.filter((x) => x.name === lower).length;
   }
 
   /** Lower-cased "type/subtype"; "text/plain" when absent or invalid (RFC 2045 5.2). */
@@ -95,10 +100,10 @@ export class MimeEntity {
   }
 
   /**
-   * The parts of a multipart entity, each a subarray of the message; undefined when the entity is not
-   * multipart or its boundary never occurs (Python then treats the body as plain text).
+   * The preamble, parts and epilogue of a multipart entity, each a subarray of the message; undefined when the
+   * entity is not multipart or its boundary never occurs (Python then treats the body as plain text).
    */
-  parts(): Buffer[] | undefined {
+  multipart(): Multipart | undefined {
     const ct = parseContentType(this.header("content-type"));
     if (!ct.type.startsWith("multipart/")) return undefined;
     const boundary = ct.params.get("boundary");
@@ -121,23 +126,33 @@ function headerNameEnd(bytes: Buffer, start: number, end: number): number {
 export interface ContentType {
   type: string;
   params: Map<string, string>;
+  /**
+   * A parameter occurs twice, counting RFC 2231 sections ("boundary*0", "boundary*") as their name: readers
+   * differ in which one they take, so such a header can be read as another structure than the filter's.
+   */
+  repeatedParam: boolean;
 }
 
 export function parseContentType(value: string | undefined): ContentType {
   const params = new Map<string, string>();
-  if (value === undefined) return { type: "text/plain", params };
+  if (value === undefined) return { type: "text/plain", params, repeatedParam: false };
   const pieces = splitParams(value);
   const type = pieces[0].trim().toLowerCase();
+  const seen = new Set<string>();
+  let repeatedParam = false;
   for (const piece of pieces.slice(1)) {
     const eq = piece.indexOf("=");
     if (eq <= 0) continue;
     const name = piece.slice(0, eq).trim().toLowerCase();
+    const baseName = name.replace(/\*.*$/, "");
+    if (seen.has(baseName)) repeatedParam = true;
+    seen.add(baseName);
     let v = piece.slice(eq + 1).trim();
     if (v.startsWith('"'))
       v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1");
     if (!params.has(name)) params.set(name, v);
   }
-  return { type: /^[^\s/]+\/[^\s/]+$/.test(type) ? type : "text/plain", params };
+  return { type: /^[^\s/]+\/[^\s/]+$/.test(type) ? type : "text/plain", params, repeatedParam };
 }
 
 /** Splits at ";" outside quoted strings. */
@@ -161,15 +176,23 @@ function splitParams(value: string): string[] {
   return out;
 }
 
+/** A multipart body: the text before the first delimiter, the parts, and the text after the closing one. */
+export interface Multipart {
+  preamble: Buffer;
+  parts: Buffer[];
+  epilogue: Buffer;
+}
+
 /**
  * RFC 2046 5.1.1: a delimiter line is "--" boundary, optionally "--" (the last one), optional blanks, then the
  * line end. The line break before a delimiter belongs to it. Without a closing delimiter the last part runs to
- * the end (as Python does, recording a defect).
+ * the end (as Python does, recording a defect) and the epilogue is empty.
  */
-export function splitMultipart(body: Buffer, boundary: string): Buffer[] | undefined {
+export function splitMultipart(body: Buffer, boundary: string): Multipart | undefined {
   const delimiter = Buffer.from(`--${boundary}`, "utf8");
   const parts: Buffer[] = [];
   let found = false;
+  let preamble = body.subarray(0, 0);
   let partStart = -1;
   let pos = 0;
   for (;;) {
@@ -190,19 +213,23 @@ export function splitMultipart(body: Buffer, boundary: string): Buffer[] | undef
     else if (body[j] === CR && body[j + 1] === LF) next = j + 2;
     else continue;
     found = true;
-    if (partStart >= 0) {
-      let end = at;
-      if (end > partStart && body[end - 1] === LF) end--;
-      if (end > partStart && body[end - 1] === CR) end--;
-      parts.push(body.subarray(partStart, end));
-    }
-    if (closing) return parts;
+    const before = withoutLineBreak(body, Math.max(partStart, 0), at);
+    if (partStart < 0) preamble = before;
+    else parts.push(before);
+    if (closing) return { preamble, parts, epilogue: body.subarray(next) };
     partStart = next;
     pos = next;
   }
   if (!found) return undefined;
   if (partStart >= 0) parts.push(body.subarray(partStart));
-  return parts;
+  return { preamble, parts, epilogue: body.subarray(body.length) };
+}
+
+/** body[start, end) without the line break at its end, which belongs to the delimiter that follows. */
+function withoutLineBreak(body: Buffer, start: number, end: number): Buffer {
+  if (end > start && body[end - 1] === LF) end--;
+  if (end > start && body[end - 1] === CR) end--;
+  return body.subarray(start, end);
 }
 
 /** Python's `str.strip()` for the ASCII whitespace the checks meet, on bytes. */

@@ -72,11 +72,13 @@ describe("parseFromHeader", () => {
 });
 
 describe("recipientMatchesPassthrough", () => {
-  it("matches exactly or by @domain, case-sensitively", () => {
-    expect(recipientMatchesPassthrough("privacy@x.y.z", ["@x.y.z"])).toBe(true);
-    expect(recipientMatchesPassthrough("something@x.y", ["@x.y.z"])).toBe(false);
-    expect(recipientMatchesPassthrough("a@sub.example.com", ["@example.com"])).toBe(false);
-    expect(recipientMatchesPassthrough("Privacy@testrun.org", ["privacy@testrun.org"])).toBe(false);
+  it("matches the same mailbox or by @domain; a remote local part keeps its case", () => {
+    const match = (r: string, p: string[]) => recipientMatchesPassthrough(r, p, "chat.example.org");
+    expect(match("privacy@x.y.z", ["@x.y.z"])).toBe(true);
+    expect(match("something@x.y", ["@x.y.z"])).toBe(false);
+    expect(match("a@sub.example.com", ["@example.com"])).toBe(false);
+    expect(match("Privacy@testrun.org", ["privacy@testrun.org"])).toBe(false);
+    expect(match("privacy@TestRun.org", ["privacy@testrun.org"])).toBe(true);
   });
 });
 
@@ -103,11 +105,16 @@ describe("MimeEntity", () => {
 
   it("splits parts like RFC 2046: the CRLF before a delimiter belongs to it, transport padding is allowed", () => {
     const body = Buffer.from("preamble\r\n--b \r\nA\r\n--b-not\r\n--b\r\nB\r\n\r\n--b--\r\nepilogue");
-    expect(splitMultipart(body, "b")!.map(String)).toEqual(["A\r\n--b-not", "B\r\n"]);
+    const multipart = splitMultipart(body, "b")!;
+    expect(multipart.parts.map(String)).toEqual(["A\r\n--b-not", "B\r\n"]);
+    expect(String(multipart.preamble)).toBe("preamble");
+    expect(String(multipart.epilogue)).toBe("epilogue");
   });
 
   it("runs the last part to the end when the closing delimiter is missing", () => {
-    expect(splitMultipart(Buffer.from("--b\r\nA\r\n--b\r\nB"), "b")!.map(String)).toEqual(["A", "B"]);
+    const multipart = splitMultipart(Buffer.from("--b\r\nA\r\n--b\r\nB"), "b")!;
+    expect(multipart.parts.map(String)).toEqual(["A", "B"]);
+    expect(multipart.preamble.length + multipart.epilogue.length).toBe(0);
     expect(splitMultipart(Buffer.from("no delimiter"), "b")).toBeUndefined();
   });
 });
