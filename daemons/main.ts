@@ -7,7 +7,6 @@
 // Services: doveauth, lastlogin, metadata, newaccount, filtermail-outgoing, filtermail-incoming. SIGTERM closes all.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { isMainThread, workerData } from "node:worker_threads";
 import {
   DOVEAUTH_SOCKET,
   FSREPORT_TEXTFILE_DIR,
@@ -21,7 +20,6 @@ import {
 } from "../core/server";
 import { readDaemonConfig, type DaemonConfig } from "./config";
 import { startDoveauth } from "./doveauth";
-import { HASH_WORKER_ROLE, inlineHasher, runHashWorker, workerHasher } from "./doveauth/hashpool";
 import { quotaExpire, runExpire } from "./expire";
 import { startFiltermail } from "./filtermail";
 import { buildReport, legacyMetricsText, prometheusText, summaryText, writePublic } from "./fsreport";
@@ -134,12 +132,10 @@ function intOption(inv: Invocation, name: "maxnum" | "days" | "min-login-age"): 
 async function startService(name: ServiceName, config: DaemonConfig, inv: Invocation): Promise<Service> {
   switch (name) {
     case "doveauth":
-      // Inside the bundle, hashing runs in worker threads that load this same file.
       return startDoveauth(config, {
         socketPath: inv.values["doveauth-socket"],
         nocreateFile: inv.values["nocreate-file"],
         mailUser: inv.values["mail-user"],
-        hasher: __filename.endsWith(".js") ? workerHasher(__filename) : inlineHasher(),
       });
     case "lastlogin":
       return startLastlogin(config, { socketPath: inv.values["lastlogin-socket"] });
@@ -277,9 +273,7 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (!isMainThread && (workerData as { role?: string } | null)?.role === HASH_WORKER_ROLE) {
-  runHashWorker();
-} else if (require.main === module) {
+if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {

@@ -1,6 +1,6 @@
 // doveauth: Dovecot's passdb and userdb over the dict protocol, creating an address at its first login
 // (docs/daemons.md, 'Account creation at first login'; upstream: chatmail/relay 1.12.0,
-// chatmaild/src/chatmaild/doveauth.py). Dovecot sends `Lshared/passdb/<password>"<user>` and
+// chatmaild/src/chatmaild/doveauth.py). Dovecot sends `Lshared/passdb/<password>"<user>"<client IP>` and
 // `Lshared/userdb/<user>`; an existing account answers with its stored hash and Dovecot compares the password
 // itself, so a wrong password can never overwrite anything. The core (lookupPassdb/lookupUserdb) is kept apart
 // from the socket so it can also sit behind Dovecot 2.4's Lua/HTTP auth later.
@@ -10,9 +10,9 @@ import type { DaemonConfig } from "../config";
 import { found, NOT_FOUND, pythonJson, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { createLogger, type Logger } from "../dictproxy/log";
-import { KeyedLock } from "../lock";
 import type { Service } from "../service";
-import { inlineHasher, type PasswordHasher } from "./hashpool";
+import { CreationLimiter } from "./creationlimit";
+import { boundedHasher, HashQueueFullError, type PasswordHasher } from "./hasher";
 import { creationRefusal } from "./rules";
 import { resourceShortage, type LimitsConfig } from "./syslimits";
 import {
@@ -27,9 +27,6 @@ import {
 /** How long one reading of load, memory and free disk decides about account creation. */
 export const RESOURCE_CHECK_MS = 1000;
 
-/** Dovecot's password scheme prefix; existing relays store it in the file. */
-export const PASSWORD_SCHEME_PREFIX = "{SHA512-CRYPT}";
-
 export interface DoveauthOptions {
   socketPath?: string;
   nocreateFile?: string;
@@ -38,6 +35,8 @@ export interface DoveauthOptions {
   socketMode?: number;
   /** uid/gid Dovecot runs mail processes as (default vmail; the Dovecot test uses nobody's number). */
   mailUser?: string;
+  /** The clock of the creation limits, in ms (tests). */
+  now?: () => number;
 }
 
 export class KeyFormatError extends Error {}
@@ -63,9 +62,13 @@ export function splitAndUnescape(text: string): string[] {
   return fields;
 }
 
-/** What a doveauth key asks for: Dovecot sends `shared/userdb/<user>` and `shared/passdb/<password>"<user>`. */
+/**
+ * What a doveauth key asks for: Dovecot sends `shared/userdb/<user>` and `shared/passdb/<password>"<user>"<rip>`,
+ * the client's IP address last (empty when there is none); keys without it, from an older auth.conf, still work.
+ */
 export type AuthLookup =
-  { type: "userdb"; user: string } | { type: "passdb"; user: string; password: string };
+  | { type: "userdb"; user: string }
+  | { type: "passdb"; user: string; password: string; client: string | undefined };
 
 /**
  * The lookup a dict key asks for, or undefined for a key doveauth does not serve (answered F, not logged).
@@ -87,7 +90,7 @@ export function parseAuthKey(key: string): AuthLookup | undefined {
   }
   const user = type === "userdb" ? args[0] : args[1];
   if (user === undefined) throw new KeyFormatError(`${type} lookup without a user`);
-  return type === "userdb" ? { type, user } : { type, user, password: args[0] };
+  return type === "userdb" ? { type, user } : { type, user, password: args[0], client: args[2] || undefined };
 }
 
 /** The dict answer for an account record: its JSON, or not found. */
@@ -113,6 +116,9 @@ class ResourceCheck {
   }
 }
 
+/** Creation must wait (rate limit, full hashing queue): the lookup fails, which Dovecot makes temporary. */
+export class TryLaterError extends Error {}
+
 /** Dovecot's passdb and userdb, apart from the socket: account records, and creation at the first login. */
 export class Doveauth {
   private readonly log: Logger;
@@ -120,42 +126,40 @@ export class Doveauth {
   private readonly nocreatePath: string;
   private readonly domainSuffix: string;
   private readonly resources: ResourceCheck;
-  /** Same-address creations queue here, so concurrent first logins end with exactly one hash. */
-  private readonly creations = new KeyedLock();
+  private readonly limiter: CreationLimiter;
+  /**
+   * Creations under way, per address. A lookup of an address without account joins the one under way, so
+   * concurrent first logins end with exactly one hash and one counted creation. The entry is added in the same
+   * synchronous step as the check that the account is missing, and stays until the file is written.
+   */
+  private readonly creations = new Map<string, Promise<Record<string, string> | undefined>>();
 
   constructor(
     private readonly config: DaemonConfig,
     private readonly opts: DoveauthOptions = {},
   ) {
     this.log = opts.log ?? createLogger("doveauth");
-    this.hasher = opts.hasher ?? inlineHasher();
+    this.hasher = opts.hasher ?? boundedHasher();
     this.nocreatePath = opts.nocreateFile ?? NOCREATE_FILE;
     this.domainSuffix = `@${config.mailDomain}`;
     this.resources = new ResourceCheck(config, this.log);
+    this.limiter = new CreationLimiter(config, opts.now);
   }
 
   async lookupUserdb(addr: string): Promise<Record<string, string> | undefined> {
     return this.existingRecord(addr);
   }
 
-  /** The account's record; creates it first when the rules allow. Undefined: no such account (N). */
-  async lookupPassdb(addr: string, password: string): Promise<Record<string, string> | undefined> {
-    const existing = await this.lookupUserdb(addr);
-    if (existing) return existing;
-    const refusal = creationRefusal(this.config, addr, password, {
-      exists: existsSync(this.nocreatePath),
-      path: this.nocreatePath,
-    });
-    if (refusal) {
-      this.log.warn(refusal);
-      return undefined;
-    }
-    const shortage = await this.resources.shortage();
-    if (shortage) {
-      this.log.warn(`registration rejected: ${shortage}`);
-      return undefined;
-    }
-    return this.creations.run(addr, () => this.create(addr, password));
+  /**
+   * The account's record; creates it first when the rules and limits allow. Undefined: no such account (N).
+   * `client` is the remote IP Dovecot passes, for the per-client limit. Throws TryLaterError when creation must wait.
+   */
+  async lookupPassdb(
+    addr: string,
+    password: string,
+    client?: string,
+  ): Promise<Record<string, string> | undefined> {
+    return this.existingRecord(addr) ?? this.createOnce(addr, password, client);
   }
 
   /** The dict lookup handler: parses the key and formats the reply (synchronous unless it creates). */
@@ -175,9 +179,11 @@ export class Doveauth {
       const record = this.existingRecord(lookup.user);
       // Only a passdb lookup of an address without account goes on to creation, which is asynchronous.
       if (record || lookup.type === "userdb") return recordReply(record);
-      return this.lookupPassdb(lookup.user, lookup.password).then(recordReply, (err) => this.invalid(err));
+      return this.createOnce(lookup.user, lookup.password, lookup.client).then(recordReply, (err) =>
+        this.failure(err),
+      );
     } catch (err) {
-      return this.invalid(err);
+      return this.failure(err);
     }
   }
 
@@ -192,18 +198,59 @@ export class Doveauth {
     return hash === undefined ? undefined : userdbRecord(account, hash, this.opts.mailUser);
   }
 
-  /** Creates the account, unless a concurrent first login of the same address just did; runs under its lock. */
-  private async create(addr: string, password: string): Promise<Record<string, string> | undefined> {
-    const winner = await this.lookupUserdb(addr);
-    if (winner) return winner;
-    const account = accountFor(this.config.mailboxesDir, addr);
-    await setPassword(account, PASSWORD_SCHEME_PREFIX + (await this.hasher.hash(password)));
-    this.log.info(`Created address: ${addr}`);
-    return this.lookupUserdb(addr);
+  /** Joins the creation of `addr` under way, or starts one; call only when the account does not exist. */
+  private createOnce(
+    addr: string,
+    password: string,
+    client: string | undefined,
+  ): Promise<Record<string, string> | undefined> {
+    const running = this.creations.get(addr);
+    if (running) return running;
+    const creation = this.create(addr, password, client).finally(() => this.creations.delete(addr));
+    this.creations.set(addr, creation);
+    return creation;
   }
 
-  /** An address that cannot name a mailbox is unknown (logged); any other error goes on. */
-  private invalid(err: unknown): LookupResult {
+  private async create(
+    addr: string,
+    password: string,
+    client: string | undefined,
+  ): Promise<Record<string, string> | undefined> {
+    const account = accountFor(this.config.mailboxesDir, addr);
+    const refusal = creationRefusal(this.config, addr, password, {
+      exists: existsSync(this.nocreatePath),
+      path: this.nocreatePath,
+    });
+    if (refusal) {
+      this.log.warn(refusal);
+      return undefined;
+    }
+    const shortage = await this.resources.shortage();
+    if (shortage) {
+      this.log.warn(`registration rejected: ${shortage}`);
+      return undefined;
+    }
+    // Counted last, so that only creations that go ahead use up the limits.
+    const limited = this.limiter.take(client);
+    if (limited) throw new TryLaterError(`registration delayed: ${limited}`);
+    let hash: string;
+    try {
+      hash = await this.hasher.hash(password);
+    } catch (err) {
+      if (err instanceof HashQueueFullError) throw new TryLaterError(`registration delayed: ${err.message}`);
+      throw err;
+    }
+    setPassword(account, hash);
+    this.log.info(`Created address: ${addr}`);
+    return userdbRecord(account, hash, this.opts.mailUser);
+  }
+
+  /** An address that cannot name a mailbox is unknown (logged); creation that must wait fails; others go on. */
+  private failure(err: unknown): LookupResult {
+    if (err instanceof TryLaterError) {
+      this.log.warn(err.message);
+      return "fail";
+    }
     if (!(err instanceof InvalidAddressError)) throw err;
     this.log.warn(err.message);
     return NOT_FOUND;
@@ -213,8 +260,7 @@ export class Doveauth {
 /** Starts the doveauth dict server. */
 export async function startDoveauth(config: DaemonConfig, opts: DoveauthOptions = {}): Promise<Service> {
   const log = opts.log ?? createLogger("doveauth");
-  const hasher = opts.hasher ?? inlineHasher();
-  const doveauth = new Doveauth(config, { ...opts, log, hasher });
+  const doveauth = new Doveauth(config, { ...opts, log });
   const server = await startDictServer({
     socketPath: opts.socketPath ?? DOVEAUTH_SOCKET,
     socketMode: opts.socketMode,
@@ -231,7 +277,6 @@ export async function startDoveauth(config: DaemonConfig, opts: DoveauthOptions 
   return {
     async close() {
       await server.close();
-      await hasher.close();
     },
   };
 }

@@ -1,12 +1,12 @@
 // Who may create an address at first login: the checks of docs/daemons.md, 'Account creation at first login',
 // in their order (is_allowed_to_create in chatmail/relay 1.12.0, chatmaild/src/chatmaild/doveauth.py, plus the
-// invite tokens of upstream's unreleased PR #600), first failure wins. Pure; the caller says whether the
+// invite tokens of upstream's unreleased PR #600, and passwordMaxLength), first failure wins. Pure; the caller says whether the
 // nocreate file exists. Returns the log line for a refusal.
 import type { DaemonConfig } from "../config";
 
 export type CreationConfig = Pick<
   DaemonConfig,
-  "inviteTokens" | "passwordMinLength" | "usernameMinLength" | "usernameMaxLength"
+  "inviteTokens" | "passwordMinLength" | "passwordMaxLength" | "usernameMinLength" | "usernameMaxLength"
 >;
 
 /**
@@ -34,6 +34,10 @@ export function creationRefusal(
   }
   if (passwordLength < config.passwordMinLength) {
     return `Password needs to be at least ${config.passwordMinLength} characters long`;
+  }
+  // Hashing cost grows with the length; a longer password would only be a way to load the server.
+  if (passwordLength > config.passwordMaxLength) {
+    return `Password may be at most ${config.passwordMaxLength} characters long (passwordMaxLength)`;
   }
   const parts = addr.split("@");
   if (parts.length !== 2) return `user ${JSON.stringify(addr)} is not a proper e-mail address`;

@@ -1,6 +1,6 @@
 // One account on disk, in the layout of existing relays (docs/daemons.md, 'Accounts on disk'; upstream:
-// chatmail/relay 1.12.0, chatmaild/src/chatmaild/user.py): <mailboxesDir>/<addr>/ holds the SHA512-CRYPT
-// `password` (its existence is the account, its mtime the last login day) and the empty `enforceE2EEincoming`
+// chatmail/relay 1.12.0, chatmaild/src/chatmaild/user.py): <mailboxesDir>/<addr>/ holds the
+// `password` hash ({PBKDF2} for accounts we create, {SHA512-CRYPT} from existing relays; its existence is the account, its mtime the last login day) and the empty `enforceE2EEincoming`
 // marker. Every path is built here from a checked address, so no daemon can be steered
 // outside mailboxesDir by `..`, `/` or NUL in an address.
 import { randomInt } from "node:crypto";
@@ -104,17 +104,22 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
-/** Stores a hash (creating the maildir) and marks the account as refusing incoming cleartext. */
-export async function setPassword(account: Account, passwordHash: string): Promise<void> {
-  setPasswordSync(account, passwordHash);
-}
-
 /**
- * setPassword without the thread pool: four small metadata operations cost far less CPU done directly than as
- * fs.promises round trips (a tenth of a millisecond of blocking per created account).
+ * Stores a hash (creating the maildir) and marks the account as refusing incoming cleartext. Synchronous: these
+ * small metadata operations cost far less CPU done directly than as fs.promises round trips through the thread
+ * pool. The hash goes via a temporary file and rename, so a crash never leaves a partial hash that locks the
+ * account out; the marker comes first, so an account never exists without it.
  */
-function setPasswordSync(account: Account, passwordHash: string): void {
-  mkdirSync(account.maildir, { recursive: true });
+export function setPassword(account: Account, passwordHash: string): void {
+  try {
+    mkdirSync(account.maildir);
+  } catch (err) {
+    // EEXIST: a directory left by an expired or failed account; ENOENT: mailboxesDir itself is missing.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") mkdirSync(account.maildir, { recursive: true });
+    else if (code !== "EEXIST") throw err;
+  }
+  closeSync(openSync(account.enforceE2EEPath, "a"));
   const tmp = `${account.passwordPath}.tmp-${randomInt(0, 10_000_000)}`;
   try {
     writeFileSync(tmp, passwordHash, "latin1");
@@ -123,7 +128,6 @@ function setPasswordSync(account: Account, passwordHash: string): void {
     rmSync(tmp, { force: true });
     throw err;
   }
-  closeSync(openSync(account.enforceE2EEPath, "a"));
 }
 
 /** Last login with day precision: the password file's mtime set to the UTC midnight of `ts`, at most once a day. */

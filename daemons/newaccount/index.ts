@@ -10,6 +10,7 @@ import type { DaemonConfig } from "../config";
 import { pythonJson } from "../dictproxy/protocol";
 import { createLogger, type Logger } from "../dictproxy/log";
 import type { Service } from "../service";
+import { CreationLimiter } from "../doveauth/creationlimit";
 
 /** Paths nginx forwards; the second keeps QR codes printed for old relays working. */
 export const NEW_ACCOUNT_PATHS = ["/new", "/cgi-bin/newemail.py"] as const;
@@ -22,7 +23,15 @@ const PASSWORD_EXTRA_LENGTH = 3;
 
 export type NewAccountConfig = Pick<
   DaemonConfig,
-  "mailDomain" | "usernameMaxLength" | "passwordMinLength" | "inviteTokens" | "tlsMode" | "newAccountPort"
+  | "mailDomain"
+  | "usernameMaxLength"
+  | "passwordMinLength"
+  | "passwordMaxLength"
+  | "inviteTokens"
+  | "tlsMode"
+  | "newAccountPort"
+  | "accountCreationsPerMinute"
+  | "accountCreationsPerMinutePerClient"
 >;
 
 function randomString(alphabet: string, length: number): string {
@@ -67,7 +76,9 @@ export function newAccount(config: NewAccountConfig, query: string): NewAccountR
     return { ok: false, status: 403, reason: "This relay does not use invite tokens." };
   }
   const email = `${randomString(USERNAME_ALPHABET, config.usernameMaxLength)}@${config.mailDomain}`;
-  const password = prefix + randomString(PASSWORD_ALPHABET, config.passwordMinLength + PASSWORD_EXTRA_LENGTH);
+  // Never longer than doveauth accepts at the first login.
+  const length = Math.min(config.passwordMinLength + PASSWORD_EXTRA_LENGTH, config.passwordMaxLength);
+  const password = prefix + randomString(PASSWORD_ALPHABET, length);
   if (config.tlsMode !== "self-signed") return { ok: true, email, password };
   // Self-signed relays: clients must accept the certificate, which only a dclogin: URL can say (ic=3).
   const dcloginUrl = `dclogin:${quote(email, "@[]")}?p=${quote(password, "")}&v=1&ic=3`;
@@ -78,6 +89,19 @@ export interface NewAccountOptions {
   port?: number;
   host?: string;
   log?: Logger;
+  /** The clock of the creation limits, in ms (tests). */
+  now?: () => number;
+}
+
+/**
+ * The client's address: nginx's X-Real-IP when the request comes through the local proxy, else the peer.
+ * clientKey() ignores loopback, so requests without a real client address count only towards the total.
+ */
+export function clientAddress(req: IncomingMessage): string | undefined {
+  const peer = req.socket.remoteAddress;
+  const header = req.headers["x-real-ip"];
+  const local = peer === "127.0.0.1" || peer === "::1" || peer === "::ffff:127.0.0.1";
+  return local && typeof header === "string" ? header.trim() : peer;
 }
 
 export interface NewAccountService extends Service {
@@ -94,6 +118,7 @@ export async function startNewAccount(
   opts: NewAccountOptions = {},
 ): Promise<NewAccountService> {
   const log = opts.log ?? createLogger("newaccount");
+  const limiter = new CreationLimiter(config, opts.now);
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     req.resume(); // the request body (Delta Chat sends none) is not needed
     const url = req.url ?? "/";
@@ -109,6 +134,15 @@ export async function startNewAccount(
       return;
     }
     const result = newAccount(config, query);
+    // Invite checks first, so a wrong token costs no one a creation.
+    const limited = result.ok ? limiter.take(clientAddress(req)) : undefined;
+    if (limited) {
+      log.warn(`refused new account: ${limited}`);
+      send(res, 429, pythonJson({ reason: "Too many new accounts right now; try again in a minute." }), {
+        "Retry-After": "60",
+      });
+      return;
+    }
     if (!result.ok) {
       log.warn(`refused new account: ${result.reason}`);
       send(res, result.status, pythonJson({ reason: result.reason }));

@@ -2,8 +2,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { memoryLogger } from "../../daemons/dictproxy/log";
-import { nodeSha512, sha512Crypt } from "../../daemons/doveauth/crypt";
-import { Doveauth, splitAndUnescape, startDoveauth } from "../../daemons/doveauth";
+import { pbkdf2Sync } from "node:crypto";
+import { Doveauth, parseAuthKey, splitAndUnescape, startDoveauth } from "../../daemons/doveauth";
+import { boundedHasher } from "../../daemons/doveauth/hasher";
 import { creationRefusal } from "../../daemons/doveauth/rules";
 import { requireAddress } from "../../daemons/doveauth/user";
 import type { Service } from "../../daemons/service";
@@ -26,6 +27,12 @@ async function started(ini: Record<string, string> = {}, overrides = {}) {
   return { relay, log, sock, nocreateFile };
 }
 
+/** Checks a stored {PBKDF2} hash against `password` with node:crypto's synchronous PBKDF2 (independent code). */
+function pbkdf2Matches(stored: string, password: string): boolean {
+  const [, , salt, rounds, hex] = stored.slice("{PBKDF2}".length).split("$");
+  return pbkdf2Sync(password, salt, Number(rounds), 20, "sha1").toString("hex") === hex;
+}
+
 const passdb = (pw: string, user: string) => `Lshared/passdb/${pw}"${user}\t${user}`;
 const userdb = (user: string) => `Lshared/userdb/${user}\t${user}`;
 const passwordFile = (relay: TempRelay, addr: string) => join(relay.config.mailboxesDir, addr, "password");
@@ -39,7 +46,7 @@ describe("doveauth over its socket", () => {
     );
   });
 
-  it("creates the account at the first passdb lookup: SHA512-CRYPT file, marker, JSON reply, log line", async () => {
+  it("creates the account at the first passdb lookup: PBKDF2 file, marker, JSON reply, log line", async () => {
     const { sock, relay, log } = await started();
     const addr = `abcdefghi@${DOMAIN}`;
     const reply = await converse(sock, `${passdb("q9mr3faue1", addr)}\n`);
@@ -53,9 +60,9 @@ describe("doveauth over its socket", () => {
     });
     const stored = readFileSync(passwordFile(relay, addr), "latin1");
     expect(stored).toBe(record.password);
-    expect(stored).toMatch(/^\{SHA512-CRYPT\}\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/);
-    const crypt = stored.slice("{SHA512-CRYPT}".length);
-    expect(sha512Crypt(nodeSha512, "q9mr3faue1", crypt)).toBe(crypt);
+    expect(stored).toMatch(/^\{PBKDF2\}\$1\$[./0-9A-Za-z]{16}\$5000\$[0-9a-f]{40}$/);
+    expect(pbkdf2Matches(stored, "q9mr3faue1")).toBe(true);
+    expect(pbkdf2Matches(stored, "q9mr3faue2")).toBe(false);
     expect(readFileSync(join(relay.config.mailboxesDir, addr, "enforceE2EEincoming"), "utf8")).toBe("");
     expect(log.lines).toContain(`doveauth: Created address: ${addr}`);
     expect(await converse(sock, `${userdb(addr)}\n`)).toBe(reply);
@@ -77,8 +84,8 @@ describe("doveauth over its socket", () => {
     const reply = await converse(sock, `L${key}\tsome42123@${DOMAIN}\n`);
     const record = JSON.parse(reply.slice(1));
     expect(record.home.endsWith(`${DOMAIN}/some42123@${DOMAIN}`)).toBe(true);
-    const crypt = readFileSync(passwordFile(relay, `some42123@${DOMAIN}`), "latin1").slice(14);
-    expect(sha512Crypt(nodeSha512, `laksjdlaksjdlak\\sjdlk"12j'3l1/k2j3123`, crypt)).toBe(crypt);
+    const stored = readFileSync(passwordFile(relay, `some42123@${DOMAIN}`), "latin1");
+    expect(pbkdf2Matches(stored, `laksjdlaksjdlak\\sjdlk"12j'3l1/k2j3123`)).toBe(true);
   });
 
   it("answers F for a key with a lone trailing backslash", async () => {
@@ -118,7 +125,7 @@ describe("doveauth over its socket", () => {
   });
 
   it("creates 50 x 5 different accounts concurrently", async () => {
-    const { sock, relay } = await started();
+    const { sock, relay } = await started({}, { accountCreationsPerMinute: 250 });
     // Local parts of exactly 9 characters: c<3-digit thread><digit>abcd.
     const local = (t: number, i: number) => `c${String(t).padStart(3, "0")}${i}abcd`;
     const batches = Array.from({ length: 50 }, (_, t) =>
@@ -172,10 +179,142 @@ describe("doveauth over its socket", () => {
   });
 });
 
+describe("doveauth creation limits", () => {
+  /** A Doveauth core on a fresh relay with a clock the test moves. */
+  function core(overrides = {}, hasher = boundedHasher()) {
+    const relay = tempRelay({}, overrides);
+    relays.push(relay);
+    const log = memoryLogger("doveauth");
+    const clock = { ms: 1_000_000 };
+    const auth = new Doveauth(relay.config, {
+      nocreateFile: join(relay.dir, "nocreate"),
+      log,
+      hasher,
+      now: () => clock.ms,
+    });
+    const lookup = (user: string, pw: string, rip?: string) =>
+      Promise.resolve(auth.handleLookup(`shared/passdb/${pw}"${user}${rip === undefined ? "" : `"${rip}`}`));
+    return { relay, log, clock, lookup };
+  }
+
+  it("refuses a password longer than passwordMaxLength at first login without hashing it", async () => {
+    let hashed = 0;
+    const { relay, log, lookup } = core(
+      { passwordMaxLength: 256 },
+      {
+        hash: (pw) => {
+          hashed++;
+          return boundedHasher().hash(pw);
+        },
+      },
+    );
+    expect(await lookup(`longpass1@${DOMAIN}`, "x".repeat(257))).toEqual({ found: false });
+    expect(await lookup(`longpass2@${DOMAIN}`, "x".repeat(60_000))).toEqual({ found: false });
+    expect(hashed).toBe(0);
+    expect(existsSync(passwordFile(relay, `longpass1@${DOMAIN}`))).toBe(false);
+    expect(log.lines).toContain(
+      "doveauth: WARNING Password may be at most 256 characters long (passwordMaxLength)",
+    );
+    expect(await lookup(`longpass3@${DOMAIN}`, "x".repeat(256))).not.toBe("fail");
+    expect(existsSync(passwordFile(relay, `longpass3@${DOMAIN}`))).toBe(true);
+  });
+
+  it("answers F (try later) while the hashing queue is full, and creates again once it drains", async () => {
+    const release: Array<() => void> = [];
+    const slow = boundedHasher(2, (pw) => new Promise((r) => release.push(() => r(`{PLAIN}${pw}`))));
+    const { relay, log, lookup } = core({}, slow);
+    const first = [lookup(`queued001@${DOMAIN}`, "q9mr3faue"), lookup(`queued002@${DOMAIN}`, "q9mr3faue")];
+    expect(await lookup(`queued003@${DOMAIN}`, "q9mr3faue")).toBe("fail");
+    expect(log.lines.some((l) => l.includes("registration delayed: 2 password hashes already queued"))).toBe(
+      true,
+    );
+    for (const r of release.splice(0)) r();
+    await Promise.all(first);
+    const again = lookup(`queued003@${DOMAIN}`, "q9mr3faue");
+    while (release.length === 0) await new Promise((r) => setImmediate(r));
+    for (const r of release.splice(0)) r();
+    expect(await again).not.toBe("fail");
+    expect(readFileSync(passwordFile(relay, `queued003@${DOMAIN}`), "latin1")).toBe("{PLAIN}q9mr3faue");
+  });
+
+  it("allows a burst per client address, then answers F until the bucket refills", async () => {
+    const { clock, log, lookup } = core({
+      accountCreationsPerMinute: 100,
+      accountCreationsPerMinutePerClient: 2,
+    });
+    const create = (n: number, rip: string) => lookup(`perclien${n}@${DOMAIN}`, "q9mr3faue", rip);
+    expect(await create(1, "203.0.113.5")).not.toBe("fail");
+    expect(await create(2, "203.0.113.5")).not.toBe("fail");
+    expect(await create(3, "203.0.113.5")).toBe("fail");
+    expect(log.lines).toContain(
+      "doveauth: WARNING registration delayed: more than 2 new accounts a minute from 203.0.113.5 (accountCreationsPerMinutePerClient)",
+    );
+    expect(await create(4, "203.0.113.6")).not.toBe("fail");
+    clock.ms += 29_000;
+    expect(await create(3, "203.0.113.5")).toBe("fail");
+    clock.ms += 1_000; // 30 s: one of two a minute is back
+    expect(await create(3, "203.0.113.5")).not.toBe("fail");
+  });
+
+  it("limits creations in total, also when Dovecot passes no client address (old two-field key)", async () => {
+    const { clock, relay, lookup } = core({
+      accountCreationsPerMinute: 3,
+      accountCreationsPerMinutePerClient: 3,
+    });
+    const create = (n: number, rip?: string) => lookup(`totallim${n}@${DOMAIN}`, "q9mr3faue", rip);
+    expect(await create(1)).not.toBe("fail");
+    expect(await create(2, "")).not.toBe("fail");
+    expect(await create(3, "198.51.100.1")).not.toBe("fail");
+    expect(await create(4, "198.51.100.2")).toBe("fail");
+    expect(await create(4)).toBe("fail");
+    expect(existsSync(passwordFile(relay, `totallim4@${DOMAIN}`))).toBe(false);
+    clock.ms += 20_000; // one of three a minute
+    expect(await create(4)).not.toBe("fail");
+    expect(await create(5)).toBe("fail");
+  });
+
+  it("counts concurrent first logins of one address as one creation", async () => {
+    const { lookup } = core({ accountCreationsPerMinute: 1 });
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () => lookup(`onlyonce1@${DOMAIN}`, "q9mr3faue")),
+    );
+    expect(replies.every((r) => r !== "fail")).toBe(true);
+    expect(await lookup(`onlyonce2@${DOMAIN}`, "q9mr3faue")).toBe("fail");
+  });
+
+  it("hands back an existing SHA512-CRYPT hash unchanged (accounts of adopted cmdeploy relays)", async () => {
+    const { relay, lookup } = core({ accountCreationsPerMinute: 1 });
+    const addr = `oldrelay1@${DOMAIN}`;
+    const hash = "{SHA512-CRYPT}$6$abcdefghijklmnop$" + "x".repeat(86);
+    mkdirSync(join(relay.config.mailboxesDir, addr));
+    writeFileSync(passwordFile(relay, addr), hash);
+    const reply = (await lookup(addr, "whatever-password")) as { value: string };
+    expect(JSON.parse(reply.value).password).toBe(hash);
+  });
+});
+
+describe("parseAuthKey", () => {
+  it("reads the client address from a third field and accepts keys without it", () => {
+    expect(parseAuthKey(`shared/passdb/pa\\"ss"u@x"2001:db8::1`)).toEqual({
+      type: "passdb",
+      password: 'pa"ss',
+      user: "u@x",
+      client: "2001:db8::1",
+    });
+    expect(parseAuthKey(`shared/passdb/pass"u@x`)).toEqual({
+      type: "passdb",
+      password: "pass",
+      user: "u@x",
+      client: undefined,
+    });
+  });
+});
+
 describe("creationRefusal", () => {
   const base = {
     inviteTokens: [] as string[],
     passwordMinLength: 9,
+    passwordMaxLength: 20,
     usernameMinLength: 9,
     usernameMaxLength: 9,
   };
@@ -210,6 +349,15 @@ describe("creationRefusal", () => {
     expect(creationRefusal({ ...base, usernameMinLength: 3 }, "ab@cdef@x", "q9mr3faue", no)).toContain(
       "not a proper e-mail address",
     );
+  });
+
+  it("refuses passwords longer than passwordMaxLength, the invite token not counted", () => {
+    expect(creationRefusal(base, "abcdefghi@x", "x".repeat(21), no)).toBe(
+      "Password may be at most 20 characters long (passwordMaxLength)",
+    );
+    expect(creationRefusal(base, "abcdefghi@x", "x".repeat(20), no)).toBeUndefined();
+    const config = { ...base, inviteTokens: ["s3cr3ttok"] };
+    expect(creationRefusal(config, "abcdefghi@x", `s3cr3ttok${"x".repeat(20)}`, no)).toBeUndefined();
   });
 
   it("refuses passwords shorter than passwordMinLength", () => {

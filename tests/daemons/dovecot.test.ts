@@ -1,8 +1,8 @@
 // Integration with a real Dovecot (Debian's packages, see .ci/debian-packages), started by the test without
 // systemd: first IMAP login creates the account, a wrong password fails, METADATA round trip, and the LMTP push
 // hook reaches chatmail-metadata, which posts the device token to the (local) notification server.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,7 +58,8 @@ describe("chatmaild with Dovecot", () => {
     writeFileSync(
       ini,
       `[params]\nmail_domain = ${DOMAIN}\nmailboxes_dir = ${relay.config.mailboxesDir}\nmax_load_1m = 99999\n` +
-        `min_available_memory = 0\nmin_free_disk_space = 0\nnotification_url = ${pushUrl}\n`,
+        `min_available_memory = 0\nmin_free_disk_space = 0\nnotification_url = ${pushUrl}\n` +
+        "account_creations_per_minute_per_client = 1\n",
     );
     const bundle = writeDaemonBundle(join(relay.dir, "chatmaild.js"));
     // umask 000: Dovecot's auth and mail processes (other users) must be able to connect to the sockets.
@@ -116,7 +117,7 @@ describe("chatmaild with Dovecot", () => {
     const { client, ok, text } = await login(addr, password);
     expect(ok, `${text}\n${readFileSync(join(relay.dir, "dovecot.log"), "utf8")}`).toBe(true);
     const pw = readFileSync(join(relay.config.mailboxesDir, addr, "password"), "latin1");
-    expect(pw).toMatch(/^\{SHA512-CRYPT\}\$6\$/);
+    expect(pw).toMatch(/^\{PBKDF2\}\$1\$[./0-9A-Za-z]{16}\$5000\$[0-9a-f]{40}$/);
     expect(statSync(join(relay.config.mailboxesDir, addr, "password")).uid).toBe(NOBODY_UID);
     expect(daemonLog).toContain(`Created address: ${addr}`);
     expect((await client.command("SELECT INBOX")).ok).toBe(true);
@@ -133,6 +134,51 @@ describe("chatmaild with Dovecot", () => {
     const again = await login(addr, password);
     expect(again.ok).toBe(true);
     again.client.close();
+  });
+
+  it("logs in an existing SHA512-CRYPT account of an adopted cmdeploy relay", async () => {
+    const old = `oldrelay1@${DOMAIN}`;
+    const hash = execFileSync("openssl", ["passwd", "-6", "old-relay-password"]).toString().trim();
+    const dir = join(relay.config.mailboxesDir, old);
+    mkdirSync(dir);
+    writeFileSync(join(dir, "password"), `{SHA512-CRYPT}${hash}`);
+    chownSync(dir, NOBODY_UID, NOBODY_UID);
+    chownSync(join(dir, "password"), NOBODY_UID, NOBODY_UID);
+    const wrong = await login(old, "wrong-password");
+    expect(wrong.ok).toBe(false);
+    wrong.client.close();
+    const { client, ok, text } = await login(old, "old-relay-password");
+    expect(ok, text).toBe(true);
+    client.close();
+  });
+
+  it("refuses to create an account with a password over passwordMaxLength", async () => {
+    const { client, ok } = await login(`longpass1@${DOMAIN}`, "x".repeat(257));
+    expect(ok).toBe(false);
+    client.close();
+    expect(existsSync(join(relay.config.mailboxesDir, `longpass1@${DOMAIN}`, "password"))).toBe(false);
+  });
+
+  it("passes the client address, so the per-client limit answers a temporary failure", async () => {
+    const authTest = (user: string) =>
+      spawnSync(
+        "/usr/bin/doveadm",
+        ["-c", dovecotConf, "auth", "test", "-x", "rip=192.0.2.44", user, "q9mr3faue-rip"],
+        { encoding: "utf8" },
+      );
+    const first = authTest(`ripfirst1@${DOMAIN}`);
+    expect(first.status, first.stdout + first.stderr).toBe(0);
+    const second = authTest(`ripsecond@${DOMAIN}`);
+    expect(second.status).not.toBe(0);
+    expect(second.stdout).toContain("code=temp_fail");
+    await waitFor(
+      () =>
+        daemonLog.includes(
+          "more than 1 new accounts a minute from 192.0.2.44 (accountCreationsPerMinutePerClient)",
+        ),
+      "the per-client refusal in the log",
+    );
+    expect(existsSync(join(relay.config.mailboxesDir, `ripsecond@${DOMAIN}`, "password"))).toBe(false);
   });
 
   it("refuses to create an address with a too short local part", async () => {

@@ -45,7 +45,7 @@ export function writeDovecotConfig(
       "iterate_disable = no",
       "iterate_prefix = userdb/",
       "default_pass_scheme = plain",
-      'password_key = passdb/%Ew"%Eu',
+      'password_key = passdb/%Ew"%Eu"%E{rip}',
       "user_key = userdb/%Eu",
       "",
     ].join("\n"),

@@ -9,11 +9,15 @@ afterEach(async () => {
   for (const c of closers.splice(0)) await c();
 });
 
-async function serve(overrides = {}) {
-  const service = await startNewAccount({ ...base, ...overrides }, { port: 0, log: memoryLogger() });
+async function serve(overrides = {}, now?: () => number) {
+  const service = await startNewAccount({ ...base, ...overrides }, { port: 0, log: memoryLogger(), now });
   closers.push(() => service.close());
   return `http://127.0.0.1:${service.port}`;
 }
+
+/** POST /new as nginx forwards it for the client `ip`. */
+const post = (url: string, ip?: string) =>
+  fetch(`${url}/new`, { method: "POST", headers: ip ? { "X-Real-IP": ip } : {} });
 
 describe("newAccount", () => {
   it("makes a 9-character [a-z0-9] user and a 12-character password from letters, digits, punctuation", () => {
@@ -23,6 +27,12 @@ describe("newAccount", () => {
     expect(r.password).toHaveLength(12);
     expect(r.password).toMatch(/^[\x21-\x7e]+$/);
     expect(r.dcloginUrl).toBeUndefined();
+  });
+
+  it("keeps the password within passwordMaxLength", () => {
+    const r = newAccount({ ...base, passwordMinLength: 9, passwordMaxLength: 10 }, "");
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.password).toHaveLength(10);
   });
 
   it("differs in both email and password between calls", () => {
@@ -83,5 +93,45 @@ describe("startNewAccount", () => {
     const url = await serve();
     expect((await fetch(`${url}/new`)).status).toBe(405);
     expect((await fetch(`${url}/other`, { method: "POST" })).status).toBe(404);
+  });
+});
+
+describe("startNewAccount creation limits", () => {
+  it("answers 429 per client address after its burst, other clients still get accounts, then refills", async () => {
+    const clock = { ms: 1_000_000 };
+    const url = await serve(
+      { accountCreationsPerMinute: 100, accountCreationsPerMinutePerClient: 3 },
+      () => clock.ms,
+    );
+    for (let i = 0; i < 3; i++) expect((await post(url, "203.0.113.9")).status).toBe(200);
+    const refused = await post(url, "203.0.113.9");
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("60");
+    expect(((await refused.json()) as { reason: string }).reason).toBe(
+      "Too many new accounts right now; try again in a minute.",
+    );
+    expect((await post(url, "2001:db8:5:6::1")).status).toBe(200);
+    clock.ms += 20_000; // one of three a minute is back
+    expect((await post(url, "203.0.113.9")).status).toBe(200);
+    expect((await post(url, "203.0.113.9")).status).toBe(429);
+  });
+
+  it("limits the total, also for requests without a client address", async () => {
+    const clock = { ms: 1_000_000 };
+    const url = await serve(
+      { accountCreationsPerMinute: 2, accountCreationsPerMinutePerClient: 10 },
+      () => clock.ms,
+    );
+    expect((await post(url)).status).toBe(200);
+    expect((await post(url, "198.51.100.4")).status).toBe(200);
+    expect((await post(url, "198.51.100.5")).status).toBe(429);
+    clock.ms += 30_000;
+    expect((await post(url, "198.51.100.5")).status).toBe(200);
+  });
+
+  it("refused invite tokens do not use up creations", async () => {
+    const url = await serve({ inviteTokens: ["s3cr3tinvite"], accountCreationsPerMinute: 1 });
+    expect((await fetch(`${url}/new?wrong`, { method: "POST" })).status).toBe(403);
+    expect((await fetch(`${url}/new?s3cr3tinvite`, { method: "POST" })).status).toBe(200);
   });
 });

@@ -40,6 +40,10 @@ describe("dovecot part", () => {
     expect(conf()).toContain("push_notification_driver = lua:file=/etc/dovecot/push_notification.lua");
   });
 
+  it("sends doveauth the password, the user and the client address, each %E-escaped", () => {
+    expect(text(planFor(), "/etc/dovecot/auth.conf")).toMatch(/^password_key = passdb\/%Ew"%Eu"%E\{rip\}$/m);
+  });
+
   it("switches compression, hibernation and raw logs with imapCompress and imapRawlog", () => {
     expect(conf()).toContain("imap_hibernate_timeout = 30s");
     expect(conf()).not.toContain("imap_zlib");
