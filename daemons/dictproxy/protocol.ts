@@ -5,9 +5,8 @@
 // "Unescaping Dovecot's fields").
 // Hand-written rather than a library: Dovecot expects these exact lines (bare O/N/F, the empty line that ends an
 // iteration, no transaction id on commit, \001 escaping), and every IMAP or SMTP login passes through here.
-// Measured with `npm run bench -- auth` on 2 cores, doveauth answers 17268 passdb lookups/s on 16 connections,
-// where a do-nothing Node server reaches 76897/s with the same client. See docs/decisions.md, 'Hand-written
-// protocol code'.
+// Every login passes through parseRequest and a reply formatter, so they scan each line with indexOf rather than
+// split, map or a regex replace (`npm run bench -- auth`; docs/decisions.md, 'Hand-written protocol code').
 
 /** A request line that cannot be understood; the server logs it and answers F where an answer is due. */
 export class DictProtocolError extends Error {}
@@ -47,9 +46,14 @@ export function unescapeField(field: string): string {
   return out;
 }
 
+const NEEDS_ESCAPE = /[\0\u0001\t\r\n]/;
+const NEEDS_ESCAPE_ALL = /[\0\u0001\t\r\n]/g;
+
 /** Tab-escapes a reply value the way Dovecot's dict client unescapes it. */
 export function escapeField(value: string): string {
-  return value.replace(/[\0\u0001\t\r\n]/g, (c) => `\u0001${ESCAPES[c]}`);
+  // Values almost never hold these characters; testing first spares the replace and its callback.
+  if (!NEEDS_ESCAPE.test(value)) return value;
+  return value.replace(NEEDS_ESCAPE_ALL, (c) => `\u0001${ESCAPES[c]}`);
 }
 
 function need(fields: string[], count: number, command: string, what: string): void {
@@ -62,12 +66,24 @@ function integerField(text: string, name: string): number {
   return Number(text);
 }
 
+/** The unescaped TAB-separated fields after the command character. */
+function fields(line: string): string[] {
+  const out: string[] = [];
+  let from = 1;
+  for (let tab = line.indexOf("\t", from); tab !== -1; tab = line.indexOf("\t", from)) {
+    out.push(unescapeField(line.slice(from, tab)));
+    from = tab + 1;
+  }
+  out.push(unescapeField(line.slice(from)));
+  return out;
+}
+
 /** Parses one request line (without its LF). Throws DictProtocolError for a malformed line. */
 export function parseRequest(line: string): DictRequest {
   if (line.includes("\0"))
     throw new DictProtocolError("raw NUL byte in request (Dovecot escapes NUL as \\0010)");
   const command = line[0] ?? "";
-  const f = line.slice(1).split("\t").map(unescapeField);
+  const f = fields(line);
   switch (command) {
     case "H":
       return { kind: "hello", fields: f };
@@ -131,12 +147,16 @@ export function formatCommitReply(ok: boolean): string {
  * replies stay byte-identical to upstream's and stay ASCII on the wire.
  */
 export function pythonJson(value: Record<string, string>): string {
-  const str = (s: string): string =>
-    JSON.stringify(s).replace(
-      /[\u007f-\uffff]/g,
-      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-    );
-  return `{${Object.entries(value)
-    .map(([k, v]) => `${str(k)}: ${str(v)}`)
-    .join(", ")}}`;
+  let out = "{";
+  for (const key in value) {
+    if (out.length > 1) out += ", ";
+    out += `${JSON.stringify(key)}: ${JSON.stringify(value[key])}`;
+  }
+  out += "}";
+  // JSON's own characters are ASCII, so escaping the whole text equals escaping each string; most have nothing.
+  if (!NON_ASCII.test(out)) return out;
+  return out.replace(NON_ASCII_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
+
+const NON_ASCII = /[\u007f-\uffff]/;
+const NON_ASCII_ALL = /[\u007f-\uffff]/g;

@@ -182,6 +182,16 @@ describe("startDictServer", () => {
     expect(await converse(sock, "Lk\u0001z\tu\nLa\0b\tu\nLk\tu\n")).toBe("F\nF\nOv-u\n");
   });
 
+  it("keeps a character whose UTF-8 bytes arrive in two reads intact, and drops a CR before LF", async () => {
+    const bytes = Buffer.from("Lk\tü\r\n");
+    const c = await DictClient.open(sock);
+    const reply = new Promise<string>((resolve) => c.sock.once("data", (d) => resolve(String(d))));
+    c.sock.write(bytes.subarray(0, 5)); // ends inside ü
+    c.sock.write(bytes.subarray(5));
+    expect(await reply).toBe("Ov-ü\n");
+    c.close();
+  });
+
   it("ends the conversation at an empty line, like upstream", async () => {
     expect(await converse(sock, "Lk\tu\n\nLk\tu\n")).toBe("Ov-u\n");
   });
