@@ -10,6 +10,7 @@ import type { DaemonConfig } from "../config";
 import type { Service } from "../service";
 import { reply } from "../smtp/reply";
 import { startSmtpServer, type Envelope } from "../smtp/server";
+import { normalizeAddress } from "./address";
 import { SendRateLimiter } from "./ratelimit";
 import { Reinjector } from "./reinject";
 import { REPLIES } from "./replies";
@@ -39,7 +40,10 @@ export interface FiltermailOptions {
   /** Source address for reinjection; incoming defaults to 127.0.0.2 (OpenDKIM tells the directions apart by it). */
   downstreamLocalAddress?: string;
   log?: (line: string) => void;
-  /** Client silence that ends a session (default 300 s, RFC 5321 4.5.3.2.7's server timeout). */
+  /**
+   * Deadline for each command line and for the message (plus its size at 500 bytes/s); a client that misses it
+   * gets 421 (default 300 s, RFC 5321 4.5.3.2.7's server timeout; see daemons/smtp/session.ts).
+   */
   idleTimeoutMs?: number;
   /** Deadline for each reinjection command reply (default 30 s). */
   downstreamCommandTimeoutMs?: number;
@@ -109,7 +113,10 @@ export async function startFiltermail(
         if (!outgoing) return undefined;
         // Rust order: the address check comes before the rate limit, so garbage does not use up a sender's quota.
         if (address.split("@").length !== 2) return REPLIES.invalidFromAddress(address);
-        if (!limiter.allow(address)) return REPLIES.tooMuchMail(address);
+        // One quota per mailbox: "\"alice\"@..." and "alice@..." are the same sender to Postfix.
+        const sender = normalizeAddress(address, config.mailDomain);
+        if (sender === undefined) return REPLIES.invalidFromAddress(address);
+        if (!limiter.allow(sender)) return REPLIES.tooMuchMail(address);
         return undefined;
       },
       async onData(envelope: Envelope, message: Buffer) {

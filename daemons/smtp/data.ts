@@ -4,14 +4,15 @@
 // CVE-2023-51764 and friends).
 // Hand-written, like the rest of daemons/smtp/: the filter re-injects exactly the bytes it received, so DKIM
 // signatures still verify behind it, and the reader keeps the socket's own chunks instead of copying them, so a
-// message exists once in memory. Measured with `npm run bench -- filtermail` on 2 cores, the filter passes
-// 2894 msg/s at 10 clients for 4 KB messages (47 % of a bare SMTP sink's rate in the same run) and 1734 msg/s
-// for 100 KB; a 28.9 MB message raises its resident memory by about one copy (106 -> 135 MB). See
-// docs/decisions.md, 'Hand-written protocol code'.
+// message exists once in memory (a 28.9 MB message raises the filter's resident memory by about one copy). See
+// docs/decisions.md, 'Hand-written protocol code'; figures from `npm run bench -- filtermail` in docs/daemons.md.
+
+import { MessageParts } from "./parts";
 
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
+const CRLF_DOT = Buffer.from("\r\n.");
 
 // Where the reader is relative to the line structure of the bytes seen so far.
 const enum At {
@@ -27,6 +28,14 @@ const enum At {
   DotCr,
 }
 
+/** The state after the bytes `from`..end of `chunk`, read inside a line and holding no CRLF ".". */
+function tailState(chunk: Buffer, from: number): At {
+  const n = chunk.length;
+  if (n > from && chunk[n - 1] === CR) return At.Cr;
+  if (n - from >= 2 && chunk[n - 2] === CR && chunk[n - 1] === LF) return At.LineStart;
+  return At.Mid;
+}
+
 export interface DataFeedResult {
   /** True once the end marker was read. */
   done: boolean;
@@ -35,25 +44,24 @@ export interface DataFeedResult {
 }
 
 /**
- * Collects one DATA section from successive socket chunks. The message is kept exactly once: as unstuffed
- * slices of the socket's own chunks (no copy while reading), joined into one Buffer by `take()`. Past
+ * Collects one DATA section from successive socket chunks, as unstuffed slices of those chunks (parts.ts). Past
  * `maxBytes` the reader keeps consuming until the end marker but stores nothing more.
  */
 export class DataReader {
   private at: At = At.LineStart;
-  private parts: Buffer[] = [];
-  private size = 0;
-  private overflowed = false;
+  private readonly body: MessageParts;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    this.body = new MessageParts(maxBytes);
+  }
 
   /** Number of message bytes read so far (unstuffed), also counted past the limit. */
   get bytes(): number {
-    return this.size;
+    return this.body.bytes;
   }
 
   get tooBig(): boolean {
-    return this.overflowed;
+    return this.body.tooBig;
   }
 
   feed(chunk: Buffer): DataFeedResult {
@@ -62,15 +70,17 @@ export class DataReader {
     const n = chunk.length;
     while (i < n) {
       if (this.at === At.Mid) {
-        // Fast path: jump to the next CR natively instead of looking at every byte.
-        const cr = chunk.indexOf(CR, i);
-        if (cr < 0) {
-          i = n;
-          break;
+        // Fast path: inside a line only a CRLF followed by "." matters (a stuffed dot or the end marker), so
+        // jump to the next one natively instead of stepping through every line.
+        const hit = chunk.indexOf(CRLF_DOT, i);
+        if (hit >= 0) {
+          i = hit + 2;
+          this.at = At.LineStart;
+          continue;
         }
-        i = cr + 1;
-        this.at = At.Cr;
-        continue;
+        this.at = tailState(chunk, i);
+        i = n;
+        break;
       }
       const b = chunk[i];
       switch (this.at) {
@@ -107,7 +117,7 @@ export class DataReader {
           }
           // "." CR <other>: the dot was a stuffed dot of a line starting with CR; restore the held-back CR,
           // and this byte is ordinary data following a CR.
-          this.storeBytes(Buffer.from([CR]));
+          this.body.add(Buffer.from([CR]));
           this.at = b === CR ? At.Cr : At.Mid;
           emitFrom = i;
           i++;
@@ -121,30 +131,14 @@ export class DataReader {
 
   /** The whole message as one Buffer; the reader is empty afterwards. */
   take(): Buffer {
-    const parts = this.parts;
-    this.parts = [];
-    if (parts.length === 1) return parts[0];
-    // One copy into a single Buffer, after which the socket chunks are garbage: that is the only moment the
-    // bytes exist twice.
-    return Buffer.concat(parts, this.overflowed ? undefined : this.size);
+    return this.body.take();
   }
 
   private store(chunk: Buffer, from: number, to: number): void {
-    if (to > from) this.storeBytes(chunk.subarray(from, to));
-  }
-
-  private storeBytes(bytes: Buffer): void {
-    this.size += bytes.length;
-    if (this.size > this.maxBytes) {
-      this.overflowed = true;
-      this.parts = [];
-      return;
-    }
-    if (!this.overflowed) this.parts.push(bytes);
+    if (to > from) this.body.add(chunk.subarray(from, to));
   }
 }
 
-const STUFF_NEEDLE = Buffer.from("\r\n.");
 const DOT_BYTE = Buffer.from(".");
 const END_MARKER = Buffer.from(".\r\n");
 const CRLF_END_MARKER = Buffer.from("\r\n.\r\n");
@@ -158,7 +152,7 @@ export function stuffedSlices(message: Buffer): Buffer[] {
   let from = 0;
   if (message.length > 0 && message[0] === DOT) out.push(DOT_BYTE);
   for (;;) {
-    const hit = message.indexOf(STUFF_NEEDLE, from);
+    const hit = message.indexOf(CRLF_DOT, from);
     if (hit < 0) break;
     out.push(message.subarray(from, hit + 3), DOT_BYTE);
     from = hit + 3;

@@ -37,9 +37,10 @@ async function setup(
 describe("filtermail proxy: accepted mail", () => {
   it("hands an encrypted message to the reinjection server unchanged and answers with that server's reply", async () => {
     const { sink, connect, logs } = await setup();
+    // A header line starting with "." (a field name may): stuffed on the wire, and the message's first byte.
     const message = Buffer.concat([
+      Buffer.from(".X-Dotted: a line starting with a dot\r\n"),
       sample("encrypted", ALICE, BOB),
-      Buffer.from(".line starting with a dot\r\n"),
     ]);
     const c = await connect();
     expect(await c.sendMail(ALICE, [BOB], message, " BODY=8BITMIME SMTPUTF8")).toBe(
@@ -52,6 +53,18 @@ describe("filtermail proxy: accepted mail", () => {
     expect(d.envelope.rcptTos).toEqual([BOB]);
     expect([...d.envelope.mailParams.keys()].sort()).toEqual(["BODY", "SMTPUTF8"]);
     expect(logs).toContain("Outgoing: Filtering encrypted mail.");
+  });
+
+  it("hands a message for several recipients on as DATA, byte for byte through stuffing and unstuffing", async () => {
+    const { sink, connect } = await setup();
+    const message = Buffer.concat([
+      Buffer.from(".X-Dotted: a line starting with a dot\r\n..X-Two-Dots: two\r\n"),
+      sample("encrypted", ALICE, BOB),
+    ]);
+    const c = await connect();
+    expect(await c.sendMail(ALICE, [BOB, "carol@chat.example.org"], message)).toMatch(/^250/);
+    expect(sink.delivered[0].envelope.rcptTos).toEqual([BOB, "carol@chat.example.org"]);
+    expect(sink.delivered[0].message.equals(message)).toBe(true);
   });
 
   it("reinjects incoming mail from source address 127.0.0.2", async () => {

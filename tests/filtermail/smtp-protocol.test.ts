@@ -98,6 +98,23 @@ describe("replies", () => {
     ]);
   });
 
+  it("reads replies however the bytes are split, and refuses what is not a reply", () => {
+    const wire = Buffer.from("250-a\r\n250 Grüße\r\n354\r\n221 bye\n");
+    for (let cut = 1; cut < wire.length; cut++) {
+      const r = new ReplyReader();
+      const got = [...r.push(wire.subarray(0, cut)), ...r.push(wire.subarray(cut))];
+      expect(got).toEqual([
+        { code: 250, lines: ["a", "Grüße"] },
+        { code: 354, lines: [""] },
+        { code: 221, lines: ["bye"] },
+      ]);
+    }
+    expect(() => new ReplyReader().push(Buffer.from("250x\r\n"))).toThrow(/not an SMTP reply/);
+    expect(() => new ReplyReader().push(Buffer.from("650 no\r\n"))).toThrow(/not an SMTP reply/);
+    expect(() => new ReplyReader().push(Buffer.from("250-a\r\n251 b\r\n"))).toThrow(/code changed/);
+    expect(() => new ReplyReader().push(Buffer.alloc(5000, 0x32))).toThrow(/too long/);
+  });
+
   it("keeps reply text on one line whatever a header contained", () => {
     expect(formatReply(reply(500, "Invalid FROM header: a\r\nRCPT TO:<x>"))).toBe(
       "500 Invalid FROM header: a??RCPT TO:<x>\r\n",
