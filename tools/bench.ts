@@ -1,10 +1,14 @@
 // `npm run bench -- <name>`: runs tools/bench/<name>.ts, which prints a Markdown table of measured figures.
-import { readdirSync } from "node:fs";
+// A bench is a file there that exports run(); the others are the benches' shared parts (docs/benchmarks.md).
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 async function main(): Promise<void> {
-  const available = readdirSync(join(__dirname, "bench"))
-    .filter((f) => f.endsWith(".ts"))
+  const dir = join(__dirname, "bench");
+  const available = readdirSync(dir)
+    .filter(
+      (f) => f.endsWith(".ts") && /^export async function run\(/m.test(readFileSync(join(dir, f), "utf8")),
+    )
     .map((f) => f.slice(0, -3))
     .sort();
   const names = process.argv.slice(2);

@@ -1,319 +1,256 @@
-// `npm run bench -- auth`: throughput and latency of doveauth as Dovecot uses it, measured on the bundled
-// chatmaild.js running every daemon (doveauth, lastlogin, metadata, newaccount, both filtermail directions) in one
-// process: first-login creations/s at 16 connections, passdb lookups/s with p50/p99 for existing accounts at 1, 16
-// and 64 connections, and the process's resident memory idle and at peak. Prints a Markdown table.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Socket } from "node:net";
+// `npm run bench -- auth`: the CPU doveauth spends per passdb lookup and per account creation, measured on the
+// bundled chatmaild.js (all six services in one process, as deployed) from /proc/<pid>/stat, next to references
+// measured in the same run with the same client (reference.ts): a do-nothing server, this repo's dict server
+// answering a constant, and the platform's own SHA512-CRYPT. Rows run in interleaved rounds; each figure is the
+// median of the rounds with their spread. CPU per operation is the figure to trust on a busy machine; throughput
+// and latency also depend on the client and whatever else runs.
+import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeDaemonBundle } from "../../components/assets";
-import { CHATMAILD_NODE_FLAGS, SERVICES, type ServiceName } from "../../core/server";
-import { WORKER_IDLE_MS } from "../../daemons/doveauth/hashpool";
+import { cpuMs, NODE_FLAGS, startChatmaild } from "./chatmaild";
+import { DictConn, newLocalPart, passdb } from "./dictclient";
+import { platformSha512Crypt, startConstantDict, startDoNothing, type Reference } from "./reference";
+import { median, percentile, summary } from "./stats";
 
 const DOMAIN = "bench.example.org";
-const LOOKUP_SECONDS = 5;
-const CREATE_CONNECTIONS = 16;
-const CREATES_PER_CONNECTION = 40;
 const PASSWORD = "benchpassword1";
-/** Python chatmaild on these machines (issue 4): lookups/s at 1 and 16 connections, creations/s at 16. */
-const REFERENCE = { lookups1: 7300, lookups16: 4000, creations16: 160 };
+/** BENCH_ROUNDS and BENCH_RUN_MS shorten or lengthen a run, as for the filtermail bench. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUND_MS = Number(process.env.BENCH_RUN_MS ?? 1500);
+const LOOKUP_CONNECTIONS = [1, 16, 64];
+const ACCOUNTS = 64;
+const CREATE_CONNECTIONS = 16;
+const CREATIONS_PER_CONNECTION = 10;
+/** Lookups measured while creations run at full rate, next to the creating connections. */
+const LOOKUPS_DURING_CREATIONS = 4;
+/** The first-login creation limits, lifted so that hashing is what sets the creation rate. */
+const UNLIMITED = "account_creations_per_minute = 100000\naccount_creations_per_minute_per_client = 100000\n";
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+interface Sample {
+  ops: number;
+  cpuMs: number;
+  seconds: number;
+  /** Sorted, in microseconds. */
+  latencies: number[];
 }
 
-/** VmRSS and VmHWM (peak) of a process in MB. */
-export function memoryMb(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
-}
-
-/** Runs `work` while sampling a process's RSS every `intervalMs`; returns the highest sample in MB. */
-export async function peakDuring(
+/** Each connection sends `line(i)` and waits for the reply, until `ms` passed; the server's CPU is read around it. */
+async function drive(
   pid: number,
-  work: () => Promise<unknown>,
-  intervalMs = 50,
-): Promise<number> {
-  let peak = memoryMb(pid).rss;
-  const sampler = setInterval(() => (peak = Math.max(peak, memoryMb(pid).rss)), intervalMs);
-  try {
-    await work();
-  } finally {
-    clearInterval(sampler);
-  }
-  return Math.max(peak, memoryMb(pid).rss);
-}
-
-/** CPU seconds (user + system, all threads) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
-}
-
-/** One dict connection that sends a request and waits for its one-line reply. */
-export class Conn {
-  private pending: ((line: string) => void) | undefined;
-  private buf = "";
-  constructor(private readonly sock: Socket) {
-    sock.setEncoding("latin1");
-    sock.on("data", (d: string) => {
-      this.buf += d;
-      const nl = this.buf.indexOf("\n");
-      if (nl !== -1 && this.pending) {
-        const line = this.buf.slice(0, nl);
-        this.buf = this.buf.slice(nl + 1);
-        const p = this.pending;
-        this.pending = undefined;
-        p(line);
+  conns: DictConn[],
+  ms: number,
+  line: (conn: number, i: number) => string,
+  accept: (reply: string) => boolean,
+): Promise<Sample> {
+  const latencies: number[] = [];
+  const cpu0 = cpuMs(pid);
+  const start = performance.now();
+  const end = start + ms;
+  await Promise.all(
+    conns.map(async (c, ci) => {
+      for (let i = 0; performance.now() < end; i++) {
+        const t0 = performance.now();
+        const reply = await c.request(line(ci, i));
+        if (!accept(reply)) throw new Error(`unexpected reply: ${reply.slice(0, 40)}`);
+        latencies.push((performance.now() - t0) * 1000);
       }
-    });
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { ops: latencies.length, cpuMs: cpuMs(pid) - cpu0, seconds, latencies };
+}
+
+/** A fixed number of first logins: `perConn` new addresses on each connection. */
+async function create(pid: number, conns: DictConn[], perConn: number): Promise<Sample> {
+  const latencies: number[] = [];
+  const cpu0 = cpuMs(pid);
+  const start = performance.now();
+  await Promise.all(
+    conns.map(async (c) => {
+      for (let i = 0; i < perConn; i++) {
+        const t0 = performance.now();
+        const reply = await c.request(passdb(`${newLocalPart("c")}@${DOMAIN}`, PASSWORD));
+        if (reply[0] !== "O") throw new Error(`creation failed: ${reply}`);
+        latencies.push((performance.now() - t0) * 1000);
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { ops: latencies.length, cpuMs: cpuMs(pid) - cpu0, seconds, latencies };
+}
+
+/** A row's samples over the rounds. */
+class Row {
+  readonly samples: Sample[] = [];
+  constructor(
+    readonly workload: string,
+    readonly server: string,
+    readonly connections: number,
+  ) {}
+  cpuPerOp(): number[] {
+    return this.samples.map((s) => s.cpuMs / s.ops);
   }
-  static open(path: string): Promise<Conn> {
-    return new Promise((resolve, reject) => {
-      const s = connect(path);
-      s.once("error", reject);
-      s.once("connect", () => resolve(new Conn(s)));
-    });
+  perSecond(): number[] {
+    return this.samples.map((s) => s.ops / s.seconds);
   }
-  request(line: string): Promise<string> {
-    return new Promise((resolve) => {
-      this.pending = resolve;
-      this.sock.write(`${line}\n`);
-    });
-  }
-  close(): void {
-    this.sock.destroy();
+  p(pct: number): number[] {
+    return this.samples.map((s) => percentile(s.latencies, pct));
   }
 }
 
-export const passdb = (user: string) => `Lshared/passdb/${PASSWORD}"${user}\t${user}`;
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
-
-/** The bundled chatmaild.js (the bundle the relay ships), by default running all six services in one process as
- * chatmaild.service runs it. */
-export interface Chatmaild {
-  child: ChildProcess;
+interface Target {
+  name: string;
+  pid: number;
   socket: string;
-  /** Where the outgoing filter listens. */
-  filtermailSmtpPort: number;
-  stop(): Promise<void>;
-}
-
-/** Starts the bundle in `dir` with a chatmail.ini of its own plus `iniLines`; resolves once `services` started. */
-export async function startChatmaild(
-  dir: string,
-  domain: string,
-  iniLines = "",
-  services: readonly ServiceName[] = SERVICES,
-): Promise<Chatmaild> {
-  const mailboxesDir = join(dir, "vmail");
-  mkdirSync(mailboxesDir);
-  const socket = join(dir, "doveauth.socket");
-  const ini = join(dir, "chatmail.ini");
-  const filtermailSmtpPort = await freePort();
-  writeFileSync(
-    ini,
-    `[params]\nmail_domain = ${domain}\nmailboxes_dir = ${mailboxesDir}\nmax_load_1m = 99999\nmin_available_memory = 0\n` +
-      `min_free_disk_space = 0\nfiltermail_smtp_port = ${filtermailSmtpPort}\nfiltermail_smtp_port_incoming = ${await freePort()}\n` +
-      `new_account_port = ${await freePort()}\n${iniLines}`,
-  );
-  const bundle = writeDaemonBundle(join(dir, "chatmaild.js"));
-  const child = spawn(
-    process.execPath,
-    [
-      ...CHATMAILD_NODE_FLAGS,
-      bundle,
-      ini,
-      ...services,
-      "--doveauth-socket",
-      socket,
-      "--metadata-socket",
-      join(dir, "m.socket"),
-      "--lastlogin-socket",
-      join(dir, "l.socket"),
-      "--nocreate-file",
-      join(dir, "nocreate"),
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  let log = "";
-  child.stderr?.on("data", (d) => (log += d));
-  const stop = async () => {
-    child.kill("SIGTERM");
-    if (child.exitCode === null) await new Promise((r) => child.once("exit", r));
-  };
-  while ((log.match(/ started/g) ?? []).length < services.length) {
-    if (child.exitCode !== null) throw new Error(`chatmaild exited: ${log}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, socket, filtermailSmtpPort, stop };
-}
-
-/** A Node process that answers every line with "O" and does nothing else. */
-const ECHO_SERVER = `
-const path = process.argv[1];
-require("node:net").createServer((s) => s.on("data", (d) => {
-  let n = 0; for (const b of d) if (b === 10) n++;
-  s.write("O\\n".repeat(n));
-})).listen(path, () => console.log("ready"));
-`;
-
-/**
- * The ceiling: the same client against another process that only answers. At one connection a lookup is a round
- * trip between two processes, so this bounds any daemon on this machine.
- */
-async function echoCeiling(dir: string, connections: number): Promise<number> {
-  const path = join(dir, `echo-${connections}.socket`);
-  const echo = spawn(process.execPath, ["-e", ECHO_SERVER, path], { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise((r) => echo.stdout!.once("data", r));
-  try {
-    const cs = await Promise.all(Array.from({ length: connections }, () => Conn.open(path)));
-    let done = 0;
-    const end = Date.now() + LOOKUP_SECONDS * 1000;
-    await Promise.all(
-      cs.map(async (c) => {
-        while (Date.now() < end) {
-          await c.request("Lx");
-          done++;
-        }
-      }),
-    );
-    for (const c of cs) c.close();
-    return done / LOOKUP_SECONDS;
-  } finally {
-    echo.kill();
-  }
 }
 
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-auth-"));
-  const { child, socket, stop } = await startChatmaild(dir, DOMAIN);
+  const daemons = await startChatmaild(dir, DOMAIN, UNLIMITED);
+  const references: Reference[] = [];
   try {
-    await new Promise((r) => setTimeout(r, 2000));
-    const idle = memoryMb(child.pid as number);
-    const rows: string[][] = [];
+    references.push(await startDoNothing(dir), await startConstantDict(dir));
+    const targets: Target[] = [
+      { name: "chatmaild (doveauth)", pid: daemons.pid, socket: daemons.socket },
+      ...references,
+    ];
+    const users = Array.from({ length: ACCOUNTS }, () => `${newLocalPart("u")}@${DOMAIN}`);
+    const setup = await DictConn.open(daemons.socket);
+    for (const u of users)
+      if ((await setup.request(passdb(u, PASSWORD)))[0] !== "O") throw new Error(`could not create ${u}`);
+    setup.close();
+    const lookup = (ci: number, i: number) => passdb(users[(ci * 7 + i) % users.length], PASSWORD);
+    const found = (reply: string) => reply[0] === "O";
 
-    // First-login creations: distinct new addresses, 16 connections in parallel.
-    const conns = await Promise.all(Array.from({ length: CREATE_CONNECTIONS }, () => Conn.open(socket)));
-    const users: string[] = [];
-    let cpu0 = cpuSeconds(child.pid as number);
-    let start = process.hrtime.bigint();
-    await Promise.all(
-      conns.map(async (c, ci) => {
-        for (let i = 0; i < CREATES_PER_CONNECTION; i++) {
-          const user = `b${String(ci).padStart(3, "0")}${String(i).padStart(5, "0")}@${DOMAIN}`;
-          const reply = await c.request(passdb(user));
-          if (reply[0] !== "O") throw new Error(`creation of ${user} failed: ${reply}`);
-          users.push(user);
-        }
-      }),
+    // Connections stay open over the rounds, as Dovecot's auth processes keep theirs.
+    const lookupRows: Array<{ row: Row; target: Target; conns: DictConn[] }> = [];
+    for (const n of LOOKUP_CONNECTIONS)
+      for (const target of targets)
+        lookupRows.push({
+          row: new Row("passdb lookup, existing account", target.name, n),
+          target,
+          conns: await DictConn.openMany(target.socket, n),
+        });
+    for (const { target, conns } of lookupRows) await drive(target.pid, conns, 300, lookup, found); // JIT warm-up
+
+    const creations = new Row("account creation (first login)", "chatmaild (doveauth)", CREATE_CONNECTIONS);
+    const mixedLookups = new Row(
+      `passdb lookup while ${CREATE_CONNECTIONS} connections create accounts`,
+      "chatmaild (doveauth)",
+      LOOKUPS_DURING_CREATIONS,
     );
-    const createSecs = Number(process.hrtime.bigint() - start) / 1e9;
-    const creationsPerSec = users.length / createSecs;
-    const createCpu = (100 * (cpuSeconds(child.pid as number) - cpu0)) / createSecs;
-    for (const c of conns) c.close();
-    rows.push([
-      "first-login creations",
-      String(CREATE_CONNECTIONS),
-      creationsPerSec.toFixed(0),
-      "-",
-      "-",
-      createCpu.toFixed(0),
-      `${REFERENCE.creations16} (x${(creationsPerSec / REFERENCE.creations16).toFixed(1)})`,
-    ]);
+    const mixedCreations = new Row(
+      "account creation, during those lookups",
+      "chatmaild (doveauth)",
+      CREATE_CONNECTIONS,
+    );
+    const createConns = await DictConn.openMany(daemons.socket, CREATE_CONNECTIONS);
+    const mixedConns = await DictConn.openMany(daemons.socket, LOOKUPS_DURING_CREATIONS);
 
-    // One unmeasured second of lookups, so the measured rows see the JIT-compiled lookup path.
-    const warm = await Conn.open(socket);
-    for (let i = 0, end = Date.now() + 1000; Date.now() < end; i++)
-      await warm.request(passdb(users[i % users.length]));
-    warm.close();
-
-    let underLoad = 0;
-    const ceiling = new Map<number, number>();
-    for (const n of [1, 16]) ceiling.set(n, await echoCeiling(dir, n));
-    for (const n of [1, 16, 64]) {
-      const cs = await Promise.all(Array.from({ length: n }, () => Conn.open(socket)));
-      const latencies: number[] = [];
-      const deadline = process.hrtime.bigint() + BigInt(LOOKUP_SECONDS * 1e9);
-      cpu0 = cpuSeconds(child.pid as number);
-      start = process.hrtime.bigint();
-      const sampler = setInterval(
-        () => (underLoad = Math.max(underLoad, memoryMb(child.pid as number).rss)),
-        250,
-      );
-      await Promise.all(
-        cs.map(async (c, ci) => {
-          for (let i = ci; process.hrtime.bigint() < deadline; i++) {
-            const t0 = process.hrtime.bigint();
-            const reply = await c.request(passdb(users[i % users.length]));
-            latencies.push(Number(process.hrtime.bigint() - t0) / 1000);
-            if (reply[0] !== "O") throw new Error(`lookup failed: ${reply}`);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const { row, target, conns } of lookupRows)
+        row.samples.push(await drive(target.pid, conns, ROUND_MS, lookup, found));
+      creations.samples.push(await create(daemons.pid, createConns, CREATIONS_PER_CONNECTION));
+      let stop = false;
+      let made = 0;
+      const start = performance.now();
+      const creating = Promise.all(
+        createConns.map(async (c) => {
+          while (!stop) {
+            const reply = await c.request(passdb(`${newLocalPart("m")}@${DOMAIN}`, PASSWORD));
+            if (reply[0] !== "O") throw new Error(`creation failed: ${reply}`);
+            made++;
           }
         }),
       );
-      clearInterval(sampler);
-      const secs = Number(process.hrtime.bigint() - start) / 1e9;
-      for (const c of cs) c.close();
-      latencies.sort((a, b) => a - b);
-      const perSec = latencies.length / secs;
-      const ref = n === 1 ? REFERENCE.lookups1 : n === 16 ? REFERENCE.lookups16 : undefined;
-      rows.push([
-        "passdb lookup, existing account",
-        String(n),
-        perSec.toFixed(0),
-        percentile(latencies, 50).toFixed(0),
-        percentile(latencies, 99).toFixed(0),
-        ((100 * (cpuSeconds(child.pid as number) - cpu0)) / secs).toFixed(0),
-        ref ? `${ref} (x${(perSec / ref).toFixed(1)})` : "-",
-      ]);
+      const sample = await drive(daemons.pid, mixedConns, ROUND_MS, lookup, found);
+      stop = true;
+      await creating;
+      const seconds = (performance.now() - start) / 1000;
+      mixedLookups.samples.push(sample);
+      mixedCreations.samples.push({ ops: made, cpuMs: NaN, seconds, latencies: [] });
     }
-    for (const [n, perSec] of ceiling) {
-      rows.push([
-        "ceiling: a Node server that only answers, same client",
-        String(n),
-        perSec.toFixed(0),
-        "-",
-        "-",
-        "-",
-        "-",
-      ]);
-    }
-    const mem = memoryMb(child.pid as number);
-    // Hash workers exit after WORKER_IDLE_MS without work; then the process is back to its idle footprint.
-    await new Promise((r) => setTimeout(r, WORKER_IDLE_MS + 3000));
-    const after = memoryMb(child.pid as number);
-    console.log(
-      `machine: ${cpus().length} cores, load average ${loadavg()
-        .map((l) => l.toFixed(2))
-        .join(" ")} (other work included)`,
-    );
-    console.log("");
-    console.log(
-      "| workload | connections | per second | p50 µs | p99 µs | daemon CPU % | Python reference per second (ratio) |",
-    );
-    console.log("|---|---:|---:|---:|---:|---:|---|");
-    for (const r of rows) console.log(`| ${r.join(" | ")} |`);
-    console.log("");
-    console.log("| chatmaild.js, all six services in one process | RSS MB |");
-    console.log("|---|---:|");
-    console.log(`| idle after start | ${idle.rss.toFixed(1)} |`);
-    console.log(`| highest sampled during lookups | ${underLoad.toFixed(1)} |`);
-    console.log(`| peak (VmHWM, includes creation with hash workers) | ${mem.peak.toFixed(1)} |`);
-    console.log(`| idle again, hash workers retired | ${after.rss.toFixed(1)} |`);
-    console.log("");
-    console.log(
-      `node flags: ${CHATMAILD_NODE_FLAGS.join(" ")}; lookups run ${LOOKUP_SECONDS} s per row; ${CREATE_CONNECTIONS * CREATES_PER_CONNECTION} creations.`,
-    );
+    for (const { conns } of lookupRows) for (const c of conns) c.close();
+    for (const c of [...createConns, ...mixedConns]) c.close();
+
+    const platform = platformSha512Crypt(200);
+    report(lookupRows, creations, mixedLookups, mixedCreations, platform);
   } finally {
-    await stop();
+    for (const r of references) r.stop();
+    await daemons.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function report(
+  lookupRows: Array<{ row: Row; target: Target }>,
+  creations: Row,
+  mixedLookups: Row,
+  mixedCreations: Row,
+  platform: ReturnType<typeof platformSha512Crypt>,
+): void {
+  const floor = new Map<number, number>();
+  for (const { row, target } of lookupRows)
+    if (target.name.startsWith("do-nothing")) floor.set(row.connections, median(row.cpuPerOp()));
+  console.log(
+    `machine: ${cpus().length} cores, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")} (other work included); Node ${process.versions.node}, flags ${NODE_FLAGS.join(" ")}; ` +
+      `${ROUNDS} interleaved rounds of ${ROUND_MS} ms; median (lowest–highest) over the rounds.\n`,
+  );
+  console.log(
+    "| workload | server process | conns | server CPU ms/op | × do-nothing CPU | ops/s | p50 ms | p99 ms |",
+  );
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  for (const { row } of lookupRows) {
+    const cpu = median(row.cpuPerOp());
+    const ratio = (cpu / (floor.get(row.connections) ?? NaN)).toFixed(1);
+    line(row, summary(row.cpuPerOp(), 4), ratio);
+  }
+  line(mixedLookups, "-", "-");
+  console.log("");
+  console.log(
+    "| workload | server process | conns | server CPU ms/op | ops/s | p50 ms | p99 ms | rate ÷ platform SHA512-CRYPT rate |",
+  );
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  const platformRate = platform ? 1000 / platform.cpuMsPerHash : NaN;
+  const rates = (row: Row) =>
+    summary(
+      row.perSecond().map((r) => r / platformRate),
+      2,
+    );
+  const ms = (row: Row, pct: number) =>
+    summary(
+      row.p(pct).map((us) => us / 1000),
+      2,
+    );
+  console.log(
+    `| ${creations.workload} | ${creations.server} | ${creations.connections} | ${summary(creations.cpuPerOp(), 2)} | ${summary(creations.perSecond(), 0)} | ${ms(creations, 50)} | ${ms(creations, 99)} | ${rates(creations)} |`,
+  );
+  console.log(
+    `| ${mixedCreations.workload} | ${mixedCreations.server} | ${mixedCreations.connections} | - | ${summary(mixedCreations.perSecond(), 0)} | - | - | ${rates(mixedCreations)} |`,
+  );
+  console.log("");
+  console.log(
+    platform
+      ? `platform SHA512-CRYPT (5000 rounds), ${platform.tool}: ${platform.cpuMsPerHash.toFixed(2)} CPU ms per hash, ` +
+          `${platformRate.toFixed(0)} hashes/s on one core (Python chatmaild hashed on one thread).`
+      : "platform SHA512-CRYPT: neither python3's crypt module nor openssl ran here; no ratio.",
+  );
+  console.log(
+    "Target (issue 18): passdb lookup at 16 connections <= 0.012 CPU ms/op; lookup p99 during creations < 5 ms.",
+  );
+}
+
+function line(row: Row, cpu: string, ratio: string): void {
+  const ms = (pct: number) =>
+    summary(
+      row.p(pct).map((us) => us / 1000),
+      3,
+    );
+  console.log(
+    `| ${row.workload} | ${row.server} | ${row.connections} | ${cpu} | ${ratio} | ${summary(row.perSecond(), 0)} | ${ms(50)} | ${ms(99)} |`,
+  );
 }
