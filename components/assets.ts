@@ -1,26 +1,13 @@
 // Reads what the plan needs from disk, once: templates, the daemon bundle, web page sources, the version.
 // The plan itself does no I/O; the Pulumi program, `npm run render` and the testbed all load assets here.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { buildSync } from "esbuild";
 import type { Assets } from "../core/plan";
+import { loadWebsiteSources, readFolder, websiteFolder } from "./websiteSources";
 
 export const PROJECT_ROOT = join(__dirname, "..");
-
-/** Every file below `dir` by its relative path (with / separators), in sorted order. */
-export function readTree(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const path = join(d, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else out.set(relative(dir, path).split("\\").join("/"), readFileSync(path));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 /**
  * The daemon bundle: daemons/main.ts and everything it imports in one file for the server's Node 18 (Debian 12's
@@ -64,9 +51,14 @@ function version(): string {
 }
 
 export function loadAssets(opts: { wwwFolder?: string } = {}): Assets {
-  const templates = new Map(
-    [...readTree(join(PROJECT_ROOT, "templates"))].map(([name, data]) => [name, data.toString("utf8")]),
+  const website = loadWebsiteSources(websiteFolder({ wwwFolder: opts.wwwFolder ?? "" }));
+  return { templates: readTemplates(), daemonBundle: bundleDaemons(), website, version: version() };
+}
+
+/** templates/ by relative path, as text. */
+export function readTemplates(): Map<string, string> {
+  const utf8 = new TextDecoder();
+  return new Map(
+    [...readFolder(join(PROJECT_ROOT, "templates"))].map(([name, data]) => [name, utf8.decode(data)]),
   );
-  const wwwDir = opts.wwwFolder ? opts.wwwFolder : join(PROJECT_ROOT, "www");
-  return { templates, daemonBundle: bundleDaemons(), website: readTree(wwwDir), version: version() };
 }

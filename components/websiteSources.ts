@@ -14,12 +14,10 @@ export function websiteFolder(config: { readonly wwwFolder: string }): string {
 
 /**
  * Every file under `dir`, keyed by its relative path with "/" separators, sorted. Dot files and dot folders
- * (.git, .DS_Store, editor swap files) are left out: they are never meant to be published.
+ * (.git, .DS_Store, editor swap files) are left out: they are never meant to be published or shipped. This is the
+ * one reader of project and operator folders (templates/, www/, wwwFolder).
  */
-export function loadWebsiteSources(dir: string): WebsiteSources {
-  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new Error(`wwwFolder: "${dir}" is not a folder; point it at a folder of web page sources`);
-  }
+export function readFolder(dir: string): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
   const walk = (relative: string) => {
     const entries = fs.readdirSync(path.join(dir, relative), { withFileTypes: true });
@@ -33,4 +31,12 @@ export function loadWebsiteSources(dir: string): WebsiteSources {
   };
   walk("");
   return files;
+}
+
+/** The web page sources in `dir` (see readFolder); a `dir` that is not a folder is an error naming wwwFolder. */
+export function loadWebsiteSources(dir: string): WebsiteSources {
+  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new Error(`wwwFolder: "${dir}" is not a folder; point it at a folder of web page sources`);
+  }
+  return readFolder(dir);
 }

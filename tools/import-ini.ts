@@ -1,6 +1,6 @@
 // `npm run import-ini -- chatmail.ini`: moving from cmdeploy. Prints the `pulumi config set` commands that give
 // a stack the same settings as an existing chatmail.ini (only values that differ from our defaults).
-import { readFileSync } from "node:fs";
+import { readConfigFile } from "../components/configFile";
 import { ConfigError, OPTIONS, OPTION_NAMES, parseChatmailIni } from "../core/config";
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -13,7 +13,7 @@ function main(): number {
   }
   let parsed;
   try {
-    parsed = parseChatmailIni(readFileSync(path, "utf8"));
+    parsed = parseChatmailIni(readConfigFile(path, "a chatmail.ini"));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`import-ini: ${err.message}\n`);

@@ -1,13 +1,13 @@
 // `npm run render`: the whole relay offline. From a stack file (Pulumi.<stack>.yaml) or a cmdeploy chatmail.ini,
 // write every server file of the plan under an output folder exactly as the server would have it, the DNS zone
 // file and a plan summary. Needs no Pulumi CLI, no credentials and no network.
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
 import { loadAssets } from "../components/assets";
-import { ConfigError, loadConfig, parseChatmailIni, type RelayConfig } from "../core/config";
-import { PROJECT_NAME } from "../core/config/pulumiYaml";
+import { readConfigFile } from "../components/configFile";
+import { ConfigError, parseChatmailIni, type RelayConfig } from "../core/config";
+import { parseStackFile } from "../core/config/pulumiYaml";
 import { relayRecords, zoneFile } from "../core/dns";
 import { planRelay, type Plan } from "../core/plan";
 
@@ -26,24 +26,8 @@ Output:
   DIR/plan.txt      the units in deploy order with their content hashes
 `;
 
-/** Reads our options from a stack file; encrypted values (`secure:`) cannot be read offline. */
-function readStackFile(path: string): { config: RelayConfig; notes: string[] } {
-  const doc = parseYaml(readFileSync(path, "utf8")) as { config?: Record<string, unknown> } | null;
-  const raw: Record<string, string | number | boolean | string[]> = {};
-  const notes: string[] = [];
-  const prefix = `${PROJECT_NAME}:`;
-  for (const [key, value] of Object.entries(doc?.config ?? {})) {
-    if (!key.startsWith(prefix)) continue;
-    const name = key.slice(prefix.length);
-    const encrypted = (v: unknown) => typeof v === "object" && v !== null && "secure" in v;
-    if (encrypted(value) || (Array.isArray(value) && value.some(encrypted))) {
-      notes.push(`${name}: encrypted in the stack file, left out of this offline render`);
-      continue;
-    }
-    raw[name] = Array.isArray(value) ? JSON.stringify(value) : (value as string | number | boolean);
-  }
-  return { config: loadConfig(raw), notes };
-}
+const STACK_FILE = "a Pulumi stack file, like Pulumi.prod.yaml";
+const INI_FILE = "a chatmail.ini";
 
 function summary(plan: Plan): string {
   const rows = plan.steps.map((s) =>
@@ -80,11 +64,11 @@ function main(): number {
   const notes: string[] = [];
   try {
     if (values.stack) {
-      const read = readStackFile(values.stack);
+      const read = parseStackFile(readConfigFile(values.stack, STACK_FILE), values.stack);
       config = read.config;
       notes.push(...read.notes);
     } else {
-      const read = parseChatmailIni(readFileSync(values.ini!, "utf8"));
+      const read = parseChatmailIni(readConfigFile(values.ini!, INI_FILE));
       config = read.config;
       for (const key of read.unknownKeys) notes.push(`${key}: not a setting of this relay; it has no effect`);
     }

@@ -39,8 +39,35 @@ export interface ParsedIni {
   unknownKeys: string[];
 }
 
+/**
+ * Refuses a key set twice in one section: the ini parser keeps the last value silently, and an operator who
+ * edited one of two lines would not see the edit take effect.
+ */
+function checkDuplicateKeys(text: string): void {
+  const seen = new Map<string, number>();
+  let section = "";
+  text.split(/\r?\n/).forEach((line, i) => {
+    const header = /^\s*\[([^\]]*)\]/.exec(line);
+    if (header) section = header[1].trim();
+    // Indented lines continue the value above (foldContinuationLines); comments start with ; or #.
+    const key = /^([^\s;#[=][^=]*?)\s*=/.exec(line)?.[1];
+    if (header || key === undefined) return;
+    const where = `${section}\u0000${key}`;
+    const first = seen.get(where);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `chatmail.ini: ${key} is set twice, on lines ${first} and ${i + 1}; keep one of them`,
+      );
+    }
+    seen.set(where, i + 1);
+  });
+}
+
 /** Reads a chatmail.ini (cmdeploy's or ours) into a checked RelayConfig. */
-export function parseChatmailIni(text: string): ParsedIni {
+export function parseChatmailIni(fileText: string): ParsedIni {
+  // Editors on Windows start UTF-8 files with a byte order mark, which would hide the [params] header.
+  const text = fileText.replace(/^\uFEFF/, "");
+  checkDuplicateKeys(text);
   const parsed = ini.parse(foldContinuationLines(text)) as Record<string, unknown>;
   const params = parsed.params;
   if (typeof params !== "object" || params === null) {

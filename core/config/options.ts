@@ -4,39 +4,115 @@
 import { boolean, choice, ConfigError, decimal, integer, list, string, type Option } from "./option";
 
 const FQDN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const SIZE = /^\d+\s*[MG]?B?$/i;
+const SIZE = /^\d{1,9} ?[MG]?B?$/i;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const IPV6 = /^[0-9a-f:]+$/i;
+/** A local part as relays hand them out and operators write them: dot-separated words, no quoting. */
+const LOCAL_PART = /^[A-Za-z0-9_+-]+(\.[A-Za-z0-9_+-]+)*$/;
+/**
+ * URL characters (RFC 3986) minus those that mean something in the files URLs land in: no quotes, `$`,
+ * backslash, braces, angle brackets or whitespace.
+ */
+const URL_TEXT = /^[A-Za-z0-9._~:/?#[\]@!&()*+,;=%-]+$/;
+/** One path segment: the characters of Debian's own paths; no `%` (a systemd specifier), `:` or quotes. */
+const PATH_SEGMENT = /^[A-Za-z0-9_.+-]+$/;
+/** Where the mailboxes may never go: the system's own directories (the service makes them vmail's). */
+const SYSTEM_DIRS = [
+  "/bin",
+  "/boot",
+  "/dev",
+  "/etc",
+  "/lib",
+  "/lib64",
+  "/proc",
+  "/run",
+  "/sbin",
+  "/sys",
+  "/usr",
+];
 
 export const LANGUAGES = ["EN", "RU"] as const;
 
 const fqdn = (v: string) =>
   FQDN.test(v) ? undefined : "is not a fully qualified domain name in lower case (like chat.example.org)";
+const optionalFqdn = (v: string) => (v === "" ? undefined : fqdn(v));
 const size = (v: string) =>
   SIZE.test(v) ? undefined : "is not a size; use a number with M or G, like 500M or 2G";
-const url = (v: string) => (/^https?:\/\/[^\s]+$/.test(v) ? undefined : "is not an http(s) URL");
+const url = (v: string) => {
+  const rule =
+    "is not an http(s) URL of URL characters without quotes, spaces or $ (like https://example.org/x)";
+  if (!/^https?:\/\/[^/]/.test(v) || !URL_TEXT.test(v)) return rule;
+  try {
+    new URL(v);
+  } catch {
+    return rule;
+  }
+  return undefined;
+};
 const optionalUrl = (v: string) => (v === "" ? undefined : url(v));
 const ip = (v: string) =>
   IPV4.test(v) || (v.includes(":") && IPV6.test(v)) ? undefined : "is not an IP address";
 const optionalIp = (v: string) => (v === "" ? undefined : ip(v));
-const email = (v: string) => (/^[^\s@]+@[^\s@]+$/.test(v) ? undefined : "is not an e-mail address");
+const hostName = (v: string) => ip(v) === undefined || /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(v);
+const optionalHost = (v: string) =>
+  v === "" || hostName(v) ? undefined : "is not an IP address or host name (letters, digits, . and -)";
+/** user@domain, strictly: a plain local part and a domain name (case is kept; mail domains ignore it). */
+const isAddress = (v: string) => {
+  const at = v.lastIndexOf("@");
+  return at > 0 && at <= 64 && LOCAL_PART.test(v.slice(0, at)) && FQDN.test(v.slice(at + 1).toLowerCase());
+};
+const email = (v: string) =>
+  isAddress(v)
+    ? undefined
+    : "is not an e-mail address; use user@domain with letters, digits and . _ + - before the @";
 const optionalEmail = (v: string) => (v === "" ? undefined : email(v));
 const termsUrl = (v: string) =>
-  /^(https?|data):[^\s"]+$/.test(v) ? undefined : "is not an http(s) or data: URL without spaces or quotes";
+  (v.startsWith("data:") && URL_TEXT.test(v)) || url(v) === undefined
+    ? undefined
+    : "is not an http(s) or data: URL of URL characters without quotes, spaces or $";
 const pemCertificates = (v: string) =>
   v === "" || /^(\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*)+$/.test(v)
     ? undefined
     : "is not a list of PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)";
-const absolutePath = (v: string) => (v === "" || v.startsWith("/") ? undefined : "is not an absolute path");
+/**
+ * A path on the server as it lands in unit files (ReadWritePaths=), dovecot.conf and chatmail.ini: absolute and
+ * normalised, so it means what it says (`/a/../../etc` would be /etc), and of characters none of those files
+ * reads specially (no whitespace, which splits ReadWritePaths=, no `%`, `:` or quotes).
+ */
+const serverPath = (v: string) => {
+  const segments = v.split("/").slice(1);
+  const normalised =
+    v.startsWith("/") && segments.every((s) => PATH_SEGMENT.test(s) && s !== "." && s !== "..");
+  return normalised
+    ? undefined
+    : "is not allowed; use a normalised absolute path (like /srv/mail) of letters, digits and . _ + -, without . or .. parts, // or a trailing /";
+};
+const optionalServerPath = (v: string) => (v === "" ? undefined : serverPath(v));
+const mailboxesPath = (v: string) => {
+  const inSystemDir = v === "/" || SYSTEM_DIRS.some((d) => v === d || v.startsWith(`${d}/`));
+  if (inSystemDir) return `is a system directory; the mailboxes may not be in ${SYSTEM_DIRS.join(", ")}`;
+  return serverPath(v);
+};
 const sha256 = (v: string) => (/^[0-9a-f]{64}$/.test(v) ? undefined : "is not a sha256 in lower-case hex");
 const addressOrDomain = (v: string) =>
-  /^[^\s@]*@[a-z0-9.-]+$/i.test(v)
+  isAddress(v) || (v.startsWith("@") && FQDN.test(v.slice(1).toLowerCase()))
     ? undefined
     : "is not an address (user@domain) or a domain entry (@domain)";
+/** A name the cloud or the server defines (a Hetzner server type or location, a Unix user). */
+const name = (v: string) =>
+  /^[a-z0-9_][a-z0-9_-]{0,31}$/.test(v) ? undefined : "is not a name of lower-case letters, digits, _ and -";
+/** An OpenSSH public key line: type, base64 key, an optional comment. */
+const sshKeyLine = (v: string) =>
+  v === "" || /^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,3}( [\x21-\x7e][\x20-\x7e]*)?$/.test(v)
+    ? undefined
+    : "is not an OpenSSH public key line (like ssh-ed25519 AAAA... comment)";
+const cloudflareId = (v: string) =>
+  v === "" || /^[0-9a-f]{32}$/.test(v) ? undefined : "is not a Cloudflare zone id (32 lower-case hex digits)";
 const inviteToken = (v: string) => {
   if (v.length < 9) return "is too short; an invite token needs at least 9 characters";
   // Tokens travel in URLs (/new?TOKEN) and QR codes, so only URL-safe characters are allowed.
   if (!/^[A-Za-z0-9._~-]+$/.test(v)) return "may only contain letters, digits and . _ ~ -";
+  if (v.length > 100) return "is too long; an invite token has at most 100 characters";
   return undefined;
 };
 const language = (v: string) =>
@@ -105,11 +181,37 @@ export const OPTIONS = {
     min: 1,
     max: 256,
   }),
+  // Account creation limits (doveauth, /new; docs/daemons.md, 'Creation limits'). A password's hashing cost grows
+  // with its length, and without a rate limit anyone can fill the disk with accounts.
+  passwordMaxLength: integer({
+    daemons: true,
+    description:
+      "Longest password for a new address in characters, not counting an invite token (doveauth, /new).",
+    default: 256,
+    min: 1,
+    max: 1024,
+  }),
+  accountCreationsPerMinute: integer({
+    daemons: true,
+    description:
+      "New accounts per minute for the whole relay, counted apart at /new (then 429) and at first login (then a temporary login failure); a minute's worth may come at once.",
+    default: 120,
+    min: 1,
+    max: 100000,
+  }),
+  accountCreationsPerMinutePerClient: integer({
+    daemons: true,
+    description:
+      "New accounts per minute from one client IP address (IPv6: its /64), at /new and at first login like accountCreationsPerMinute; a minute's worth may come at once.",
+    default: 10,
+    min: 1,
+    max: 100000,
+  }),
   passthroughSenders: list({
     daemons: true,
     description: "Local addresses allowed to send unencrypted mail (filtermail). Off by default.",
     default: [],
-    item: (v) => (/^[^\s@]+@[a-z0-9.-]+$/i.test(v) ? undefined : "is not an address (user@domain)"),
+    item: email,
   }),
   passthroughRecipients: list({
     daemons: true,
@@ -155,13 +257,14 @@ export const OPTIONS = {
   privacyPostal: string({
     description: "Postal address of the controller shown on the privacy page.",
     default: "",
+    multiline: true,
   }),
   privacyPdo: string({ description: "Data protection officer shown on the privacy page.", default: "" }),
   privacySupervisor: string({ description: "Supervisory authority shown on the privacy page.", default: "" }),
   mailboxesDir: string({
     daemons: true,
     description: "Root of the maildirs. Unset: /home/vmail/mail/mailDomain (as on existing relays).",
-    check: absolutePath,
+    check: mailboxesPath,
   }),
   inviteTokens: list({
     daemons: true,
@@ -221,12 +324,12 @@ export const OPTIONS = {
   tlsCertPath: string({
     description: "With tlsMode external: path of the certificate chain on the server.",
     default: "",
-    check: absolutePath,
+    check: optionalServerPath,
   }),
   tlsKeyPath: string({
     description: "With tlsMode external: path of the private key on the server.",
     default: "",
-    check: absolutePath,
+    check: optionalServerPath,
   }),
   acmeEmail: string({
     description: "E-mail address of the ACME account.",
@@ -249,6 +352,8 @@ export const OPTIONS = {
       "CA certificates (PEM) the server trusts in addition to Debian's bundle: for outgoing SMTP TLS, MTA-STS and acmetool's connection to the CA. For a private CA or a test network; empty on the public Internet.",
     default: "",
     check: pemCertificates,
+    multiline: true,
+    maxLength: 1_000_000,
   }),
   resolverForwarders: list({
     description: "DNS servers unbound forwards all queries to. Empty: unbound resolves from the root.",
@@ -296,11 +401,13 @@ export const OPTIONS = {
   hostAddress: string({
     description: "With hostProvider existing: IP address or name of the server to configure over SSH.",
     default: "",
+    check: optionalHost,
     deployOnly: true,
   }),
   sshUser: string({
     description: "SSH user on the server (needs root rights).",
     default: "root",
+    check: name,
     deployOnly: true,
   }),
   sshPort: integer({
@@ -313,6 +420,8 @@ export const OPTIONS = {
   sshPublicKey: string({
     description: "With hostProvider hetzner: the public key installed for root on the new server.",
     default: "",
+    check: sshKeyLine,
+    maxLength: 16_000,
     deployOnly: true,
   }),
   sshPrivateKey: string({
@@ -320,14 +429,28 @@ export const OPTIONS = {
     required: true,
     secret: true,
     deployOnly: true,
+    multiline: true,
+    maxLength: 100_000,
   }),
   sshHostKey: string({
     description: "The server's SSH host public key; when set, the connection verifies it.",
     default: "",
+    check: sshKeyLine,
+    maxLength: 16_000,
     deployOnly: true,
   }),
-  hetznerServerType: string({ description: "Hetzner server type.", default: "cx23", deployOnly: true }),
-  hetznerLocation: string({ description: "Hetzner location.", default: "fsn1", deployOnly: true }),
+  hetznerServerType: string({
+    description: "Hetzner server type.",
+    default: "cx23",
+    check: name,
+    deployOnly: true,
+  }),
+  hetznerLocation: string({
+    description: "Hetzner location.",
+    default: "fsn1",
+    check: name,
+    deployOnly: true,
+  }),
   hetznerAllowReplace: boolean({
     description:
       "Let a change of image or user data replace the server (a new server, new DKIM key, empty mailboxes). Off: such changes are ignored.",
@@ -344,11 +467,13 @@ export const OPTIONS = {
   cloudflareZoneId: string({
     description: "Cloudflare zone id; unset: the zone is looked up by cloudflareZoneName.",
     default: "",
+    check: cloudflareId,
     deployOnly: true,
   }),
   cloudflareZoneName: string({
     description: "Cloudflare zone name; unset: the parent domain of mailDomain.",
     default: "",
+    check: optionalFqdn,
     deployOnly: true,
   }),
 } as const;

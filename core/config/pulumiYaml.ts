@@ -1,9 +1,9 @@
 // Pulumi.yaml's `config:` block, derived from the options table so the two can never disagree. The file is
 // written by `npm run gen:pulumi-yaml`; tests/config/pulumiYaml.test.ts fails when it is out of date.
-import { stringify } from "yaml";
-import { OPTION_NAMES } from "./load";
-import type { Option } from "./option";
-import { OPTIONS } from "./options";
+import { parseDocument, stringify } from "yaml";
+import { loadConfig, OPTION_NAMES } from "./load";
+import { ConfigError, type Option, type RawValue } from "./option";
+import { OPTIONS, type RelayConfig } from "./options";
 
 export const PROJECT_NAME = "chatmail-relay";
 
@@ -91,3 +91,45 @@ export function withOptionsReference(readme: string): string {
   if (start < 0 || end < start) throw new Error("README.md lacks the option reference markers");
   return readme.slice(0, start) + optionsMarkdown() + readme.slice(end + OPTIONS_END.length);
 }
+
+/**
+ * Our options from the text of a stack file (Pulumi.<stack>.yaml), for offline use (`npm run render`). Encrypted
+ * values (`secure:`) cannot be read without the Pulumi CLI and are left out with a note. `file` names the file
+ * in error messages: a broken file is reported with its name and the YAML parser's line, never a stack trace.
+ */
+export function parseStackFile(text: string, file: string): { config: RelayConfig; notes: string[] } {
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      `${file}: not valid YAML: ${doc.errors[0].message.split("\n")[0].replace(/:$/, "")}`,
+    );
+  }
+  const content: unknown = doc.toJS();
+  const config = isMapping(content) ? content.config : undefined;
+  if (
+    content !== null &&
+    content !== undefined &&
+    (!isMapping(content) || !(config === undefined || isMapping(config)))
+  ) {
+    throw new ConfigError(
+      `${file}: not a stack file; expected a mapping with a config: mapping of ${PROJECT_NAME}:NAME keys`,
+    );
+  }
+  const raw: Record<string, RawValue> = {};
+  const notes: string[] = [];
+  const prefix = `${PROJECT_NAME}:`;
+  for (const [key, value] of Object.entries(isMapping(config) ? config : {})) {
+    if (!key.startsWith(prefix)) continue;
+    const name = key.slice(prefix.length);
+    if (isEncrypted(value) || (Array.isArray(value) && value.some(isEncrypted))) {
+      notes.push(`${name}: encrypted in the stack file, left out of this offline render`);
+      continue;
+    }
+    raw[name] = Array.isArray(value) ? JSON.stringify(value) : (value as Exclude<RawValue, undefined>);
+  }
+  return { config: loadConfig(raw), notes };
+}
+
+const isMapping = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isEncrypted = (v: unknown) => isMapping(v) && "secure" in v;

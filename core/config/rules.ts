@@ -13,6 +13,11 @@ const RULES: Rule[] = [
       `usernameMinLength: ${c.usernameMinLength} is above usernameMaxLength ${c.usernameMaxLength}; make it at most that`,
   },
   {
+    holds: (c) => c.passwordMinLength <= c.passwordMaxLength,
+    message: (c) =>
+      `passwordMinLength: ${c.passwordMinLength} is above passwordMaxLength ${c.passwordMaxLength}; make it at most that`,
+  },
+  {
     holds: (c) => c.tlsMode !== "external" || (c.tlsCertPath !== "" && c.tlsKeyPath !== ""),
     message: () => "tlsMode: external needs both tlsCertPath and tlsKeyPath",
   },

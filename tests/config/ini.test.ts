@@ -78,6 +78,25 @@ describe("parseChatmailIni", () => {
     expect(() => parseChatmailIni("mail_domain = x.example.org\n")).toThrow(/no \[params\] section/);
   });
 
+  it("accepts and strips a UTF-8 byte order mark (Windows editors write one)", () => {
+    const { config } = parseChatmailIni("\uFEFF[params]\nmail_domain = chat.example.org\n");
+    expect(config.mailDomain).toBe("chat.example.org");
+  });
+
+  it("rejects a key set twice, naming the key and both lines", () => {
+    const text =
+      "[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 1G\n# note\nmax_mailbox_size = 2G\n";
+    expect(() => parseChatmailIni(text)).toThrow(ConfigError);
+    expect(() => parseChatmailIni(text)).toThrow(
+      "chatmail.ini: max_mailbox_size is set twice, on lines 3 and 5; keep one of them",
+    );
+  });
+
+  it("does not mistake continuation lines for keys", () => {
+    const text = "[params]\nmail_domain = chat.example.org\nprivacy_postal =\n    a = b\n    a = b\n";
+    expect(parseChatmailIni(text).config.privacyPostal).toBe("a = b\na = b");
+  });
+
   it("rejects bad values naming the ini option's config name", () => {
     expect(() =>
       parseChatmailIni("[params]\nmail_domain = chat.example.org\nmax_mailbox_size = 5X\n"),

@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { OPTIONS } from "../../core/config";
-import { pulumiYaml } from "../../core/config/pulumiYaml";
+import { ConfigError, OPTIONS } from "../../core/config";
+import { parseStackFile, pulumiYaml } from "../../core/config/pulumiYaml";
 
 const root = join(__dirname, "../..");
 
@@ -68,5 +68,46 @@ describe("README.md", () => {
     const { withOptionsReference } = await import("../../core/config/pulumiYaml");
     const readme = readFileSync(join(root, "README.md"), "utf8");
     expect(withOptionsReference(readme)).toBe(readme);
+  });
+});
+
+describe("parseStackFile", () => {
+  it("reads the stack's options and leaves encrypted ones out with a note", () => {
+    const text = [
+      "config:",
+      "  chatmail-relay:mailDomain: chat.example.org",
+      "  chatmail-relay:deleteMailsAfter: 30",
+      "  chatmail-relay:sshPrivateKey:",
+      "    secure: AAABAC",
+      "  other:key: x",
+    ].join("\n");
+    const { config, notes } = parseStackFile(text, "Pulumi.x.yaml");
+    expect(config.deleteMailsAfter).toBe(30);
+    expect(notes).toEqual(["sshPrivateKey: encrypted in the stack file, left out of this offline render"]);
+  });
+
+  it("reports broken YAML with the file's name and the parser's line, not a stack trace", () => {
+    const broken = 'config:\n  chatmail-relay:mailDomain: "chat.example.org\n  x: [\n';
+    expect(() => parseStackFile(broken, "Pulumi.broken.yaml")).toThrow(ConfigError);
+    expect(() => parseStackFile(broken, "Pulumi.broken.yaml")).toThrow(
+      /^Pulumi\.broken\.yaml: not valid YAML: .*line/,
+    );
+  });
+
+  it("reports a file that is not a stack file, naming it", () => {
+    expect(() => parseStackFile("- a\n- b\n", "Pulumi.list.yaml")).toThrow(
+      /^Pulumi\.list\.yaml: not a stack file; expected a mapping with a config: mapping/,
+    );
+    expect(() => parseStackFile("config: 5\n", "Pulumi.five.yaml")).toThrow(
+      /^Pulumi\.five\.yaml: not a stack file/,
+    );
+  });
+
+  it("passes a large YAML number on as it is, so loadConfig refuses it instead of rounding it", () => {
+    const text =
+      "config:\n  chatmail-relay:mailDomain: chat.example.org\n  chatmail-relay:deleteMailsAfter: 1e+23\n";
+    expect(() => parseStackFile(text, "Pulumi.x.yaml")).toThrow(
+      /deleteMailsAfter: 1e\+23 is not allowed; use a whole number from 1 to 9007199254740991/,
+    );
   });
 });

@@ -3,7 +3,8 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { readTree } from "../../components/assets";
+import { readTemplates } from "../../components/assets";
+import { DEFAULT_WWW_FOLDER, loadWebsiteSources } from "../../components/websiteSources";
 import { parseChatmailIni } from "../../core/config";
 import type { RelayConfig } from "../../core/config";
 import { planRelay, type Assets, type Plan } from "../../core/plan";
@@ -17,11 +18,9 @@ let cachedAssets: Assets | undefined;
 /** Templates and web pages of this checkout; the daemon bundle is a stand-in (bundling is not under test here). */
 export function testAssets(): Assets {
   cachedAssets ??= {
-    templates: new Map(
-      [...readTree(join(ROOT, "templates"))].map(([name, data]) => [name, data.toString("utf8")]),
-    ),
+    templates: readTemplates(),
     daemonBundle: "// test bundle\n",
-    website: readTree(join(ROOT, "www")),
+    website: loadWebsiteSources(DEFAULT_WWW_FOLDER),
     version: "chatmail-relay 0.1.0 test\n",
   };
   return cachedAssets;

@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planFor, writeTree, testCertificate } from "./helpers";
 
@@ -22,6 +22,10 @@ const REQUESTS: Record<string, string> = {
   postLegacy: "-X POST https://chat.example.org/cgi-bin/newemail.py",
   www: "https://www.chat.example.org/info.html",
   mtaSts: "https://mta-sts.chat.example.org/.well-known/mta-sts.txt",
+  autoconfig: "https://chat.example.org/.well-known/autoconfig/mail/config-v1.1.xml",
+  dotFolder: "https://chat.example.org/.git/config",
+  dotFile: "https://chat.example.org/sub/.env",
+  dotInWellKnown: "https://chat.example.org/.well-known/.secret",
 };
 
 beforeAll(() => {
@@ -33,6 +37,11 @@ beforeAll(() => {
   });
   const root = join(dir, "root");
   writeTree(plan, root, (p) => p.startsWith("/etc/nginx/") || p.startsWith("/var/www/html/"));
+  // Dot files that reached the web root anyway (the deploy never copies them): nginx must not serve them.
+  for (const rel of [".git/config", "sub/.env", ".well-known/.secret"]) {
+    mkdirSync(dirname(join(root, "var/www/html", rel)), { recursive: true });
+    writeFileSync(join(root, "var/www/html", rel), "secret\n");
+  }
   mkdirSync(join(dir, "out"));
   mkdirSync(join(dir, "run"));
   const echo = `require("http").createServer((q, s) => s.end(q.method + " " + q.url)).listen(${NEW_ACCOUNT_PORT}, "127.0.0.1")`;
@@ -97,6 +106,13 @@ describe("nginx with the rendered configuration", () => {
     expect(results.www).toBe("301 https://chat.example.org/info.html");
     expect(results.mtaSts.startsWith("200")).toBe(true);
     expect(results.mtaStsBody).toContain("mx: chat.example.org");
+  });
+
+  it("refuses dot files and dot folders with 404 but serves /.well-known/", () => {
+    expect(results.dotFolder).toBe("404 ");
+    expect(results.dotFile).toBe("404 ");
+    expect(results.dotInWellKnown).toBe("404 ");
+    expect(results.autoconfig.startsWith("200")).toBe(true);
   });
 
   it("has no ACME challenge route outside acme mode", () => {

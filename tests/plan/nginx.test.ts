@@ -28,6 +28,8 @@ describe("nginx part", () => {
         /if \(\$request_method = GET\) \{\s+return 301 dcaccount:https:\/\/chat\.example\.org\$request_uri;/,
       );
       expect(block).toContain("proxy_pass http://127.0.0.1:12090;");
+      // newaccount limits account creation per client address.
+      expect(block).toContain("proxy_set_header X-Real-IP $remote_addr;");
     }
   });
 
@@ -41,6 +43,12 @@ describe("nginx part", () => {
     expect(conf()).toContain("proxy_pass http://acmetool;");
     expect(conf({ tls_mode: "self-signed" })).not.toContain("acmetool");
     expect(conf({ tls_mode: "self-signed" })).toContain("return 301 https://$host$request_uri;");
+  });
+
+  it("refuses paths with a dot segment except /.well-known/ on the site", () => {
+    const c = conf();
+    const site = c.slice(c.indexOf("listen 127.0.0.1:8443 ssl default_server;"));
+    expect(locationBlock(site, "location ~ /\\.(?!well-known/)")).toContain("return 404;");
   });
 
   it("defines one access log and redirects www to the domain", () => {

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { loadAssets } from "../../components/assets";
 import { DEFAULT_WWW_FOLDER, loadWebsiteSources, websiteFolder } from "../../components/websiteSources";
 import { text } from "./helpers";
 
@@ -36,6 +37,18 @@ describe("loadWebsiteSources", () => {
     expect(() => loadWebsiteSources("/nonexistent/www")).toThrow(
       'wwwFolder: "/nonexistent/www" is not a folder',
     );
+  });
+});
+
+describe("loadAssets", () => {
+  it("reads the operator's wwwFolder without its dot files, so .git/ is never deployed", () => {
+    const dir = folder({
+      ".git/config": "[remote]",
+      ".env": "TOKEN=x",
+      "sub/.htpasswd": "x",
+      "index.html": "hi",
+    });
+    expect([...loadAssets({ wwwFolder: dir }).website.keys()]).toEqual(["index.html"]);
   });
 });
 

@@ -2,6 +2,7 @@
 import { waitFor } from "../proc";
 import { mainPid, runningServices } from "./server";
 import type { E2eTest } from "./types";
+import { exposureScore, ownServiceUnits, unitSecurityCeilings } from "./unitSecurity";
 
 // Dovecot's unit waits 30 s before restarting (RestartSec in the plan's override); the rest restart within 5 s.
 const RESTART_DEADLINE_MS = 90_000;
@@ -17,6 +18,22 @@ export const active: E2eTest[] = [
       );
       const inactive = states.split("\n").filter((l) => !l.endsWith(" active"));
       if (inactive.length > 0) throw new Error(`not active: ${inactive.join("; ")}`);
+    },
+  },
+  {
+    name: "every service unit the plan writes scores at most its committed systemd-analyze security ceiling",
+    async run(ctx) {
+      const ceilings = unitSecurityCeilings();
+      const units = ownServiceUnits(ctx.first.plan);
+      const unknown = units.filter((u) => ceilings[u] === undefined);
+      if (unknown.length > 0) throw new Error(`no ceiling in unit-security.json for ${unknown.join(", ")}`);
+      const over: string[] = [];
+      for (const unit of units) {
+        const output = await ctx.ssh.out(`systemd-analyze security --no-pager ${unit} | tail -n 1`);
+        const score = exposureScore(output, unit);
+        if (score > ceilings[unit]) over.push(`${unit} ${score} > ${ceilings[unit]}`);
+      }
+      if (over.length > 0) throw new Error(`exposure above the ceiling: ${over.join("; ")}`);
     },
   },
 ];
