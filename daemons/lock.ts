@@ -1,6 +1,6 @@
 // One task at a time per key, inside this process: tasks for the same key (an address, a file) run in the order
-// they were queued, tasks for different keys run side by side. doveauth queues the creations of one address here,
-// the metadata daemon the rewrites of one token file.
+// they were queued, tasks for different keys run side by side. The metadata daemon queues the rewrites of one
+// token file here.
 export class KeyedLock {
   /** The last queued task per key, settled or not; it never rejects, so the next task always runs. */
   private readonly tails = new Map<string, Promise<unknown>>();

@@ -41,24 +41,32 @@ export interface DoveauthOptions {
 
 export class KeyFormatError extends Error {}
 
+const BACKSLASH = 0x5c;
+const QUOTE = 0x22;
+
 /**
  * Splits a key part on unescaped `"` and removes `\` escapes: Dovecot's %E escapes `"`, `'` and `\` in
  * `passdb/%Ew"%Eu`. A lone trailing backslash is malformed.
  */
 export function splitAndUnescape(text: string): string[] {
+  // Copies runs between special characters as slices: a key holds a password of up to passwordMaxLength
+  // characters, and a string built one character at a time made long keys cost far more memory than their size.
   const fields: string[] = [];
   let current = "";
+  let start = 0;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "\\") {
+    const c = text.charCodeAt(i);
+    if (c === BACKSLASH) {
       if (i + 1 >= text.length) throw new KeyFormatError("lone trailing backslash in key");
-      current += text[++i];
-    } else if (c === '"') {
-      fields.push(current);
+      current += text.slice(start, i) + text[i + 1];
+      start = ++i + 1;
+    } else if (c === QUOTE) {
+      fields.push(current + text.slice(start, i));
       current = "";
-    } else current += c;
+      start = i + 1;
+    }
   }
-  fields.push(current);
+  fields.push(current + text.slice(start));
   return fields;
 }
 

@@ -32,6 +32,9 @@ export function testbedOptions(
     // The container sees the load average of the whole (shared, busy) test machine; the default of 5 would make
     // doveauth refuse new accounts whenever other jobs run.
     maxLoad1m: 1000,
+    // Every test client logs in from the host's one address; the default of 10 first logins a minute per client
+    // would refuse the suite's accounts. The limit itself is tested against a real Dovecot (tests/daemons).
+    accountCreationsPerMinutePerClient: 1000,
     ...overrides,
   };
 }

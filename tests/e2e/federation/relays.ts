@@ -43,6 +43,8 @@ export function relayOptions(spec: RelaySpec, host: HostSide, acme: Acme): Recor
     notificationUrl: host.baseUrl + NOTIFY_PATH,
     // The containers see the load of the whole shared machine (see tests/e2e/config.ts).
     maxLoad1m: 1000,
+    // All test clients log in from one address (see tests/e2e/config.ts).
+    accountCreationsPerMinutePerClient: 1000,
   };
 }
 
