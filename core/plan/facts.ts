@@ -64,6 +64,10 @@ export const PORTS = {
   acmetool: 402,
   /** nginx's HTTPS site behind the ALPN multiplexer on 443. */
   httpsInternal: 8443,
+  /** Postfix's smtps and Dovecot's imaps for clients that reach them through the multiplexer on 443: loopback
+   * only, reading the client's address from the PROXY protocol header nginx sends (docs/relay.md). */
+  smtpsProxied: 8465,
+  imapsProxied: 8993,
   /** Dovecot's OpenMetrics listener, only with mtailAddress (on that address). */
   dovecotStats: 3904,
   dns: 53,

@@ -44,6 +44,14 @@ describe("dovecot part", () => {
     expect(text(planFor(), "/etc/dovecot/auth.conf")).toMatch(/^password_key = passdb\/%Ew"%Eu"%E\{rip\}$/m);
   });
 
+  it("serves imaps to clients from the 443 multiplexer on loopback, trusting PROXY headers only from there", () => {
+    const c = conf();
+    expect(c).toMatch(
+      /inet_listener imaps_443 \{\s+address = 127\.0\.0\.1\s+port = 8993\s+ssl = yes\s+haproxy = yes\s+\}/,
+    );
+    expect(c).toMatch(/^haproxy_trusted_networks = 127\.0\.0\.1$/m);
+  });
+
   it("switches compression, hibernation and raw logs with imapCompress and imapRawlog", () => {
     expect(conf()).toContain("imap_hibernate_timeout = 30s");
     expect(conf()).not.toContain("imap_zlib");

@@ -11,11 +11,14 @@ function locationBlock(c: string, header: string): string {
 }
 
 describe("nginx part", () => {
-  it("multiplexes port 443 to smtps, imaps and the site by ALPN", () => {
+  it("multiplexes port 443 to smtps, imaps and the site by ALPN, each told the client's address", () => {
     const c = conf();
-    expect(c).toContain("~\\bsmtp\\b 127.0.0.1:465;");
-    expect(c).toContain("~\\bimap\\b 127.0.0.1:993;");
+    expect(c).toContain("~\\bsmtp\\b 127.0.0.1:8465;");
+    expect(c).toContain("~\\bimap\\b 127.0.0.1:8993;");
     expect(c).toContain("default 127.0.0.1:8443;");
+    expect(c).toMatch(/ssl_preread on;\n(\s*#.*\n)*\s*proxy_protocol on;\n\s*proxy_pass \$backend;/);
+    expect(c).toContain("listen 127.0.0.1:8443 ssl proxy_protocol default_server;");
+    expect(c).toContain("real_ip_header proxy_protocol;");
     expect(c).toContain("listen [::]:443;");
     expect(conf({ disable_ipv6: "true" })).not.toContain("[::]");
   });
@@ -47,7 +50,7 @@ describe("nginx part", () => {
 
   it("refuses paths with a dot segment except /.well-known/ on the site", () => {
     const c = conf();
-    const site = c.slice(c.indexOf("listen 127.0.0.1:8443 ssl default_server;"));
+    const site = c.slice(c.indexOf("listen 127.0.0.1:8443 ssl proxy_protocol default_server;"));
     expect(locationBlock(site, "location ~ /\\.(?!well-known/)")).toContain("return 404;");
   });
 

@@ -17,6 +17,15 @@ describe("postfix part", () => {
     expect(master).toMatch(/^127\.0\.0\.1:11026 inet n - n - 100 smtpd$/m);
   });
 
+  it("serves smtps to clients from the 443 multiplexer on loopback, reading their address from PROXY headers", () => {
+    const master = text(planFor(), "/etc/postfix/master.cf");
+    const proxied = master.slice(master.indexOf("127.0.0.1:8465 inet"));
+    const service = proxied.slice(0, proxied.search(/\n\S/) + 1);
+    expect(service).toContain("-o smtpd_upstream_proxy_protocol=haproxy");
+    expect(service).toContain("-o smtpd_tls_wrappermode=yes");
+    expect(service).toContain("-o smtpd_proxy_filter=127.0.0.1:");
+  });
+
   it("puts maxMessageSize, the domain and the TLS files into main.cf", () => {
     const main = text(
       planFor({ max_message_size: "1048576", tls_mode: "self-signed" }),

@@ -38,6 +38,8 @@ export function portClaims(config: RelayConfig): PortClaim[] {
     tcp(PORTS.submission, POSTFIX),
     tcp(PORTS.imaps, DOVECOT),
     tcp(PORTS.httpsInternal, ["nginx"]),
+    tcp(PORTS.smtpsProxied, POSTFIX),
+    tcp(PORTS.imapsProxied, DOVECOT),
     tcp(config.postfixReinjectPort, POSTFIX),
     tcp(config.postfixReinjectPortIncoming, POSTFIX),
     tcp(config.filtermailSmtpPort, DAEMONS),

@@ -22,6 +22,16 @@ export const web: E2eTest[] = [
       } finally {
         socket.destroy();
       }
+      // nginx passes the client's address in a PROXY header, so Dovecot (and doveauth's per-client limit on first
+      // logins) sees the test client, not the multiplexer's 127.0.0.1.
+      const login = await ctx.ssh.out(
+        `journalctl --no-pager -o cat -u dovecot | grep -F 'Login: user=<${account.addr}>' || true`,
+      );
+      const rip = /rip=([0-9a-f.:]+)/.exec(login)?.[1];
+      if (!rip || rip === "127.0.0.1")
+        throw new Error(
+          `Dovecot logged the login through 443 from ${rip ?? "nowhere"}: ${JSON.stringify(login)}`,
+        );
     },
   },
   {
@@ -32,6 +42,12 @@ export const web: E2eTest[] = [
       try {
         const greeting = await readUntil(socket, (t) => t.includes("\r\n"));
         if (!greeting.startsWith("220 ")) throw new Error(`greeting: ${JSON.stringify(greeting)}`);
+        // Postfix reads the client's address from nginx's PROXY header (see the imap test above).
+        const connect = await ctx.ssh.out(
+          "journalctl --no-pager -o cat -t postfix/smtps-443/smtpd | grep -F 'connect from' | tail -n 1 || true",
+        );
+        if (!/connect from \S*\[(?!127\.0\.0\.1\])[0-9a-f.:]+\]/.test(connect))
+          throw new Error(`Postfix logged the connection through 443 as ${JSON.stringify(connect)}`);
         socket.write("EHLO client.example\r\n");
         const reply = await readUntil(socket, (t) => /^250 /m.test(t));
         if (!/^250-AUTH /m.test(reply) && !/^250[- ]AUTH /m.test(reply))
