@@ -12,7 +12,7 @@ startSmtpServer(
     port: 0,
     name: "sink",
     maxMessageBytes: 64 << 20,
-    idleTimeoutMs: 60_000,
+    deadlineMs: 60_000,
     maxConnections: 100_000,
     log: () => undefined,
   },

@@ -44,7 +44,7 @@ export interface FiltermailOptions {
    * Deadline for each command line and for the message (plus its size at 500 bytes/s); a client that misses it
    * gets 421 (default 300 s, RFC 5321 4.5.3.2.7's server timeout; see daemons/smtp/session.ts).
    */
-  idleTimeoutMs?: number;
+  deadlineMs?: number;
   /** Deadline for each reinjection command reply (default 30 s). */
   downstreamCommandTimeoutMs?: number;
   /** Deadline for the reinjection server's end-of-data reply (default 60 s, below Postfix's smtpd_proxy_timeout of 100 s). */
@@ -56,7 +56,7 @@ export interface FiltermailService extends Service {
   readonly port: number;
 }
 
-const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+const DEFAULT_DEADLINE_MS = 300_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 const DEFAULT_DATA_TIMEOUT_MS = 60_000;
 // Postfix opens at most maxproc proxy connections per service (5000 for submission); more from loopback is
@@ -104,7 +104,7 @@ export async function startFiltermail(
       port: opts.listenPort ?? (outgoing ? config.filtermailSmtpPort : config.filtermailSmtpPortIncoming),
       name: "filtermail SMTP",
       maxMessageBytes: config.maxMessageSize,
-      idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      deadlineMs: opts.deadlineMs ?? DEFAULT_DEADLINE_MS,
       maxConnections: MAX_CONNECTIONS,
       log,
     },

@@ -40,7 +40,7 @@ export interface SessionOptions {
    * DATA section (plus what its size earns, MIN_DATA_BYTES_PER_S). A deadline, not an idle timer: bytes
    * trickling in do not extend it. A client that misses it gets 421 and is disconnected.
    */
-  idleTimeoutMs: number;
+  deadlineMs: number;
   log(line: string): void;
 }
 
@@ -110,7 +110,7 @@ export class SmtpSession {
     });
     this.send(reply(220, opts.name));
     this.flush();
-    this.deadline.start(opts.idleTimeoutMs);
+    this.deadline.start(opts.deadlineMs);
   }
 
   /** Server is stopping: an idle session ends now with 421, a busy one after its reply. */
@@ -216,7 +216,7 @@ export class SmtpSession {
     // While a message is handed on, the replies before it wait and go out with its answer: a pipelined
     // MAIL, RCPT, BDAT LAST gets its three replies in one write.
     if (this.mode !== Mode.Busy) this.flush();
-    if (handled && this.mode === Mode.Command) this.deadline.start(this.opts.idleTimeoutMs);
+    if (handled && this.mode === Mode.Command) this.deadline.start(this.opts.deadlineMs);
     if (this.mode === Mode.Data && this.pending.length > 0) {
       const rest = this.pending;
       this.pending = EMPTY;
@@ -260,7 +260,7 @@ export class SmtpSession {
           return this.send(reply(503, "5.5.1 Error: need RCPT command"));
         this.reader = new DataReader(this.opts.maxMessageBytes);
         this.mode = Mode.Data;
-        this.deadline.start(this.opts.idleTimeoutMs);
+        this.deadline.start(this.opts.deadlineMs);
         this.send(reply(354, "End data with <CR><LF>.<CR><LF>"));
         return;
       case "BDAT":
@@ -320,7 +320,7 @@ export class SmtpSession {
     else this.chunks ??= new MessageParts(this.opts.maxMessageBytes);
     this.chunk = { left: Number(m[1]), last: m[2] !== undefined, refusal };
     this.mode = Mode.Chunk;
-    this.deadline.start(this.opts.idleTimeoutMs);
+    this.deadline.start(this.opts.deadlineMs);
     if (this.chunk.left === 0) this.chunkRead();
   }
 
@@ -337,7 +337,7 @@ export class SmtpSession {
 
   private chunkRead(): void {
     this.mode = Mode.Command;
-    this.deadline.start(this.opts.idleTimeoutMs);
+    this.deadline.start(this.opts.deadlineMs);
     const { last, refusal } = this.chunk;
     const chunks = this.chunks;
     if (refusal || !chunks) return this.send(refusal ?? reply(503, "5.5.1 Error: need MAIL command"));
@@ -391,7 +391,7 @@ export class SmtpSession {
       this.endSession();
       return;
     }
-    this.deadline.start(this.opts.idleTimeoutMs);
+    this.deadline.start(this.opts.deadlineMs);
     this.processCommands();
     if (this.readsInput()) this.resumeInput();
   }

@@ -27,7 +27,7 @@ export interface Sink {
 /** An SMTP server that records what it is given and answers `answer` (default "250 2.0.0 Ok: queued as SINK"). */
 export async function startSink(
   answer: (e: Envelope) => Promise<Reply> | Reply = () => reply(250, "2.0.0 Ok: queued as SINK"),
-  idleTimeoutMs = 60_000,
+  deadlineMs = 60_000,
 ): Promise<Sink> {
   const delivered: Delivered[] = [];
   const server = await startSmtpServer(
@@ -36,7 +36,7 @@ export async function startSink(
       port: 0,
       name: "sink",
       maxMessageBytes: 100 * 1024 * 1024,
-      idleTimeoutMs,
+      deadlineMs,
       maxConnections: 10_000,
       log: () => undefined,
     },

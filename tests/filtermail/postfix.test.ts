@@ -213,7 +213,7 @@ beforeAll(async () => {
     postfix_reinject_port_incoming: String(ports.reinjectIncoming),
     tls_external_cert_and_key: `${cert} ${key}`,
   });
-  const quiet = { idleTimeoutMs: 60_000 };
+  const quiet = { deadlineMs: 60_000 };
   const outgoing = await startFilter(config, "outgoing", { ...quiet, listenPort: config.filtermailSmtpPort });
   const incoming = await startFilter(config, "incoming", {
     ...quiet,

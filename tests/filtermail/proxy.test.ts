@@ -301,7 +301,7 @@ describe("filtermail proxy: robustness", () => {
   });
 
   it("disconnects a silent client with 421 after the idle timeout", async () => {
-    const { connect } = await setup({ filter: { idleTimeoutMs: 200 } });
+    const { connect } = await setup({ filter: { deadlineMs: 200 } });
     const c = await connect();
     await c.next();
     await c.command("EHLO x");

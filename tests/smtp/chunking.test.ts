@@ -23,7 +23,7 @@ async function server(maxMessageBytes = 1 << 20) {
       port: 0,
       name: "chunks",
       maxMessageBytes,
-      idleTimeoutMs: 60_000,
+      deadlineMs: 60_000,
       maxConnections: 10,
       log: () => undefined,
     },

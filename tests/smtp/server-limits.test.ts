@@ -11,14 +11,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function server(idleTimeoutMs = 60_000): Promise<SmtpServer> {
+async function server(deadlineMs = 60_000): Promise<SmtpServer> {
   const s = await startSmtpServer(
     {
       host: "127.0.0.1",
       port: 0,
       name: "limits",
       maxMessageBytes: 1 << 20,
-      idleTimeoutMs,
+      deadlineMs,
       maxConnections: 10,
       log: () => undefined,
     },
