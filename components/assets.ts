@@ -37,7 +37,7 @@ export function writeDaemonBundle(path: string): string {
   return path;
 }
 
-function version(): string {
+export function versionStamp(): string {
   const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
     version: string;
   };
@@ -47,12 +47,14 @@ function version(): string {
   } catch {
     // Not a git checkout (a release tarball): the version alone identifies it.
   }
-  return `chatmail-relay ${version} ${revision}\n`;
+  // Upstream's layout (cmdeploy's GithashDeployer): the commit on the first line, which upstream's tooling and
+  // tests compare with `git rev-parse HEAD`; our version follows on the second.
+  return `${revision}\nchatmail-relay ${version}\n`;
 }
 
 export function loadAssets(opts: { wwwFolder?: string } = {}): Assets {
   const website = loadWebsiteSources(websiteFolder({ wwwFolder: opts.wwwFolder ?? "" }));
-  return { templates: readTemplates(), daemonBundle: bundleDaemons(), website, version: version() };
+  return { templates: readTemplates(), daemonBundle: bundleDaemons(), website, version: versionStamp() };
 }
 
 /** templates/ by relative path, as text. */

@@ -21,7 +21,7 @@ export function testAssets(): Assets {
     templates: readTemplates(),
     daemonBundle: "// test bundle\n",
     website: loadWebsiteSources(DEFAULT_WWW_FOLDER),
-    version: "chatmail-relay 0.1.0 test\n",
+    version: "0123456789abcdef0123456789abcdef01234567\nchatmail-relay 0.1.0\n",
   };
   return cachedAssets;
 }
