@@ -18,13 +18,18 @@ export interface ProcOptions {
   /** Replaces stderr in error messages (a step whose output may echo a secret). */
   readonly quiet?: boolean;
   readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
 }
 
 const tail = (text: string, lines = 30) => text.trimEnd().split("\n").slice(-lines).join("\n");
 
 export function run(program: string, args: readonly string[], opts: ProcOptions = {}): Promise<ProcResult> {
   return new Promise((resolve, reject) => {
-    const spawnOpts: SpawnOptions = { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env };
+    const spawnOpts: SpawnOptions = {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: opts.env ?? process.env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    };
     const child = spawn(program, [...args], spawnOpts);
     const out: Buffer[] = [];
     const err: Buffer[] = [];

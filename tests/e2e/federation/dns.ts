@@ -1,9 +1,11 @@
 // The test network's authoritative DNS: Debian's knot, serving one zone per relay made of the project's own zone
-// file output (core/dns zoneFile) under an SOA and NS the test adds, plus example.net for the name server
-// and the ACME server. It runs in the infrastructure namespace; reloading rewrites the files with a new serial.
+// file output (core/dns zoneFile) under an SOA and NS the test adds, example.net for the name server and the ACME
+// server, and the reverse zones of the relays' addresses. It runs in the infrastructure namespace; reloading rewrites
+// the files with a new serial.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { reverseName } from "../../../tools/check/dns";
 import { run, waitFor } from "../proc";
 
 export const NS_NAME = "ns.example.net";
@@ -126,4 +128,23 @@ export async function startKnot(opts: {
     throw e;
   }
   return knot;
+}
+
+/**
+ * Reverse zones with a PTR for each relay address (the check finds their name servers through NS, as for the
+ * forward zones): one zone per IPv4 /24 and per IPv6 /64.
+ */
+export function reverseZones(relays: ReadonlyArray<{ domain: string; addrs: readonly string[] }>): Zone[] {
+  const zones = new Map<string, string[]>();
+  for (const r of relays)
+    for (const addr of r.addrs) {
+      const name = reverseName(addr);
+      // The zone cut: drop the host's octet (IPv4) or the 16 nibbles of the interface id (IPv6).
+      const origin = name
+        .split(".")
+        .slice(addr.includes(":") ? 16 : 1)
+        .join(".");
+      zones.set(origin, [...(zones.get(origin) ?? []), `${name}. 60 IN PTR ${r.domain}.`]);
+    }
+  return [...zones].map(([origin, lines]) => ({ origin, body: lines.join("\n") }));
 }

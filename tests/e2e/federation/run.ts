@@ -15,7 +15,7 @@ import { prepareRootfs } from "../testServer";
 import { runFromCommandLine, startTestbedRun } from "../harness";
 import { Ssh } from "../ssh";
 import { runSuite } from "../suite/runner";
-import { startKnot } from "./dns";
+import { reverseZones, startKnot } from "./dns";
 import { createFederationNet, ACME_ADDR, DNS_ADDR, HOST_ADDR } from "./net";
 import { startPebble } from "./pebble";
 import {
@@ -176,13 +176,15 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
 
     // The records the program publishes once the servers exist (with the DKIM key and the ACME account it read
     // back): each stack's zoneFile output goes to the test's name server as it is.
-    const zones = await Promise.all(
-      stacks.map(async (s, i) => ({
-        origin: configs[i].mailDomain,
-        body: String((await s.outputs()).zoneFile),
-      })),
-    );
-    await timed("DNS reload with the stacks' zone files", () => knot.load([INFRA_ZONE, ...zones]));
+    const outputs = await Promise.all(stacks.map((s) => s.outputs()));
+    const zones = outputs.map((o, i) => ({ origin: configs[i].mailDomain, body: String(o.zoneFile) }));
+    // Reverse DNS as a hosting provider publishes it: a PTR for each address the stacks export.
+    const addresses = outputs.map((o, i) => ({
+      domain: configs[i].mailDomain,
+      addrs: [o.ipv4, o.ipv6].filter((x): x is string => typeof x === "string" && x !== ""),
+    }));
+    const servedZones = [INFRA_ZONE, ...zones, ...reverseZones(addresses)];
+    await timed("DNS reload with the stacks' zone files", () => knot.load(servedZones));
     const facts = await Promise.all(RELAYS.map((r, i) => readFacts(r, sshs[i])));
 
     const relays: Relay[] = RELAYS.map((r, i) => ({
@@ -211,7 +213,20 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
         time,
       },
     }));
-    const fed: FedContext = { relays, pebbleRoot: pebble.issuingRoot, time };
+    const fed: FedContext = {
+      relays,
+      pebbleRoot: pebble.issuingRoot,
+      trusted: acme.trusted,
+      time,
+      checkEnv: {
+        knot,
+        zones: servedZones,
+        addresses,
+        engineEnv: engine.env,
+        projectDir: engine.projectDir,
+        runDir,
+      },
+    };
     const groups = federationSuite(fed);
     const suite = opts.only ? groups.filter(([g]) => g.includes(opts.only!)) : groups;
     // The tests hold both relays (fed); the runner's context is relay A's, whose plan the `needs` lists check.

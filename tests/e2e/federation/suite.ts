@@ -24,6 +24,7 @@ import type { Ssh } from "../ssh";
 import { https, imapLogin, newCredentials, submit, type Account } from "../suite/clients";
 import { encryptedMessage, receive } from "../suite/mail";
 import type { E2eTest, SuiteContext } from "../suite/types";
+import { checkGroup, type CheckEnv } from "./check";
 import type { RelaySpec } from "./relays";
 import { ACME_NAME, ACME_PORT } from "./pebble";
 
@@ -43,6 +44,9 @@ export interface Relay {
 export interface FedContext {
   readonly relays: readonly Relay[];
   readonly pebbleRoot: string;
+  /** PEM the relays trust (Pebble's listener CA and issuing root); `npm run check` trusts it too. */
+  readonly trusted: string;
+  readonly checkEnv: CheckEnv;
   time(label: string, seconds: number): void;
 }
 
@@ -459,6 +463,8 @@ export function federationSuite(fed: FedContext): ReadonlyArray<readonly [string
   ];
 
   return [
+    // First, while the queues are empty and nothing has been changed by the other groups.
+    ["npm run check", checkGroup(fed, fed.checkEnv)],
     ["DNS", dns],
     ["ACME", acme],
     ["federation", mail],

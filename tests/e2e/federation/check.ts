@@ -1,0 +1,251 @@
+// `npm run check` against both deployed relays, as an operator runs it: the stacks' config and outputs through the
+// pulumi CLI, DNS at the authoritative server (the test's knot, found through NS from --resolver), TLS from this
+// machine, the server over SSH, a live round trip. Every row is ok; then one thing at a time is broken (a wrong
+// DKIM record, a stopped service, a missing PTR, a certificate about to expire) and exactly that row must fail.
+import { generateKeyPairSync } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { renderTable, type Row } from "../../../tools/check/rows";
+import { run } from "../proc";
+import type { E2eTest } from "../suite/types";
+import { reverseZones, type Knot, type Zone } from "./dns";
+import { DNS_ADDR } from "./net";
+import type { FedContext, Relay } from "./suite";
+
+export interface CheckEnv {
+  readonly knot: Knot;
+  /** What knot serves after the deploy: the stacks' zone files, example.net, the reverse zones. */
+  readonly zones: readonly Zone[];
+  /** The relays' addresses as the stacks export them, for the reverse zones. */
+  readonly addresses: ReadonlyArray<{ domain: string; addrs: readonly string[] }>;
+  /** The engine's environment (pulumi on PATH, backend, passphrase) and project folder. */
+  readonly engineEnv: NodeJS.ProcessEnv;
+  readonly projectDir: string;
+  readonly runDir: string;
+}
+
+const REPO = join(__dirname, "../../..");
+const log = (s: string) => process.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
+
+export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
+  const [a, b] = fed.relays;
+  const caFile = join(env.runDir, "check-ca.pem");
+  const knownHosts = join(env.runDir, "check-known_hosts");
+  let shortCert: { cert: string; key: string } | undefined;
+
+  /** The trust the check runs with: Pebble's roots, and the test CA that signs the short-lived certificate. */
+  async function prepare() {
+    if (shortCert) return;
+    const dir = env.runDir;
+    const o = (args: string[]) => run("openssl", args, { cwd: dir });
+    await o(
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
+        "-keyout",
+        "test-ca.key",
+        "-out",
+        "test-ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=check test CA",
+      ]),
+    );
+    await o(
+      [
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "short.key",
+      ].concat(["-out", "short.csr", "-subj", `/CN=${a.spec.domain}`]),
+    );
+    const d = a.spec.domain;
+    writeFileSync(join(dir, "short.ext"), `subjectAltName=DNS:${d},DNS:mta-sts.${d},DNS:www.${d}\n`);
+    await o(
+      ["x509", "-req", "-in", "short.csr", "-CA", "test-ca.pem", "-CAkey", "test-ca.key"].concat([
+        "-CAcreateserial",
+        "-days",
+        "3",
+        "-extfile",
+        "short.ext",
+        "-out",
+        "short.pem",
+      ]),
+    );
+    const testCa = (await run("cat", [join(dir, "test-ca.pem")])).stdout;
+    shortCert = {
+      cert: (await run("cat", [join(dir, "short.pem")])).stdout + testCa,
+      key: (await run("cat", [join(dir, "short.key")])).stdout,
+    };
+    writeFileSync(caFile, fed.trusted + testCa);
+    const keys = await Promise.all(
+      fed.relays.map(
+        async (r) => `${r.spec.addr} ${await r.ssh.out("cat /etc/ssh/ssh_host_ed25519_key.pub")}`,
+      ),
+    );
+    writeFileSync(knownHosts, keys.join("\n") + "\n");
+  }
+
+  async function check(relay: Relay): Promise<{ rows: Row[]; exitCode: number; code: number }> {
+    await prepare();
+    const other = relay === a ? b : a;
+    const t = Date.now();
+    const r = await run(
+      "npm",
+      [
+        "run",
+        "--silent",
+        "check",
+        "--",
+        "--stack",
+        `relay-${relay.spec.tag}`,
+        "--cwd",
+        env.projectDir,
+      ].concat([
+        "--resolver",
+        DNS_ADDR,
+        "--known-hosts",
+        knownHosts,
+        "--probe-host",
+        other.spec.domain,
+        "--json",
+      ]),
+      {
+        cwd: REPO,
+        env: { ...env.engineEnv, NODE_EXTRA_CA_CERTS: caFile },
+        allowFail: true,
+        timeoutMs: 180_000,
+      },
+    );
+    fed.time(`npm run check ${relay.spec.tag}`, (Date.now() - t) / 1000);
+    let parsed: { rows: Row[]; exitCode: number };
+    try {
+      parsed = JSON.parse(r.stdout) as { rows: Row[]; exitCode: number };
+    } catch {
+      throw new Error(`npm run check printed no JSON (exit ${r.code}): ${r.stderr.slice(-2000)}`);
+    }
+    if (parsed.exitCode !== r.code) throw new Error(`exit code ${r.code}, JSON says ${parsed.exitCode}`);
+    return { ...parsed, code: r.code };
+  }
+
+  const allOk = async (relay: Relay) => {
+    const { rows, code } = await check(relay);
+    log(`npm run check -- --stack relay-${relay.spec.tag}:\n${renderTable(rows)}`);
+    const bad = rows.filter((r) => r.status !== "ok");
+    if (bad.length > 0 || code !== 0) throw new Error(`not all ok (exit ${code}):\n${renderTable(bad)}`);
+    for (const group of ["dns", "reach", "server", "roundtrip"])
+      if (!rows.some((r) => r.group === group)) throw new Error(`no ${group} row`);
+  };
+
+  /** Breaks one thing, runs the check, restores; exactly `row` must fail, with advice, and the exit code be 1. */
+  const onlyRowFails = async (row: string, breakIt: () => Promise<void>, restore: () => Promise<void>) => {
+    await breakIt();
+    let result;
+    try {
+      result = await check(a);
+    } finally {
+      await restore();
+    }
+    const { rows, code } = result;
+    log(`npm run check -- --stack relay-a, broken (${row}):\n${renderTable(rows)}`);
+    const bad = rows.filter((r) => r.status !== "ok");
+    if (bad.length !== 1 || bad[0].check !== row || bad[0].status !== "fail" || !bad[0].advice || code !== 1)
+      throw new Error(`expected exactly "${row}" to fail (exit 1), got exit ${code}:\n${renderTable(bad)}`);
+  };
+
+  const dkimName = `opendkim._domainkey.${a.spec.domain}`;
+  const loadZones = (zones: readonly Zone[]) => env.knot.load(zones);
+  const withZone = (origin: string, edit: (body: string) => string) =>
+    env.zones.map((z) => (z.origin === origin ? { ...z, body: edit(z.body) } : z));
+  const serve = (files: { cert: string; key: string }) =>
+    a.ssh.exec(
+      [
+        `live=/var/lib/acme/live/${a.spec.domain}`,
+        // Into the files acmetool's links point at: owner and mode stay as acmetool made them.
+        `cat >"$(readlink -f "$live/fullchain")" <<'EOF_CERT'\n${files.cert.trim()}\nEOF_CERT`,
+        `head -c ${Buffer.byteLength(files.key)} >"$(readlink -f "$live/privkey")"`,
+        "systemctl restart nginx.service postfix.service dovecot.service",
+      ].join("\n"),
+      { stdin: files.key, secret: true },
+    );
+
+  return [
+    {
+      name: "npm run check shows every row ok for relay A",
+      run: () => allOk(a),
+    },
+    {
+      name: "npm run check shows every row ok for relay B",
+      run: () => allOk(b),
+    },
+    {
+      name: "a wrong DKIM record in the zone fails exactly the DKIM row",
+      run: () => {
+        const other = generateKeyPairSync("rsa", { modulusLength: 1024 })
+          .publicKey.export({ type: "spki", format: "der" })
+          .toString("base64");
+        const wrong = withZone(a.spec.domain, (body) =>
+          body
+            .split("\n")
+            .map((l) =>
+              l.startsWith(`${dkimName}.`)
+                ? `${dkimName}. 3600 IN TXT "v=DKIM1;k=rsa;p=${other};s=email;t=s"`
+                : l,
+            )
+            .join("\n"),
+        );
+        return onlyRowFails(
+          `DKIM ${dkimName}`,
+          () => loadZones(wrong),
+          () => loadZones(env.zones),
+        );
+      },
+    },
+    {
+      name: "a stopped service fails exactly its unit row",
+      run: () =>
+        onlyRowFails(
+          "unit iroh-relay.service",
+          () => a.ssh.out("systemctl stop iroh-relay.service").then(() => {}),
+          () => a.ssh.out("systemctl start iroh-relay.service").then(() => {}),
+        ),
+    },
+    {
+      name: "a missing PTR fails exactly the PTR row of that address",
+      run: () => {
+        const withoutA = [
+          ...env.zones.filter((z) => !z.origin.endsWith(".arpa")),
+          ...reverseZones(
+            env.addresses.map((r) =>
+              r.domain === a.spec.domain ? { ...r, addrs: r.addrs.filter((x) => x !== a.spec.addr) } : r,
+            ),
+          ),
+        ];
+        return onlyRowFails(
+          `PTR ${a.spec.addr}`,
+          () => loadZones(withoutA),
+          () => loadZones(env.zones),
+        );
+      },
+    },
+    {
+      name: "a certificate that expires in three days fails exactly the expiry row",
+      async run() {
+        await prepare();
+        const live = `/var/lib/acme/live/${a.spec.domain}`;
+        const original = {
+          cert: await a.ssh.out(`cat "$(readlink -f ${live}/fullchain)"`),
+          key: await a.ssh.out(`cat "$(readlink -f ${live}/privkey)"`),
+        };
+        await onlyRowFails(
+          "certificate expiry",
+          () => serve(shortCert!).then(() => {}),
+          () => serve({ cert: original.cert, key: original.key + "\n" }).then(() => {}),
+        );
+      },
+    },
+  ];
+}
