@@ -105,7 +105,8 @@ export function serverScript(opts: {
     // bash's /dev/tcp: no client package needed; `timeout` bounds a blocked port's silent drop.
     outgoing25: `timeout 12 bash -c 'exec 3<>/dev/tcp/${opts.probeHost.replace(/[^A-Za-z0-9.:-]/g, "")}/25 && head -c 3 <&3' 2>&1 || echo " (exit $?)"`,
   };
-  return SECTIONS.map((s) => `echo '== ${s}'\n${body[s]}`).join("\n") + "\n";
+  // The empty echo ends a section whose command prints no final newline (the DKIM key read-back).
+  return SECTIONS.map((s) => `echo '== ${s}'\n${body[s]}\necho`).join("\n") + "\n";
 }
 
 export function parseReport(stdout: string): ServerReport {
