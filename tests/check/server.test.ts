@@ -14,7 +14,8 @@ const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 
 const output = (over: Partial<Record<string, string>> = {}) =>
   Object.entries({
-    units: "postfix.service active\ndovecot.service active",
+    units:
+      "postfix.service active notify success\ndovecot.service active notify success\nacmetool.service inactive oneshot success",
     failed: "",
     queue: "",
     disk: String(10 * 1024 * 1024),
@@ -43,8 +44,9 @@ describe("server report", () => {
     const r: ServerReport = parseReport(output());
     expect(r).toMatchObject({
       units: [
-        { name: "postfix.service", state: "active" },
-        { name: "dovecot.service", state: "active" },
+        { name: "postfix.service", state: "active", type: "notify", result: "success" },
+        { name: "dovecot.service", state: "active", type: "notify", result: "success" },
+        { name: "acmetool.service", state: "inactive", type: "oneshot", result: "success" },
       ],
       diskFreeKb: 10 * 1024 * 1024,
       accounts: 42,
@@ -77,8 +79,15 @@ describe("server rows", () => {
   });
 
   it("fail exactly the stopped unit", () => {
-    expect(nonOk({ units: "postfix.service active\ndovecot.service inactive" })).toEqual([
-      ["unit dovecot.service", "fail"],
+    expect(
+      nonOk({ units: "postfix.service active notify success\ndovecot.service inactive notify success" }),
+    ).toEqual([["unit dovecot.service", "fail"]]);
+  });
+
+  it("accept an idle one-shot service whose last run succeeded, and fail one whose run failed", () => {
+    expect(nonOk({ units: "acmetool.service inactive oneshot success" })).toEqual([]);
+    expect(nonOk({ units: "acmetool.service failed oneshot exit-code" })).toEqual([
+      ["unit acmetool.service", "fail"],
     ]);
   });
 

@@ -3,7 +3,7 @@
 // machine, the server over SSH, a live round trip. Every row is ok; then one thing at a time is broken (a wrong
 // DKIM record, a stopped service, a missing PTR, a certificate about to expire) and exactly that row must fail.
 import { generateKeyPairSync } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderTable, type Row } from "../../../tools/check/rows";
 import { run } from "../proc";
@@ -31,55 +31,16 @@ export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
   const [a, b] = fed.relays;
   const caFile = join(env.runDir, "check-ca.pem");
   const knownHosts = join(env.runDir, "check-known_hosts");
-  let shortCert: { cert: string; key: string } | undefined;
+  let testCa: string | undefined;
 
-  /** The trust the check runs with: Pebble's roots, and the test CA that signs the short-lived certificate. */
+  /** The trust the check runs with: Pebble's roots, and a test CA that signs the short-lived certificate. */
   async function prepare() {
-    if (shortCert) return;
-    const dir = env.runDir;
-    const o = (args: string[]) => run("openssl", args, { cwd: dir });
-    await o(
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
-        "-keyout",
-        "test-ca.key",
-        "-out",
-        "test-ca.pem",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=check test CA",
-      ]),
-    );
-    await o(
-      [
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "short.key",
-      ].concat(["-out", "short.csr", "-subj", `/CN=${a.spec.domain}`]),
-    );
-    const d = a.spec.domain;
-    writeFileSync(join(dir, "short.ext"), `subjectAltName=DNS:${d},DNS:mta-sts.${d},DNS:www.${d}\n`);
-    await o(
-      ["x509", "-req", "-in", "short.csr", "-CA", "test-ca.pem", "-CAkey", "test-ca.key"].concat([
-        "-CAcreateserial",
-        "-days",
-        "3",
-        "-extfile",
-        "short.ext",
-        "-out",
-        "short.pem",
-      ]),
-    );
-    const testCa = (await run("cat", [join(dir, "test-ca.pem")])).stdout;
-    shortCert = {
-      cert: (await run("cat", [join(dir, "short.pem")])).stdout + testCa,
-      key: (await run("cat", [join(dir, "short.key")])).stdout,
-    };
+    if (testCa) return;
+    const args = "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout test-ca.key";
+    await run("openssl", `${args} -out test-ca.pem -days 30 -subj /CN=check-test-CA`.split(" "), {
+      cwd: env.runDir,
+    });
+    testCa = readFileSync(join(env.runDir, "test-ca.pem"), "utf8");
     writeFileSync(caFile, fed.trusted + testCa);
     const keys = await Promise.all(
       fed.relays.map(
@@ -89,37 +50,54 @@ export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
     writeFileSync(knownHosts, keys.join("\n") + "\n");
   }
 
+  /**
+   * A certificate for relay A's names and its current key, valid three days, signed by the test CA: the key never
+   * leaves the server (it signs a request there), and acmetool's store keeps its own files, so only the chain
+   * the services read (`fullchain`) changes.
+   */
+  async function shortChain(): Promise<string> {
+    await prepare();
+    const d = a.spec.domain;
+    const csr = await a.ssh.out(
+      `openssl req -new -key "$(readlink -f /var/lib/acme/live/${d}/privkey)" -subj /CN=${d}`,
+    );
+    const dir = env.runDir;
+    writeFileSync(join(dir, "short.csr"), csr + "\n");
+    writeFileSync(join(dir, "short.ext"), `subjectAltName=DNS:${d},DNS:mta-sts.${d},DNS:www.${d}\n`);
+    const args = "x509 -req -in short.csr -CA test-ca.pem -CAkey test-ca.key -CAcreateserial -days 3";
+    await run("openssl", `${args} -extfile short.ext -out short.pem`.split(" "), { cwd: dir });
+    return readFileSync(join(dir, "short.pem"), "utf8") + testCa!;
+  }
+
   async function check(relay: Relay): Promise<{ rows: Row[]; exitCode: number; code: number }> {
     await prepare();
     const other = relay === a ? b : a;
     const t = Date.now();
-    const r = await run(
-      "npm",
-      [
-        "run",
-        "--silent",
-        "check",
-        "--",
-        "--stack",
-        `relay-${relay.spec.tag}`,
-        "--cwd",
-        env.projectDir,
-      ].concat([
-        "--resolver",
-        DNS_ADDR,
-        "--known-hosts",
-        knownHosts,
-        "--probe-host",
-        other.spec.domain,
-        "--json",
-      ]),
-      {
-        cwd: REPO,
-        env: { ...env.engineEnv, NODE_EXTRA_CA_CERTS: caFile },
-        allowFail: true,
-        timeoutMs: 180_000,
-      },
-    );
+    const args = [
+      "run",
+      "--silent",
+      "check",
+      "--",
+      "--stack",
+      `relay-${relay.spec.tag}`,
+      "--cwd",
+      env.projectDir,
+    ];
+    const more = [
+      "--resolver",
+      DNS_ADDR,
+      "--known-hosts",
+      knownHosts,
+      "--probe-host",
+      other.spec.domain,
+      "--json",
+    ];
+    const r = await run("npm", [...args, ...more], {
+      cwd: REPO,
+      env: { ...env.engineEnv, NODE_EXTRA_CA_CERTS: caFile },
+      allowFail: true,
+      timeoutMs: 180_000,
+    });
     fed.time(`npm run check ${relay.spec.tag}`, (Date.now() - t) / 1000);
     let parsed: { rows: Row[]; exitCode: number };
     try {
@@ -160,17 +138,13 @@ export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
   const loadZones = (zones: readonly Zone[]) => env.knot.load(zones);
   const withZone = (origin: string, edit: (body: string) => string) =>
     env.zones.map((z) => (z.origin === origin ? { ...z, body: edit(z.body) } : z));
-  const serve = (files: { cert: string; key: string }) =>
-    a.ssh.exec(
-      [
-        `live=/var/lib/acme/live/${a.spec.domain}`,
-        // Into the files acmetool's links point at: owner and mode stay as acmetool made them.
-        `cat >"$(readlink -f "$live/fullchain")" <<'EOF_CERT'\n${files.cert.trim()}\nEOF_CERT`,
-        `head -c ${Buffer.byteLength(files.key)} >"$(readlink -f "$live/privkey")"`,
-        "systemctl restart nginx.service postfix.service dovecot.service",
-      ].join("\n"),
-      { stdin: files.key, secret: true },
+  const fullchain = `/var/lib/acme/live/${a.spec.domain}/fullchain`;
+  const serveChain = async (pem: string) => {
+    await a.ssh.exec(
+      `cat >"$(readlink -f ${fullchain})"\nsystemctl restart nginx.service postfix.service dovecot.service`,
+      { stdin: pem.trim() + "\n" },
     );
+  };
 
   return [
     {
@@ -234,16 +208,12 @@ export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
     {
       name: "a certificate that expires in three days fails exactly the expiry row",
       async run() {
-        await prepare();
-        const live = `/var/lib/acme/live/${a.spec.domain}`;
-        const original = {
-          cert: await a.ssh.out(`cat "$(readlink -f ${live}/fullchain)"`),
-          key: await a.ssh.out(`cat "$(readlink -f ${live}/privkey)"`),
-        };
+        const original = await a.ssh.out(`cat "$(readlink -f ${fullchain})"`);
+        const short = await shortChain();
         await onlyRowFails(
           "certificate expiry",
-          () => serve(shortCert!).then(() => {}),
-          () => serve({ cert: original.cert, key: original.key + "\n" }).then(() => {}),
+          () => serveChain(short),
+          () => serveChain(original),
         );
       },
     },
