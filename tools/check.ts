@@ -19,6 +19,7 @@ const USAGE = `Usage: npm run check -- --stack NAME [options]
   --host HOST           with --ini: the server's SSH address (default: the mail domain)
   --ssh-user USER       with --ini: default root
   --ssh-port PORT       with --ini: default 22
+  --ssh-key FILE        with --ini: the private key (default: ssh's own configuration and agent)
   --cwd DIR             the Pulumi project folder (default: this checkout)
   --resolver ADDR       resolver that finds the name servers (repeatable; default: the system's)
   --known-hosts FILE    verify the server's SSH key against this file (default: ssh's own)
@@ -37,6 +38,7 @@ async function main(): Promise<number> {
       host: { type: "string" },
       "ssh-user": { type: "string", default: "root" },
       "ssh-port": { type: "string", default: "22" },
+      "ssh-key": { type: "string" },
       cwd: { type: "string", default: PROJECT_ROOT },
       resolver: { type: "string", multiple: true, default: [] },
       "known-hosts": { type: "string" },
@@ -60,6 +62,7 @@ async function main(): Promise<number> {
         ...(values.host ? { host: values.host } : {}),
         user: values["ssh-user"],
         port,
+        ...(values["ssh-key"] ? { keyFile: values["ssh-key"] } : {}),
         ...(values["known-hosts"] ? { knownHostsFile: values["known-hosts"] } : {}),
         bootstrap,
       });

@@ -95,7 +95,14 @@ const COMMON_UNITS = [
 /** A relay that cmdeploy deployed: its chatmail.ini, its addresses from DNS, SSH as the operator's ssh does it. */
 export async function iniTarget(
   path: string,
-  opts: { host?: string; user: string; port: number; knownHostsFile?: string; bootstrap: Resolver },
+  opts: {
+    host?: string;
+    user: string;
+    port: number;
+    keyFile?: string;
+    knownHostsFile?: string;
+    bootstrap: Resolver;
+  },
 ): Promise<Target> {
   const parsed = parseChatmailIni(readConfigFile(path, "a chatmail.ini"));
   // cmdeploy relays have no DNS provider and no stack: advice must not point at `pulumi up`.
@@ -116,6 +123,7 @@ export async function iniTarget(
       host: config.hostAddress,
       port: opts.port,
       user: opts.user,
+      ...(opts.keyFile ? { keyFile: opts.keyFile } : {}),
       ...(opts.knownHostsFile ? { knownHostsFile: opts.knownHostsFile } : {}),
     },
     units: COMMON_UNITS,

@@ -5,6 +5,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { PATHS } from "../../../core/plan/facts";
 import { renderTable, type Row } from "../../../tools/check/rows";
 import { run } from "../proc";
 import type { E2eTest } from "../suite/types";
@@ -69,20 +70,16 @@ export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
     return readFileSync(join(dir, "short.pem"), "utf8") + testCa!;
   }
 
-  async function check(relay: Relay): Promise<{ rows: Row[]; exitCode: number; code: number }> {
+  /** `npm run check` of relay's stack, or with `ini` of that chatmail.ini (as for a relay cmdeploy deployed). */
+  async function check(relay: Relay, ini?: string): Promise<{ rows: Row[]; exitCode: number; code: number }> {
     await prepare();
     const other = relay === a ? b : a;
     const t = Date.now();
-    const args = [
-      "run",
-      "--silent",
-      "check",
-      "--",
-      "--stack",
-      `relay-${relay.spec.tag}`,
-      "--cwd",
-      env.projectDir,
-    ];
+    const args = ["run", "--silent", "check", "--"].concat(
+      ini
+        ? ["--ini", ini, "--host", relay.spec.addr, "--ssh-key", relay.ctx.target.keyPath]
+        : ["--stack", `relay-${relay.spec.tag}`, "--cwd", env.projectDir],
+    );
     const more = [
       "--resolver",
       DNS_ADDR,
@@ -109,9 +106,11 @@ export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
     return { ...parsed, code: r.code };
   }
 
-  const allOk = async (relay: Relay) => {
-    const { rows, code } = await check(relay);
-    log(`npm run check -- --stack relay-${relay.spec.tag}:\n${renderTable(rows)}`);
+  const allOk = async (relay: Relay, ini?: string) => {
+    const { rows, code } = await check(relay, ini);
+    log(
+      `npm run check -- ${ini ? `--ini ${ini}` : `--stack relay-${relay.spec.tag}`}:\n${renderTable(rows)}`,
+    );
     const bad = rows.filter((r) => r.status !== "ok");
     if (bad.length > 0 || code !== 0) throw new Error(`not all ok (exit ${code}):\n${renderTable(bad)}`);
     for (const group of ["dns", "reach", "server", "roundtrip"])
@@ -154,6 +153,14 @@ export function checkGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
     {
       name: "npm run check shows every row ok for relay B",
       run: () => allOk(b),
+    },
+    {
+      name: "npm run check --ini, as for a relay cmdeploy deployed, reads its chatmail.ini and shows every row ok",
+      async run() {
+        const ini = join(env.runDir, "chatmail-b.ini");
+        writeFileSync(ini, await b.ssh.out(`cat ${PATHS.chatmailIni}`));
+        await allOk(b, ini);
+      },
     },
     {
       name: "a wrong DKIM record in the zone fails exactly the DKIM row",
