@@ -108,14 +108,21 @@ async function check(
       ),
     );
   }
-  const records = relayRecords(config, {
+  // The CA that CAA names comes from acmeDirectoryUrl; without one (a chatmail.ini) the account URI's origin
+  // stands for it: caaIssuer maps both an LE directory and an LE account URL to letsencrypt.org.
+  const accountUrl = report?.acmeAccountUrl ?? "";
+  const dnsConfig =
+    target.caFromAccount && accountUrl.startsWith("https://")
+      ? { ...config, acmeDirectoryUrl: `${new URL(accountUrl).origin}/directory` }
+      : config;
+  const records = relayRecords(dnsConfig, {
     ...(target.ipv4 ? { ipv4: target.ipv4 } : {}),
     ...(target.ipv6 ? { ipv6: target.ipv6 } : {}),
     ...(report?.dkimPublicKey ? { dkimPublicKey: report.dkimPublicKey } : {}),
     ...(report && config.tlsMode === "acme" ? { acmeAccountUrl: report.acmeAccountUrl } : {}),
   });
   const dns = await dnsRows({
-    config,
+    config: dnsConfig,
     records,
     addresses: [target.ipv4, target.ipv6].filter((a): a is string => !!a),
     bootstrap: opts.bootstrap,

@@ -24,6 +24,8 @@ export interface Target {
   readonly commit?: string;
   /** The secret the check account is derived from; undefined: the round trip uses /new. */
   readonly accountSecret?: string;
+  /** The CA is the one the server's ACME account belongs to (chatmail.ini does not name it). */
+  readonly caFromAccount?: boolean;
   /** Removes the temporary key files. */
   cleanup(): void;
 }
@@ -127,6 +129,7 @@ export async function iniTarget(
       ...(opts.knownHostsFile ? { knownHostsFile: opts.knownHostsFile } : {}),
     },
     units: COMMON_UNITS,
+    caFromAccount: true,
     cleanup: () => {},
   };
 }
