@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadAssets } from "./components/assets";
 import { Relay } from "./components/relay";
 import { readStackConfig } from "./components/stackConfig";
+import { alertRulesFile } from "./core/metrics";
 
 const config = readStackConfig();
 const relay = new Relay("relay", {
@@ -18,6 +19,8 @@ export = {
   ...(relay.hasIpv6 ? { ipv6: relay.ipv6 } : {}),
   webUrl: relay.webUrl,
   zoneFile: relay.zoneFile,
+  // Load into Prometheus: `pulumi stack output alertRules > chatmail.rules.yml` (docs/metrics.md).
+  alertRules: alertRulesFile(config),
   dcaccountLink: relay.dcaccountLink,
   ...(config.inviteTokens.length > 0 ? { inviteLinks: relay.inviteLinks } : {}),
 };

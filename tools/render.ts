@@ -9,6 +9,7 @@ import { readConfigFile } from "../components/configFile";
 import { ConfigError, parseChatmailIni, type RelayConfig } from "../core/config";
 import { parseStackFile } from "../core/config/pulumiYaml";
 import { relayRecords, zoneFile } from "../core/dns";
+import { alertRulesFile } from "../core/metrics";
 import { planRelay, type Plan } from "../core/plan";
 
 const HELP = `Usage: npm run render -- (--stack FILE | --ini FILE) [--out DIR]
@@ -24,6 +25,7 @@ Output:
   DIR/files/...     every file of the plan at its server path (secret files mode 0600)
   DIR/zone.txt      the DNS records in BIND format (addresses and DKIM are added after a deploy)
   DIR/plan.txt      the units in deploy order with their content hashes
+  DIR/alerts.yml    Prometheus alerting rules for the relay (docs/metrics.md)
 `;
 
 const STACK_FILE = "a Pulumi stack file, like Pulumi.prod.yaml";
@@ -94,11 +96,12 @@ function main(): number {
   }
   writeFileSync(join(out, "zone.txt"), zoneFile(config, relayRecords(config, {})));
   writeFileSync(join(out, "plan.txt"), summary(plan));
+  writeFileSync(join(out, "alerts.yml"), alertRulesFile(config));
   for (const note of notes) process.stderr.write(`note: ${note}\n`);
   for (const warning of plan.warnings) process.stderr.write(`warning: ${warning}\n`);
   process.stdout.write(
     `Rendered ${plan.steps.length} units (${files} files) for ${config.mailDomain} into ${out}\n` +
-      `  files/ (server paths), zone.txt, plan.txt\n`,
+      `  files/ (server paths), zone.txt, plan.txt, alerts.yml\n`,
   );
   return 0;
 }

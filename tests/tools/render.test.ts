@@ -57,6 +57,9 @@ describe("npm run render", () => {
     expect(readFileSync(join(out, "plan.txt"), "utf8")).toMatch(
       /^configure\s+[0-9a-f]{12}\s+file:\/etc\/postfix\/main\.cf$/m,
     );
+    expect(readFileSync(join(out, "alerts.yml"), "utf8")).toContain(
+      'chatmail_disk_free_bytes{relay=\\"chat.example.org\\"}',
+    );
   });
 
   it("renders a cmdeploy chatmail.ini, reports its unknown keys and keeps secrets out of the plan summary", () => {

@@ -1,0 +1,138 @@
+// Prometheus alerting rules for one relay, generated from its config: the refusal thresholds it enforces become
+// the alert thresholds, so an alert fires before users see "try later". The operator loads the file into their
+// Prometheus (stack output `alertRules`, or `npm run render`) and scrapes chatmaild's metrics (docs/metrics.md)
+// with the label `relay="<mailDomain>"`, which every rule selects on so one Prometheus can watch a fleet.
+import { parseSizeMb, type RelayConfig } from "../config";
+
+/** Days before expiry from which a certificate alert fires (acmetool renews 30 days before expiry). */
+export const CERT_ALERT_DAYS = 14;
+/** Hours without an accepted incoming message after which a relay looks cut off from the world. */
+export const NO_INCOMING_MAIL_HOURS = 24;
+/** Alert when free disk or memory falls below this multiple of the refusal threshold. */
+export const NEAR_THRESHOLD_FACTOR = 1.5;
+
+export interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  /** Prometheus duration the condition must hold, like "10m". */
+  readonly for: string;
+  readonly severity: "warning" | "critical";
+  readonly summary: string;
+}
+
+const MB = 1024 * 1024;
+
+export function alertRules(config: RelayConfig): AlertRule[] {
+  const s = `relay="${config.mailDomain}"`;
+  const disk = parseSizeMb(config.minFreeDiskSpace) * MB;
+  const mem = parseSizeMb(config.minAvailableMemory) * MB;
+  const near = (n: number) => Math.round(n * NEAR_THRESHOLD_FACTOR);
+  return [
+    {
+      alert: "ChatmailMetricsDown",
+      expr: `up{${s}} == 0`,
+      for: "5m",
+      severity: "critical",
+      summary: `Prometheus cannot scrape chatmaild on ${config.mailDomain}: the relay or its daemons are down.`,
+    },
+    {
+      alert: "ChatmailUnitDown",
+      expr: `chatmail_unit_active{${s}} == 0`,
+      for: "5m",
+      severity: "critical",
+      summary: `{{ $labels.unit }} is not running on ${config.mailDomain}.`,
+    },
+    {
+      alert: "ChatmailDiskNearLimit",
+      expr: `chatmail_disk_free_bytes{${s}} < ${near(disk)}`,
+      for: "10m",
+      severity: "warning",
+      summary: `Free disk on ${config.mailDomain} is near minFreeDiskSpace ${config.minFreeDiskSpace}, below which new accounts are refused.`,
+    },
+    {
+      alert: "ChatmailDiskBelowLimit",
+      expr: `chatmail_disk_free_bytes{${s}} < ${disk}`,
+      for: "5m",
+      severity: "critical",
+      summary: `Free disk on ${config.mailDomain} is below minFreeDiskSpace ${config.minFreeDiskSpace}: new accounts are refused.`,
+    },
+    {
+      alert: "ChatmailMemoryNearLimit",
+      expr: `chatmail_memory_available_bytes{${s}} < ${near(mem)}`,
+      for: "10m",
+      severity: "warning",
+      summary: `Available memory on ${config.mailDomain} is near minAvailableMemory ${config.minAvailableMemory}, below which new accounts are refused.`,
+    },
+    {
+      alert: "ChatmailMemoryBelowLimit",
+      expr: `chatmail_memory_available_bytes{${s}} < ${mem}`,
+      for: "5m",
+      severity: "critical",
+      summary: `Available memory on ${config.mailDomain} is below minAvailableMemory ${config.minAvailableMemory}: new accounts are refused.`,
+    },
+    {
+      alert: "ChatmailCertificateExpiresSoon",
+      expr: `chatmail_certificate_expiry_timestamp_seconds{${s}} - time() < ${CERT_ALERT_DAYS * 86400}`,
+      for: "1h",
+      severity: "critical",
+      summary: `The TLS certificate of ${config.mailDomain} expires within ${CERT_ALERT_DAYS} days: renewal is failing (journalctl -u acmetool.service).`,
+    },
+    {
+      alert: "ChatmailMailQueueGrowing",
+      expr: `chatmail_postfix_queue_messages{${s}} > 20 and deriv(chatmail_postfix_queue_messages{${s}}[30m]) > 0`,
+      for: "30m",
+      severity: "warning",
+      summary: `The mail queue of ${config.mailDomain} has grown for 30 minutes (postqueue -p shows why).`,
+    },
+    {
+      alert: "ChatmailMailQueueStale",
+      expr: `chatmail_postfix_queue_oldest_age_seconds{${s}} > 6 * 3600`,
+      for: "15m",
+      severity: "warning",
+      summary: `A message has waited over 6 hours in the queue of ${config.mailDomain}.`,
+    },
+    {
+      alert: "ChatmailPushFailuresRising",
+      expr:
+        `rate(chatmail_push_failures_total{${s}}[15m]) > 0.2 * ` +
+        `(rate(chatmail_push_deliveries_total{${s}}[15m]) + rate(chatmail_push_failures_total{${s}}[15m]))`,
+      for: "15m",
+      severity: "warning",
+      summary: `More than one in five push notifications from ${config.mailDomain} fail (notificationUrl unreachable?).`,
+    },
+    {
+      alert: "ChatmailNoIncomingMail",
+      expr: `time() - chatmail_last_incoming_delivery_timestamp_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600}`,
+      for: "30m",
+      severity: "warning",
+      summary: `No message from another server reached ${config.mailDomain} for ${NO_INCOMING_MAIL_HOURS} hours: check port 25, MX and DNS (npm run check).`,
+    },
+  ];
+}
+
+/** A YAML double-quoted scalar: the rules hold quotes and braces. */
+const quoted = (s: string) => JSON.stringify(s);
+
+/** The rules file (Prometheus rule_files format), byte-identical for identical config. */
+export function alertRulesFile(config: RelayConfig): string {
+  const lines = [
+    `# Prometheus alerting rules for the chatmail relay ${config.mailDomain}, generated from its stack config.`,
+    `# Scrape chatmaild's metrics with the label relay="${config.mailDomain}" (docs/metrics.md).`,
+    "groups:",
+    `  - name: ${quoted(`chatmail ${config.mailDomain}`)}`,
+    "    rules:",
+  ];
+  for (const r of alertRules(config)) {
+    lines.push(
+      `      - alert: ${r.alert}`,
+      `        expr: ${quoted(r.expr)}`,
+      `        for: ${r.for}`,
+      "        labels:",
+      `          severity: ${r.severity}`,
+      `          relay: ${quoted(config.mailDomain)}`,
+      "        annotations:",
+      `          summary: ${quoted(r.summary)}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
