@@ -19,7 +19,7 @@ export = {
   ...(relay.hasIpv6 ? { ipv6: relay.ipv6 } : {}),
   webUrl: relay.webUrl,
   zoneFile: relay.zoneFile,
-  // Load into Prometheus: `pulumi stack output alertRules > chatmail.rules.yml` (docs/metrics.md).
+  // Load into Prometheus: `pulumi stack output alertRules > chatmail.rules.yml` (docs/alerts.md).
   alertRules: alertRulesFile(config),
   dcaccountLink: relay.dcaccountLink,
   ...(config.inviteTokens.length > 0 ? { inviteLinks: relay.inviteLinks } : {}),

@@ -25,7 +25,7 @@ Output:
   DIR/files/...     every file of the plan at its server path (secret files mode 0600)
   DIR/zone.txt      the DNS records in BIND format (addresses and DKIM are added after a deploy)
   DIR/plan.txt      the units in deploy order with their content hashes
-  DIR/alerts.yml    Prometheus alerting rules for the relay (docs/metrics.md)
+  DIR/alerts.yml    Prometheus alerting rules for the relay (docs/alerts.md)
 `;
 
 const STACK_FILE = "a Pulumi stack file, like Pulumi.prod.yaml";

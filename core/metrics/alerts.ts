@@ -1,6 +1,6 @@
 // Prometheus alerting rules for one relay, generated from its config: the refusal thresholds it enforces become
 // the alert thresholds, so an alert fires before users see "try later". The operator loads the file into their
-// Prometheus (stack output `alertRules`, or `npm run render`) and scrapes chatmaild's metrics (docs/metrics.md)
+// Prometheus (stack output `alertRules`, or `npm run render`) and scrapes chatmaild's metrics (docs/alerts.md)
 // with the label `relay="<mailDomain>"`, which every rule selects on so one Prometheus can watch a fleet.
 import { parseSizeMb, type RelayConfig } from "../config";
 
@@ -117,7 +117,7 @@ const quoted = (s: string) => JSON.stringify(s);
 export function alertRulesFile(config: RelayConfig): string {
   const lines = [
     `# Prometheus alerting rules for the chatmail relay ${config.mailDomain}, generated from its stack config.`,
-    `# Scrape chatmaild's metrics with the label relay="${config.mailDomain}" (docs/metrics.md).`,
+    `# Scrape chatmaild's metrics with the label relay="${config.mailDomain}" (docs/alerts.md).`,
     "groups:",
     `  - name: ${quoted(`chatmail ${config.mailDomain}`)}`,
     "    rules:",
