@@ -25,6 +25,7 @@ import { https, imapLogin, newCredentials, submit, type Account } from "../suite
 import { encryptedMessage, receive } from "../suite/mail";
 import type { E2eTest, SuiteContext } from "../suite/types";
 import { checkGroup, type CheckEnv } from "./check";
+import { fleetGroup } from "./fleet";
 import type { RelaySpec } from "./relays";
 import { ACME_NAME, ACME_PORT } from "./pebble";
 
@@ -465,6 +466,8 @@ export function federationSuite(fed: FedContext): ReadonlyArray<readonly [string
   return [
     // First, while the queues are empty and nothing has been changed by the other groups.
     ["npm run check", checkGroup(fed, fed.checkEnv)],
+    // Next, while both stacks match their servers: a fleet preview must show no change.
+    ["npm run fleet", fleetGroup(fed, fed.checkEnv)],
     ["DNS", dns],
     ["ACME", acme],
     ["federation", mail],
