@@ -1,5 +1,8 @@
-// ExistingHost: a server the operator already has (as with cmdeploy). Nothing is created; we only connect.
+// ExistingHost: a server the operator already has (as with cmdeploy). Nothing is created; we connect, and read
+// back the public addresses the config does not give (core/host/addresses.ts decides which).
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { parseReadAddresses, readAddressesScript, type ExistingHostAddresses } from "../core/host/addresses";
 import { DIAL, type Host } from "./host";
 
 export interface ExistingHostArgs {
@@ -9,6 +12,8 @@ export interface ExistingHostArgs {
   readonly privateKey: pulumi.Input<string>;
   /** The server's SSH host public key; verified when given. */
   readonly hostKey?: string;
+  /** Which address records the relay gets, the addresses the config gives and the families to read back. */
+  readonly addresses: ExistingHostAddresses;
 }
 
 export class ExistingHost extends pulumi.ComponentResource implements Host {
@@ -22,11 +27,9 @@ export class ExistingHost extends pulumi.ComponentResource implements Host {
   constructor(name: string, args: ExistingHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chatmail:host:ExistingHost", name, {}, opts);
     if (args.address.trim() === "") throw new Error("ExistingHost: address is empty");
-    const isIpv4 = /^\d+\.\d+\.\d+\.\d+$/.test(args.address);
-    this.hasIpv4 = isIpv4;
-    this.hasIpv6 = args.address.includes(":");
-    this.ipv4 = pulumi.output(isIpv4 ? args.address : "");
-    this.ipv6 = pulumi.output(args.address.includes(":") ? args.address : undefined);
+    const { addresses } = args;
+    this.hasIpv4 = addresses.hasIpv4;
+    this.hasIpv6 = addresses.hasIpv6;
     this.connection = pulumi.secret({
       host: args.address,
       port: args.port,
@@ -36,6 +39,26 @@ export class ExistingHost extends pulumi.ComponentResource implements Host {
       ...DIAL,
     });
     this.serverId = pulumi.output(`existing:${args.address}`);
+
+    // Runs once per server (and again when the families asked for change); the DNS records wait for its output,
+    // so a server without a usable public address fails the deploy before any record is written.
+    const read = addresses.read;
+    const readBack =
+      read.ipv4 || read.ipv6
+        ? new command.remote.Command(
+            `${name}-read-addresses`,
+            {
+              connection: this.connection,
+              create: readAddressesScript(read),
+              triggers: [this.serverId],
+              addPreviousOutputInEnv: false,
+            },
+            { parent: this },
+          ).stdout.apply((out) => parseReadAddresses(out, read))
+        : pulumi.output({} as { ipv4?: string; ipv6?: string });
+    this.ipv4 =
+      addresses.ipv4 !== undefined ? pulumi.output(addresses.ipv4) : readBack.apply((r) => r.ipv4 ?? "");
+    this.ipv6 = addresses.ipv6 !== undefined ? pulumi.output(addresses.ipv6) : readBack.apply((r) => r.ipv6);
     this.registerOutputs({ ipv4: this.ipv4, ipv6: this.ipv6 });
   }
 }

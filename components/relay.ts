@@ -5,6 +5,7 @@ import { PATHS, publicPorts, READ_BACK } from "../core/plan/facts";
 import { CloudflareDns } from "./cloudflareDns";
 import type { RelayConfig } from "../core/config";
 import { relayRecords, zoneFile, type DnsFacts } from "../core/dns";
+import { existingHostAddresses } from "../core/host/addresses";
 import { ExistingHost } from "./existingHost";
 import { HetznerHost } from "./hetznerHost";
 import type { Host } from "./host";
@@ -84,6 +85,7 @@ function makeHost(name: string, args: RelayArgs, parent: pulumi.CustomResourceOp
         port: config.sshPort,
         privateKey: args.sshPrivateKey,
         ...(config.sshHostKey ? { hostKey: config.sshHostKey } : {}),
+        addresses: existingHostAddresses(config),
       },
       parent,
     );

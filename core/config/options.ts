@@ -1,6 +1,7 @@
 // The relay's options table: every setting is declared here once, with its type, default, description and
 // check. Pulumi.yaml's `config:` block is generated from this table (tools/gen-pulumi-yaml.ts) and a test proves
 // the two agree; chatmail.ini keys are derived from these names by iniKey() in ini.ts.
+import { ipv4NotPublic, ipv6NotPublic } from "../ip";
 import { boolean, choice, ConfigError, decimal, integer, list, string, type Option } from "./option";
 
 const FQDN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -56,6 +57,8 @@ const optionalIp = (v: string) => (v === "" ? undefined : ip(v));
 const hostName = (v: string) => ip(v) === undefined || /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(v);
 const optionalHost = (v: string) =>
   v === "" || hostName(v) ? undefined : "is not an IP address or host name (letters, digits, . and -)";
+const optionalPublicIpv4 = (v: string) => (v === "" ? undefined : ipv4NotPublic(v));
+const optionalPublicIpv6 = (v: string) => (v === "" ? undefined : ipv6NotPublic(v));
 /** user@domain, strictly: a plain local part and a domain name (case is kept; mail domains ignore it). */
 const isAddress = (v: string) => {
   const at = v.lastIndexOf("@");
@@ -402,6 +405,20 @@ export const OPTIONS = {
     description: "With hostProvider existing: IP address or name of the server to configure over SSH.",
     default: "",
     check: optionalHost,
+    deployOnly: true,
+  }),
+  hostIpv4: string({
+    description:
+      "With hostProvider existing: the server's public IPv4 address, for the A record. Unset: hostAddress when it is an IPv4 address, else read from the server at pulumi up. Set it when the server is behind NAT.",
+    default: "",
+    check: optionalPublicIpv4,
+    deployOnly: true,
+  }),
+  hostIpv6: string({
+    description:
+      "With hostProvider existing: the server's public IPv6 address, for the AAAA record. Unset: hostAddress when it is an IPv6 address, else read from the server at pulumi up (unless disableIpv6).",
+    default: "",
+    check: optionalPublicIpv6,
     deployOnly: true,
   }),
   sshUser: string({

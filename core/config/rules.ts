@@ -26,6 +26,16 @@ const RULES: Rule[] = [
     message: (c) => `tlsCertPath/tlsKeyPath: only used with tlsMode external, but tlsMode is ${c.tlsMode}`,
   },
   {
+    holds: (c) => !(c.disableIpv6 && c.hostIpv6 !== ""),
+    message: () =>
+      "hostIpv6: set, but disableIpv6 is true and the relay gets no AAAA record; unset one of them",
+  },
+  {
+    holds: (c) => c.hostProvider === "existing" || (c.hostIpv4 === "" && c.hostIpv6 === ""),
+    message: (c) =>
+      `hostIpv4/hostIpv6: only used with hostProvider existing, but hostProvider is ${c.hostProvider} (Hetzner gives the server its addresses)`,
+  },
+  {
     holds: (c) => !c.languages.includes("ALL") || c.languages.length === 1,
     message: () => "languages: ALL already lists every language; use it alone",
   },

@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { PROJECT_NAME } from "../../core/config/pulumiYaml";
+import { runOnServer } from "../host/server";
 
 export interface Recorded {
   type: string;
@@ -44,6 +45,17 @@ MockMonitor.prototype.registerResource = function (req: any, cb: any) {
 
 export const SERVER_ID = "4242";
 
+/**
+ * What `ip -o addr show scope global` prints on the mock's existing server (as on a cloud server with Docker):
+ * one public address of each family, and a private bridge. The address read-back is the real script, run by
+ * sh against this output, so its stdout is what the component parses after a real `pulumi up`.
+ */
+export const SERVER_IP_ADDR = [
+  "2: eth0    inet 203.0.113.10/32 metric 100 scope global dynamic eth0\\       valid_lft 85950sec preferred_lft 85950sec",
+  "2: eth0    inet6 2001:db8:7::10/64 scope global \\       valid_lft forever preferred_lft forever",
+  "3: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0\\       valid_lft forever preferred_lft forever",
+].join("\n");
+
 export const mocks: pulumi.runtime.Mocks = {
   newResource(args) {
     created.push({ type: args.type, name: args.name, inputs: args.inputs, dependencies: [] });
@@ -66,7 +78,9 @@ export const mocks: pulumi.runtime.Mocks = {
             ...state,
             stdout: args.name.endsWith("read-dkim-public-key")
               ? "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A" + "k".repeat(360)
-              : "",
+              : args.name.endsWith("read-addresses")
+                ? runOnServer(args.inputs.create, SERVER_IP_ADDR)
+                : "",
             stderr: "",
           },
         };

@@ -113,8 +113,18 @@ export class Engine {
     );
     this.transcript.push(`$ pulumi ${args.join(" ")}`, result.stdout, result.stderr);
     if (result.code !== 0 && !opts.allowFail) {
-      const tail = (result.stdout + result.stderr).trimEnd().split("\n").slice(-60).join("\n");
-      throw new Error(`pulumi ${args.slice(0, 2).join(" ")}: exit ${result.code}\n${tail}`);
+      const lines = (result.stdout + result.stderr).trimEnd().split("\n");
+      const tailStart = Math.max(0, lines.length - 60);
+      // The engine's errors are in the Diagnostics section, which a long Outputs section (alertRules) can push
+      // out of the tail: it is kept in front of the tail.
+      const start = lines.findIndex((l) => /^Diagnostics:/.test(l));
+      const end = lines.findIndex((l, i) => i > start && /^\S/.test(l));
+      const diagnostics =
+        start >= 0 && start < tailStart
+          ? lines.slice(start, Math.min(end < 0 ? tailStart : end, tailStart))
+          : [];
+      const shown = [...diagnostics, ...(diagnostics.length > 0 ? ["..."] : []), ...lines.slice(tailStart)];
+      throw new Error(`pulumi ${args.slice(0, 2).join(" ")}: exit ${result.code}\n${shown.join("\n")}`);
     }
     return result;
   }

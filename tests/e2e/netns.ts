@@ -1,5 +1,7 @@
 // A network namespace of the test's own with a veth pair on a private /24 (10.231.N.0/24): the host end is .1,
-// the container's end is .2. All test traffic goes over this link; nothing is routed anywhere else.
+// the container's end is .2. The link has IPv6 too, from the documentation prefix (2001:db8:231:N::/64, host ::1,
+// container ::2): the relay's address read-back finds that as the server's public IPv6, so the stack gets an AAAA
+// record as on a real server. All test traffic goes over this link; nothing is routed anywhere else.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { run } from "./proc";
 
@@ -10,6 +12,9 @@ export interface Netns {
   readonly hostIf: string;
   readonly hostAddr: string;
   readonly containerAddr: string;
+  /** The IPv6 addresses of the two ends, from 2001:db8::/32 (global unicast, so the read-back takes it). */
+  readonly hostAddr6: string;
+  readonly containerAddr6: string;
   /**
    * Gives programs started with `ip netns exec` their own /etc/hosts and resolv.conf (ip bind-mounts
    * /etc/netns/<name>/* over /etc for them): the names resolve to the test server, and every other lookup fails
@@ -20,6 +25,7 @@ export interface Netns {
 }
 
 const SUBNET_PREFIX = "10.231";
+const SUBNET6_PREFIX = "2001:db8:231";
 
 async function freeSubnet(): Promise<number> {
   const { stdout } = await run("ip", ["-o", "-4", "addr", "show"]);
@@ -40,12 +46,16 @@ export async function createNetns(): Promise<Netns> {
   const peerIf = `cme${n}c`;
   const hostAddr = `${SUBNET_PREFIX}.${n}.1`;
   const containerAddr = `${SUBNET_PREFIX}.${n}.2`;
+  const hostAddr6 = `${SUBNET6_PREFIX}:${n}::1`;
+  const containerAddr6 = `${SUBNET6_PREFIX}:${n}::2`;
   const netns: Netns = {
     name,
     path: `/run/netns/${name}`,
     hostIf,
     hostAddr,
     containerAddr,
+    hostAddr6,
+    containerAddr6,
     setHosts(entries) {
       const dir = `/etc/netns/${name}`;
       mkdirSync(dir, { recursive: true });
@@ -69,8 +79,11 @@ export async function createNetns(): Promise<Netns> {
     await run("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", peerIf]);
     await run("ip", ["link", "set", peerIf, "netns", name]);
     await run("ip", ["addr", "add", `${hostAddr}/24`, "dev", hostIf]);
+    // nodad: the address is usable at once, not after duplicate address detection (a second or more).
+    await run("ip", ["addr", "add", `${hostAddr6}/64`, "dev", hostIf, "nodad"]);
     await run("ip", ["link", "set", hostIf, "up"]);
     await run("ip", ["-n", name, "addr", "add", `${containerAddr}/24`, "dev", peerIf]);
+    await run("ip", ["-n", name, "addr", "add", `${containerAddr6}/64`, "dev", peerIf, "nodad"]);
     await run("ip", ["-n", name, "link", "set", peerIf, "up"]);
   } catch (e) {
     await netns.remove();

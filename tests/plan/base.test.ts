@@ -17,7 +17,9 @@ describe("base part", () => {
   it("keeps the mailboxes private to vmail and stamps the version", () => {
     const plan = planFor({ mailboxes_dir: "/srv/mail" });
     expect(unit(plan, "dir:/srv/mail")).toMatchObject({ owner: "vmail", mode: "0700" });
-    expect(text(plan, PATHS.version)).toBe("0123456789abcdef0123456789abcdef01234567\nchatmail-relay 0.1.0\n");
+    expect(text(plan, PATHS.version)).toBe(
+      "0123456789abcdef0123456789abcdef01234567\nchatmail-relay 0.1.0\n",
+    );
     expect(text(plan, "/etc/mailname")).toBe("chat.example.org\n");
   });
 

@@ -3,7 +3,7 @@
 // changed on relay-b alone updates relay-b alone, and the outputs show each relay's webUrl and no secret.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { FleetReport, StackResult } from "../../../tools/fleet/table";
+import { renderFleetTable, type FleetReport, type StackResult } from "../../../tools/fleet/table";
 import { run } from "../proc";
 import type { E2eTest } from "../suite/types";
 import type { CheckEnv } from "./check";
@@ -80,7 +80,8 @@ export function fleetGroup(fed: FedContext, env: CheckEnv): E2eTest[] {
       throw new Error(`npm run fleet ${args[0]} printed no JSON (exit ${r.code}):\n${r.stderr.slice(-3000)}`);
     }
     if (report.exitCode !== r.code) throw new Error(`exit code ${r.code}, JSON says ${report.exitCode}`);
-    log(`npm run fleet -- ${args.join(" ")}:\n${summary(report)}`);
+    // The table an operator sees, rendered from the same report.
+    log(`npm run fleet -- ${args.join(" ")}:\n${renderFleetTable(report)}`);
     return { report, code: r.code, progress: r.stderr };
   }
 

@@ -7,7 +7,7 @@ import { IROH_ARCHIVE_PATH, NOTIFY_PATH, type HostSide, type RawOption } from ".
 import type { Ssh } from "../ssh";
 import type { Zone } from "./dns";
 import { NS_NAME } from "./dns";
-import { ACME_ADDR, DNS_ADDR } from "./net";
+import { ACME_ADDR, DNS_ADDR, ipv6Of } from "./net";
 import { ACME_NAME, PEBBLE_TERMS } from "./pebble";
 
 export interface RelaySpec {
@@ -55,7 +55,13 @@ export function relayConfig(spec: RelaySpec, host: HostSide, acme: Acme): RelayC
 export async function readFacts(spec: RelaySpec, ssh: Ssh): Promise<DnsFacts> {
   const dkimPublicKey = await ssh.out(READ_BACK.dkimPublicKey);
   const acmeAccountUrl = await ssh.out(READ_BACK.acmeAccountUrl);
-  return { ipv4: spec.addr, ...(dkimPublicKey ? { dkimPublicKey } : {}), acmeAccountUrl };
+  // The IPv6 address is the one the stack reads back from the server (its only global one, see net.ts).
+  return {
+    ipv4: spec.addr,
+    ipv6: ipv6Of(spec.addr),
+    ...(dkimPublicKey ? { dkimPublicKey } : {}),
+    acmeAccountUrl,
+  };
 }
 
 export function relayZone(config: RelayConfig, facts: DnsFacts): Zone {

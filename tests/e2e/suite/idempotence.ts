@@ -119,9 +119,19 @@ export const sameConfig: E2eTest[] = [
     name: "the stack's outputs hold the relay's facts and nothing empty; the stack itself raised no warning",
     async run(ctx) {
       const outputs = await ctx.stack.outputs();
-      const expected = ["dcaccountLink", "ipv4", "webUrl", "zoneFile"];
-      expectEqual("stack outputs (IPv4-only host, no invite tokens)", Object.keys(outputs), expected);
+      const expected = ["alertRules", "dcaccountLink", "ipv4", "ipv6", "webUrl", "zoneFile"];
+      expectEqual("stack outputs (no invite tokens)", Object.keys(outputs), expected);
       if (outputs.ipv4 !== ctx.target.address) throw new Error(`ipv4 output is ${String(outputs.ipv4)}`);
+      // hostAddress is the IPv4 address; the IPv6 one is read back from the server (its global address).
+      if (outputs.ipv6 !== ctx.netns.containerAddr6)
+        throw new Error(`ipv6 output is ${String(outputs.ipv6)}`);
+      const addressRecords = [...String(outputs.zoneFile).matchAll(/^\S+\s+\d+ IN (A|AAAA)\s+(\S+)$/gm)].map(
+        (m) => `${m[1]} ${m[2]}`,
+      );
+      expectEqual("the zoneFile's address records", addressRecords, [
+        `A ${ctx.target.address}`,
+        `AAAA ${ctx.netns.containerAddr6}`,
+      ]);
       if (!String(outputs.zoneFile).includes("v=DKIM1"))
         throw new Error("the zoneFile output has no DKIM record read back from the server");
       // The stack's own warnings, from the Diagnostics section (an output without value warns there); the
