@@ -169,6 +169,18 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     const results: UpResult[] = await timed("first pulumi up (both, parallel)", () =>
       Promise.all(stacks.map((s) => s.up(["--skip-preview"]))),
     );
+    // In these containers a service start now and then fails with "Failed to attach to cgroup … status=219/CGROUP"
+    // (postfix@- even at every boot); systemd restarts it 30 s later. The suite starts once Postfix runs, and
+    // says when it had to wait.
+    await Promise.all(
+      sshs.map(async (s, i) => {
+        const waited = await s.out(
+          "for i in $(seq 90); do systemctl is-active --quiet postfix@-.service && { echo $i; exit 0; }; sleep 1; done; echo never",
+        );
+        if (waited !== "1")
+          log(`${RELAYS[i].domain}: postfix@-.service active after ${waited} s (cgroup flake)`);
+      }),
+    );
     for (const [i, r] of RELAYS.entries()) {
       log(`${r.domain}: ${results[i].ran.length} steps in ${results[i].seconds.toFixed(1)} s`);
       time(`ACME issuance ${r.tag}`, await acmetoolSeconds(sshs[i]));

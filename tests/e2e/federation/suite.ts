@@ -27,6 +27,7 @@ import type { E2eTest, SuiteContext } from "../suite/types";
 import { checkGroup, type CheckEnv } from "./check";
 import { fleetGroup } from "./fleet";
 import type { RelaySpec } from "./relays";
+import { ipv6Of } from "./net";
 import { ACME_NAME, ACME_PORT } from "./pebble";
 
 export interface Relay {
@@ -145,11 +146,18 @@ async function encryptedAcross(from: Relay, to: Relay) {
  * the sender's domain for that very queue entry.
  */
 async function checkDelivery(from: Relay, to: Relay, rcpt: string) {
-  const relay = `to=<${rcpt}>, relay=${to.spec.domain}[${to.spec.addr}]:25,`;
+  // Over either address family: both relays publish A and AAAA, and Postfix picks one.
+  const relay = `to=<${rcpt}>, relay=${to.spec.domain}[`;
+  const addrs = [to.spec.addr, ipv6Of(to.spec.addr)].map((a) => `${relay}${a}]:25,`);
   const queued = await waitFor(`${from.spec.domain} logs the delivery to ${rcpt}`, 15_000, async () => {
-    const lines = await from.ssh.out(
-      `journalctl --no-pager -o cat -t postfix/smtp | grep -F ${JSON.stringify(relay)} || true`,
-    );
+    const lines = (
+      await from.ssh.out(
+        `journalctl --no-pager -o cat -t postfix/smtp | grep -F ${JSON.stringify(relay)} || true`,
+      )
+    )
+      .split("\n")
+      .filter((l) => addrs.some((a) => l.includes(a)))
+      .join("\n");
     // The receiving filter hands mail on with BDAT, after which Postfix names the size too: "Ok: 2086 bytes queued as".
     return lines.match(/status=sent \(250 [\d.]+ Ok: (?:\d+ bytes )?queued as (\w+)\)/)?.[1];
   });
