@@ -33,6 +33,14 @@ export const PENDING_NOTIFICATIONS_DIR = "pending_notifications";
 export const FSREPORT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
 /** Legacy public metrics file served by nginx on relays before 1.10. */
 export const LEGACY_METRICS_FILE = "/var/www/html/metrics";
+/** chatmaild's Prometheus listener: /metrics on metricsAddress at this port (docs/metrics.md). */
+export const METRICS_PORT = 9103;
+/**
+ * What the metrics report about the server that only the plan knows: the services it runs and the TLS
+ * certificate the relay serves (`key value` lines, written by the plan when metricsAddress is set; read by
+ * daemons/metrics/system.ts).
+ */
+export const METRICS_FACTS = "/usr/local/lib/chatmaild/metrics.conf";
 /** The user all daemons run as, owner of the mailboxes. */
 export const VMAIL_USER = "vmail";
 

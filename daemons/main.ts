@@ -5,6 +5,8 @@
 //   node chatmaild.js <chatmail.ini> fsreport [--textfile DIR] [--legacy-metrics [FILE]] [--days N] [--mdir cur|new|tmp]
 //   node chatmaild.js <chatmail.ini> quota-expire <target-mb> <mailbox-dir>
 // Services: doveauth, lastlogin, metadata, newaccount, filtermail-outgoing, filtermail-incoming. SIGTERM closes all.
+// With metricsAddress set (the default is 127.0.0.1), the services' process also serves Prometheus metrics on
+// metricsAddress:9103 (docs/metrics.md).
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -13,6 +15,8 @@ import {
   LASTLOGIN_SOCKET,
   LEGACY_METRICS_FILE,
   METADATA_SOCKET,
+  METRICS_FACTS,
+  METRICS_PORT,
   NOCREATE_FILE,
   SERVICES,
   VMAIL_USER,
@@ -26,6 +30,7 @@ import { buildReport, legacyMetricsText, prometheusText, summaryText, writePubli
 import { startLastlogin } from "./lastlogin";
 import { createLogger, type Logger } from "./dictproxy/log";
 import { startMetadata } from "./metadata";
+import { startMetrics } from "./metrics";
 import { startNewAccount } from "./newaccount";
 import type { Service } from "./service";
 
@@ -39,6 +44,8 @@ const OPTIONS = {
   "nocreate-file": { type: "string", default: NOCREATE_FILE },
   "mail-user": { type: "string", default: VMAIL_USER },
   "turn-socket": { type: "string" },
+  "metrics-facts": { type: "string", default: METRICS_FACTS },
+  "metrics-port": { type: "string", default: String(METRICS_PORT) },
   textfile: { type: "string" },
   maxnum: { type: "string" },
   days: { type: "string" },
@@ -230,6 +237,29 @@ async function startServices(
   return services;
 }
 
+/**
+ * The metrics listener, when metricsAddress is set. A listener that cannot start is logged and left out: metrics
+ * must never keep mail from flowing.
+ */
+async function startMetricsListener(
+  config: DaemonConfig,
+  inv: Invocation,
+  log: Logger,
+): Promise<Service | undefined> {
+  if (config.metricsAddress === "") return undefined;
+  const port = inv.values["metrics-port"];
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+    log.error(`usage: --metrics-port: ${JSON.stringify(port)} is not a port; no metrics`);
+    return undefined;
+  }
+  try {
+    return await startMetrics(config, { port: Number(port), factsPath: inv.values["metrics-facts"] });
+  } catch (err) {
+    log.error(`metrics: not served: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 /** Resolves at the first SIGTERM or SIGINT. */
 function untilSignal(log: Logger, what: string): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -268,6 +298,8 @@ export async function main(argv: string[]): Promise<number> {
 
   const services = await startServices(config, inv, log);
   if (!services) return 1;
+  const metrics = await startMetricsListener(config, inv, log);
+  if (metrics) services.push(metrics);
   await untilSignal(log, inv.commands.join(", "));
   await Promise.allSettled(services.map((s) => s.close()));
   return 0;

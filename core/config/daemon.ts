@@ -31,6 +31,7 @@ export const DAEMON_OPTION_NAMES = [
   "postfixReinjectPortIncoming",
   "newAccountPort",
   "irohRelay",
+  "metricsAddress",
   "mailboxesDir",
   "inviteTokens",
   "maxLoad1m",

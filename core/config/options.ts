@@ -247,6 +247,13 @@ export const OPTIONS = {
     description: "Address where mtail serves Prometheus metrics on port 3903. Unset: mtail is not installed.",
     check: optionalIp,
   }),
+  metricsAddress: string({
+    daemons: true,
+    description:
+      'Address where chatmaild serves Prometheus metrics at /metrics on port 9103; "" turns them off. The default, 127.0.0.1, is reachable from the server only: the metrics are never public unless you set a public address, and the Hetzner firewall keeps port 9103 closed even then (use a private network or VPN address).',
+    default: "127.0.0.1",
+    check: optionalIp,
+  }),
   imapRawlog: boolean({
     description: "Write per-user IMAP protocol logs into the maildir (debugging).",
     default: false,

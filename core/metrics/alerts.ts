@@ -102,7 +102,11 @@ export function alertRules(config: RelayConfig): AlertRule[] {
     },
     {
       alert: "ChatmailNoIncomingMail",
-      expr: `time() - chatmail_last_incoming_delivery_timestamp_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600}`,
+      // The gauge is 0 until the first delivery after chatmaild starts: the second condition keeps a restart
+      // from firing at once, and still fires on a relay that has received nothing for a day since it started.
+      expr:
+        `time() - chatmail_last_incoming_delivery_timestamp_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600} and ` +
+        `time() - process_start_time_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600}`,
       for: "30m",
       severity: "warning",
       summary: `No message from another server reached ${config.mailDomain} for ${NO_INCOMING_MAIL_HOURS} hours: check port 25, MX and DNS (npm run check).`,

@@ -8,6 +8,8 @@ import {
   DOVEAUTH_SOCKET,
   LASTLOGIN_SOCKET,
   METADATA_SOCKET,
+  METRICS_FACTS,
+  METRICS_PORT,
   NOCREATE_FILE,
   VMAIL_USER,
 } from "../server";
@@ -26,6 +28,8 @@ export const PATHS = {
   doveauthSocket: DOVEAUTH_SOCKET,
   metadataSocket: METADATA_SOCKET,
   lastloginSocket: LASTLOGIN_SOCKET,
+  /** The services and certificate chatmaild's metrics report on (only with metricsAddress). */
+  metricsFacts: METRICS_FACTS,
   webRoot: "/var/www/html",
   /** Printable invites (QR codes with tokens) live outside the web root, readable by root only. */
   invitesDir: "/root/chatmail-invites",
@@ -70,6 +74,8 @@ export const PORTS = {
   imapsProxied: 8993,
   /** Dovecot's OpenMetrics listener, only with mtailAddress (on that address). */
   dovecotStats: 3904,
+  /** chatmaild's Prometheus metrics on metricsAddress (not public: never in publicPorts). */
+  chatmaildMetrics: METRICS_PORT,
   dns: 53,
 } as const;
 

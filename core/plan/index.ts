@@ -9,7 +9,7 @@ import { prune } from "./prune";
 import { planOf } from "./steps";
 import type { Plan } from "./types";
 import { base } from "./parts/base";
-import { daemons } from "./parts/daemons";
+import { daemons, metricsFacts } from "./parts/daemons";
 import { dovecot } from "./parts/dovecot";
 import { iroh } from "./parts/iroh";
 import { nginx } from "./parts/nginx";
@@ -31,7 +31,8 @@ export function planRelay(config: RelayConfig, assets: Assets): Plan {
     vars: templateVars(config),
     warn: (message) => warnings.push(message),
   };
-  const units = PARTS.flatMap((part) => part(ctx));
+  const parts = PARTS.flatMap((part) => part(ctx));
+  const units = [...parts, ...metricsFacts(ctx, parts)];
   return planOf([...units, prune(units, config)], warnings);
 }
 

@@ -10,11 +10,12 @@ import type { DaemonConfig } from "../config";
 import { found, NOT_FOUND, pythonJson, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer } from "../dictproxy/server";
 import { createLogger, type Logger } from "../dictproxy/log";
+import { METRICS, type RefusalReason, type RelayMetrics } from "../metrics/relay";
 import type { Service } from "../service";
 import { CreationLimiter } from "./creationlimit";
 import { boundedHasher, HashQueueFullError, type PasswordHasher } from "./hasher";
-import { creationRefusal } from "./rules";
-import { resourceShortage, type LimitsConfig } from "./syslimits";
+import { creationCheck } from "./rules";
+import { resourceCheck, type LimitsConfig, type Shortage } from "./syslimits";
 import {
   accountFor,
   InvalidAddressError,
@@ -37,6 +38,8 @@ export interface DoveauthOptions {
   mailUser?: string;
   /** The clock of the creation limits, in ms (tests). */
   now?: () => number;
+  /** The metrics to move (default: the process's own). */
+  metrics?: RelayMetrics;
 }
 
 export class KeyFormatError extends Error {}
@@ -108,23 +111,26 @@ function recordReply(record: Record<string, string> | undefined): LookupResult {
 
 /** Load, memory and disk change slowly: a burst of first logins shares one reading per RESOURCE_CHECK_MS. */
 class ResourceCheck {
-  private last: { at: number; shortage: Promise<string | undefined> } | undefined;
+  private last: { at: number; shortage: Promise<Shortage | undefined> } | undefined;
 
   constructor(
     private readonly config: LimitsConfig,
     private readonly log: Logger,
   ) {}
 
-  shortage(): Promise<string | undefined> {
+  shortage(): Promise<Shortage | undefined> {
     const now = Date.now();
     if (!this.last || now - this.last.at >= RESOURCE_CHECK_MS) {
-      this.last = { at: now, shortage: resourceShortage(this.config, this.log) };
+      this.last = { at: now, shortage: resourceCheck(this.config, this.log) };
     }
     return this.last.shortage;
   }
 }
 
-/** Creation must wait (rate limit, full hashing queue): the lookup fails, which Dovecot makes temporary. */
+/**
+ * Creation must wait (rate limit, full hashing queue): the lookup fails, which Dovecot makes temporary. Both count
+ * as refusals for the reason rate_limit: too many creations at once.
+ */
 export class TryLaterError extends Error {}
 
 /** Dovecot's passdb and userdb, apart from the socket: account records, and creation at the first login. */
@@ -135,6 +141,7 @@ export class Doveauth {
   private readonly domainSuffix: string;
   private readonly resources: ResourceCheck;
   private readonly limiter: CreationLimiter;
+  private readonly metrics: RelayMetrics;
   /**
    * Creations under way, per address. A lookup of an address without account joins the one under way, so
    * concurrent first logins end with exactly one hash and one counted creation. The entry is added in the same
@@ -152,6 +159,7 @@ export class Doveauth {
     this.domainSuffix = `@${config.mailDomain}`;
     this.resources = new ResourceCheck(config, this.log);
     this.limiter = new CreationLimiter(config, opts.now);
+    this.metrics = opts.metrics ?? METRICS;
   }
 
   async lookupUserdb(addr: string): Promise<Record<string, string> | undefined> {
@@ -178,21 +186,39 @@ export class Doveauth {
     } catch (err) {
       if (!(err instanceof KeyFormatError)) throw err;
       this.log.warn(err.message);
+      // A malformed passdb key is a login that cannot succeed.
+      if (key.startsWith("shared/passdb/")) this.countLogin(false);
       return "fail";
     }
     if (!lookup) return "fail";
+    const passdb = lookup.type === "passdb";
+    const answer = (result: LookupResult): LookupResult => {
+      if (passdb) this.countLogin(typeof result === "object" && result.found);
+      return result;
+    };
     // Only our own domain has accounts here; anything else is simply unknown.
-    if (!lookup.user.endsWith(this.domainSuffix)) return NOT_FOUND;
+    if (!lookup.user.endsWith(this.domainSuffix)) return answer(NOT_FOUND);
     try {
       const record = this.existingRecord(lookup.user);
       // Only a passdb lookup of an address without account goes on to creation, which is asynchronous.
-      if (record || lookup.type === "userdb") return recordReply(record);
-      return this.createOnce(lookup.user, lookup.password, lookup.client).then(recordReply, (err) =>
-        this.failure(err),
+      if (record || lookup.type === "userdb") return answer(recordReply(record));
+      return this.createOnce(lookup.user, lookup.password, lookup.client).then(
+        (created) => answer(recordReply(created)),
+        (err) => answer(this.failure(err)),
       );
     } catch (err) {
-      return this.failure(err);
+      // An address that names no mailbox: for a passdb lookup, a creation refused as invalid.
+      if (passdb && err instanceof InvalidAddressError) this.refused("invalid");
+      return answer(this.failure(err));
     }
+  }
+
+  private countLogin(ok: boolean): void {
+    this.metrics.logins.inc({ result: ok ? "ok" : "failed" });
+  }
+
+  private refused(reason: RefusalReason): void {
+    this.metrics.creationRefusals.inc({ reason });
   }
 
   listUsers(): Promise<string[]> {
@@ -225,30 +251,39 @@ export class Doveauth {
     client: string | undefined,
   ): Promise<Record<string, string> | undefined> {
     const account = accountFor(this.config.mailboxesDir, addr);
-    const refusal = creationRefusal(this.config, addr, password, {
+    const refusal = creationCheck(this.config, addr, password, {
       exists: existsSync(this.nocreatePath),
       path: this.nocreatePath,
     });
     if (refusal) {
-      this.log.warn(refusal);
+      this.log.warn(refusal.message);
+      this.refused(refusal.reason);
       return undefined;
     }
     const shortage = await this.resources.shortage();
     if (shortage) {
-      this.log.warn(`registration rejected: ${shortage}`);
+      this.log.warn(`registration rejected: ${shortage.message}`);
+      this.refused(shortage.reason);
       return undefined;
     }
     // Counted last, so that only creations that go ahead use up the limits.
     const limited = this.limiter.take(client);
-    if (limited) throw new TryLaterError(`registration delayed: ${limited}`);
+    if (limited) {
+      this.refused("rate_limit");
+      throw new TryLaterError(`registration delayed: ${limited}`);
+    }
     let hash: string;
     try {
       hash = await this.hasher.hash(password);
     } catch (err) {
-      if (err instanceof HashQueueFullError) throw new TryLaterError(`registration delayed: ${err.message}`);
+      if (err instanceof HashQueueFullError) {
+        this.refused("rate_limit");
+        throw new TryLaterError(`registration delayed: ${err.message}`);
+      }
       throw err;
     }
     setPassword(account, hash);
+    this.metrics.accountCreations.inc({ via: "login" });
     this.log.info(`Created address: ${addr}`);
     return userdbRecord(account, hash, this.opts.mailUser);
   }

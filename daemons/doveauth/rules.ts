@@ -1,8 +1,9 @@
 // Who may create an address at first login: the checks of docs/daemons.md, 'Account creation at first login',
 // in their order (is_allowed_to_create in chatmail/relay 1.12.0, chatmaild/src/chatmaild/doveauth.py, plus the
 // invite tokens of upstream's unreleased PR #600, and passwordMaxLength), first failure wins. Pure; the caller says whether the
-// nocreate file exists. Returns the log line for a refusal.
+// nocreate file exists. Returns the log line for a refusal, and the reason the metrics count it under.
 import type { DaemonConfig } from "../config";
+import type { RefusalReason } from "../metrics/relay";
 
 export type CreationConfig = Pick<
   DaemonConfig,
@@ -15,21 +16,51 @@ export type CreationConfig = Pick<
  */
 const LOCALPART_CHARS = /^[a-z0-9._-]+$/;
 
+/** The log line of the first check that refuses, or undefined when the address may be created. */
 export function creationRefusal(
   config: CreationConfig,
   addr: string,
   password: string,
   nocreate: { exists: boolean; path: string },
 ): string | undefined {
+  return creationCheck(config, addr, password, nocreate)?.message;
+}
+
+/** The first check that refuses: its log line and its reason (chatmail_account_creation_refusals_total). */
+export function creationCheck(
+  config: CreationConfig,
+  addr: string,
+  password: string,
+  nocreate: { exists: boolean; path: string },
+): { reason: RefusalReason; message: string } | undefined {
+  const refusal = firstRefusal(config, addr, password, nocreate);
+  if (refusal === undefined) return undefined;
+  return typeof refusal === "string" ? { reason: "invalid", message: refusal } : refusal;
+}
+
+/** The first refusal: a bare log line is a name or password that can never be created ("invalid"). */
+function firstRefusal(
+  config: CreationConfig,
+  addr: string,
+  password: string,
+  nocreate: { exists: boolean; path: string },
+): string | { reason: RefusalReason; message: string } | undefined {
   // The operator's kill switch beats everything, invite tokens included.
-  if (nocreate.exists) return `blocked account creation because ${JSON.stringify(nocreate.path)} exists.`;
+  if (nocreate.exists)
+    return {
+      reason: "nocreate",
+      message: `blocked account creation because ${JSON.stringify(nocreate.path)} exists.`,
+    };
   let passwordLength = [...password].length;
   if (config.inviteTokens.length > 0) {
     // The token is a prefix of the password; the first configured token that matches counts, and its length
     // does not count towards the minimum.
     const token = config.inviteTokens.find((t) => t !== "" && password.startsWith(t));
     if (token === undefined)
-      return "blocked account creation because password didn't contain invite token(s).";
+      return {
+        reason: "invite",
+        message: "blocked account creation because password didn't contain invite token(s).",
+      };
     passwordLength -= [...token].length;
   }
   if (passwordLength < config.passwordMinLength) {

@@ -41,13 +41,28 @@ async function readOrSkip(
 
 /** Why creation must wait, as the text after "registration rejected: ", or undefined when there is room. */
 export async function resourceShortage(config: LimitsConfig, log: Logger): Promise<string | undefined> {
+  return (await resourceCheck(config, log))?.message;
+}
+
+export interface Shortage {
+  /** What is short, the metrics' refusal reason. */
+  readonly reason: "load" | "memory" | "disk";
+  /** The text after "registration rejected: ". */
+  readonly message: string;
+}
+
+/** What the server is short of for a new account, or undefined when there is room. */
+export async function resourceCheck(config: LimitsConfig, log: Logger): Promise<Shortage | undefined> {
   const load = loadavg()[0];
-  if (load > config.maxLoad1m) return `load avg ${load.toFixed(2)} > ${config.maxLoad1m.toFixed(2)}`;
+  if (load > config.maxLoad1m)
+    return { reason: "load", message: `load avg ${load.toFixed(2)} > ${config.maxLoad1m.toFixed(2)}` };
   const minMem = parseSizeMb(config.minAvailableMemory);
   const mem = await readOrSkip("available memory", memAvailableMb, log);
-  if (mem !== undefined && mem < minMem) return `available memory ${mem}MB < ${minMem}MB`;
+  if (mem !== undefined && mem < minMem)
+    return { reason: "memory", message: `available memory ${mem}MB < ${minMem}MB` };
   const minDisk = parseSizeMb(config.minFreeDiskSpace);
   const disk = await readOrSkip("free disk", () => freeDiskMb(config.mailboxesDir), log);
-  if (disk !== undefined && disk < minDisk) return `free disk ${disk}MB < ${minDisk}MB`;
+  if (disk !== undefined && disk < minDisk)
+    return { reason: "disk", message: `free disk ${disk}MB < ${minDisk}MB` };
   return undefined;
 }

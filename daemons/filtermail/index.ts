@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DaemonConfig } from "../config";
+import { METRICS, type RelayMetrics } from "../metrics/relay";
 import type { Service } from "../service";
 import { reply } from "../smtp/reply";
 import { startSmtpServer, type Envelope } from "../smtp/server";
@@ -49,6 +50,10 @@ export interface FiltermailOptions {
   downstreamCommandTimeoutMs?: number;
   /** Deadline for the reinjection server's end-of-data reply (default 60 s, below Postfix's smtpd_proxy_timeout of 100 s). */
   downstreamDataTimeoutMs?: number;
+  /** The metrics to move (default: the process's own). */
+  metrics?: RelayMetrics;
+  /** The clock of the last-delivery gauge, in ms (tests). */
+  now?: () => number;
 }
 
 export interface FiltermailService extends Service {
@@ -78,6 +83,8 @@ export async function startFiltermail(
   }
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const outgoing = direction === "outgoing";
+  const metrics = opts.metrics ?? METRICS;
+  const now = opts.now ?? Date.now;
   const limiter = new SendRateLimiter(config.maxUserSendPerMinute, config.maxUserSendBurstSize);
   const reinjector = new Reinjector(
     {
@@ -116,12 +123,20 @@ export async function startFiltermail(
         // One quota per mailbox: "\"alice\"@..." and "alice@..." are the same sender to Postfix.
         const sender = normalizeAddress(address, config.mailDomain);
         if (sender === undefined) return REPLIES.invalidFromAddress(address);
-        if (!limiter.allow(sender)) return REPLIES.tooMuchMail(address);
+        if (!limiter.allow(sender)) {
+          metrics.rateLimitHits.inc();
+          return REPLIES.tooMuchMail(address);
+        }
         return undefined;
       },
       async onData(envelope: Envelope, message: Buffer) {
         const verdict = decide(direction, envelope, message, policy);
         for (const line of verdict.log) log(line);
+        metrics.filterVerdicts.inc({
+          direction,
+          verdict: verdict.accept ? "accepted" : "refused",
+          rule: verdict.rule,
+        });
         if (!verdict.accept) return verdict.reply;
         const result = await reinjector.send({
           mailFrom: verdict.mailFrom,
@@ -129,6 +144,7 @@ export async function startFiltermail(
           rcptTos: envelope.rcptTos,
           message,
         });
+        if (!outgoing && result.accepted) metrics.lastIncomingDelivery.set(Math.floor(now() / 1000));
         return result.reply.lines.length > 0 ? result.reply : reply(result.reply.code, "OK");
       },
     },

@@ -32,6 +32,25 @@ export interface VerdictPolicy {
   incomingCleartextAllowed(recipient: string): boolean;
 }
 
+/**
+ * The rule that decided, a short stable name per direction and outcome: the `rule` label of
+ * chatmail_filter_verdicts_total (docs/metrics.md). Bounded: these and no other values.
+ */
+export const VERDICT_RULES = {
+  outgoing: {
+    accepted: ["encrypted", "securejoin", "passthrough", "setup_message"],
+    refused: ["from_header", "sender_mismatch", "framing", "cleartext"],
+  },
+  incoming: {
+    accepted: ["encrypted", "securejoin", "bounce", "cleartext_allowed"],
+    refused: ["from_header", "framing", "cleartext"],
+  },
+} as const;
+
+type RuleOf<D extends Direction, O extends "accepted" | "refused"> = (typeof VERDICT_RULES)[D][O][number];
+export type AcceptRule = RuleOf<"outgoing", "accepted"> | RuleOf<"incoming", "accepted">;
+export type RefuseRule = RuleOf<"outgoing", "refused"> | RuleOf<"incoming", "refused">;
+
 export type Verdict =
   | {
       accept: true;
@@ -39,8 +58,9 @@ export type Verdict =
       mailFrom: string;
       /** Lines for the log; mtail counts them (docs/daemons.md, 'Log lines'). */
       log: string[];
+      rule: AcceptRule;
     }
-  | { accept: false; reply: Reply; log: string[] };
+  | { accept: false; reply: Reply; log: string[]; rule: RefuseRule };
 
 // Log lines that are a contract with mtail's delivered_mail.mtail: do not reword.
 export const LOG = {
@@ -63,39 +83,59 @@ export function decide(
   const fromValue = entity.header("from");
   const fromAddr = fromValue === undefined ? undefined : parseFromHeader(fromValue);
   if (fromAddr === undefined)
-    return { accept: false, reply: REPLIES.invalidFromHeader(fromValue ?? ""), log };
+    return { accept: false, reply: REPLIES.invalidFromHeader(fromValue ?? ""), log, rule: "from_header" };
   const fromMatches = envelope.mailFrom.toLowerCase() === fromAddr.toLowerCase();
-  const encrypted = isEncrypted(entity, direction) || isSecureJoin(entity);
+  const encrypted = isEncrypted(entity, direction)
+    ? "encrypted"
+    : isSecureJoin(entity)
+      ? "securejoin"
+      : undefined;
+  // Cleartext that claims otherwise (multipart/encrypted, a Secure-Join header) failed on its framing.
+  const refusedAs =
+    entity.contentType === "multipart/encrypted" || entity.header("secure-join") !== undefined
+      ? "framing"
+      : "cleartext";
 
   if (direction === "outgoing") {
-    if (!fromMatches) return { accept: false, reply: REPLIES.fromMismatch(fromAddr, envelope.mailFrom), log };
-    const accept: Verdict = { accept: true, mailFrom: envelope.mailFrom, log };
+    if (!fromMatches)
+      return {
+        accept: false,
+        reply: REPLIES.fromMismatch(fromAddr, envelope.mailFrom),
+        log,
+        rule: "sender_mismatch",
+      };
+    const accept = (rule: AcceptRule): Verdict => ({ accept: true, mailFrom: envelope.mailFrom, log, rule });
     if (encrypted) {
       log.push(LOG.outgoingEncrypted);
-      return accept;
+      return accept(encrypted);
     }
     log.push(LOG.outgoingUnencrypted);
     if (policy.passthroughSenders.some((s) => sameMailbox(s, envelope.mailFrom, policy.mailDomain)))
-      return accept;
-    if (isSelfSentSetupMessage(entity, envelope, fromAddr, policy.mailDomain)) return accept;
+      return accept("passthrough");
+    if (isSelfSentSetupMessage(entity, envelope, fromAddr, policy.mailDomain)) return accept("setup_message");
     const passthrough = (r: string) =>
       recipientMatchesPassthrough(r, policy.passthroughRecipients, policy.mailDomain);
-    if (envelope.rcptTos.every(passthrough)) return accept;
+    if (envelope.rcptTos.every(passthrough)) return accept("passthrough");
     log.push(LOG.rejected);
-    return { accept: false, reply: REPLIES.encryptionNeeded, log };
+    return { accept: false, reply: REPLIES.encryptionNeeded, log, rule: refusedAs };
   }
 
   // Incoming: a From that does not match the envelope is not refused, but the mail is reinjected with the null
   // sender so that no bounce goes to a possibly forged address (Rust filtermail issue #67).
-  const accept: Verdict = { accept: true, mailFrom: fromMatches ? envelope.mailFrom : "", log };
+  const accept = (rule: AcceptRule): Verdict => ({
+    accept: true,
+    mailFrom: fromMatches ? envelope.mailFrom : "",
+    log,
+    rule,
+  });
   if (encrypted) {
     log.push(LOG.incomingEncrypted);
-    return accept;
+    return accept(encrypted);
   }
   log.push(LOG.incomingUnencrypted);
   if (isBounce(entity, fromAddr)) {
     log.push(LOG.incomingMailerDaemon(fromAddr));
-    return accept;
+    return accept("bounce");
   }
   // Cleartext only reaches local addresses that did not ask for end-to-end encryption (no marker file);
   // a recipient outside the relay's own domain has no such choice to make and is refused. The marker is looked
@@ -108,9 +148,9 @@ export function decide(
       policy.incomingCleartextAllowed(mailbox)
     );
   };
-  if (envelope.rcptTos.every(allowed)) return accept;
+  if (envelope.rcptTos.every(allowed)) return accept("cleartext_allowed");
   log.push(LOG.rejected);
-  return { accept: false, reply: REPLIES.encryptionNeeded, log };
+  return { accept: false, reply: REPLIES.encryptionNeeded, log, rule: refusedAs };
 }
 
 /** RFC 3156 PGP/MIME with a real encrypted payload (upstream `check_encrypted`), and no text around it. */

@@ -11,6 +11,7 @@ import { found, NOT_FOUND, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer, type DictHandlers, type DictTransaction } from "../dictproxy/server";
 import { InvalidAddressError } from "../doveauth/user";
 import { createLogger, type Logger } from "../dictproxy/log";
+import type { RelayMetrics } from "../metrics/relay";
 import type { Service } from "../service";
 import { Notifier } from "./notifier";
 import { TokenStore } from "./tokens";
@@ -35,6 +36,8 @@ export interface MetadataOptions {
   turnSocketPath?: string;
   /** Seconds per notification retry level (tests). */
   retryDelaysS?: readonly number[];
+  /** The metrics to move (default: the process's own). */
+  metrics?: RelayMetrics;
 }
 
 export interface MetadataService extends Service {
@@ -81,6 +84,7 @@ export async function startMetadata(
     tokens,
     log,
     retryDelaysS: opts.retryDelaysS,
+    metrics: opts.metrics,
   });
   await notifier.requeue();
   const server = await startDictServer({

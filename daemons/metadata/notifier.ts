@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../dictproxy/log";
+import { METRICS, type RelayMetrics } from "../metrics/relay";
 import type { TokenStore } from "./tokens";
 
 /** Delay before try n (seconds): 0, 8, 64, 512, 4096 = 8^n, upstream's schedule. */
@@ -64,6 +65,8 @@ export interface NotifierOptions {
   retryDelaysS?: readonly number[];
   now?: () => number;
   fetchImpl?: typeof fetch;
+  /** The metrics to move (default: the process's own). */
+  metrics?: RelayMetrics;
 }
 
 interface Pending {
@@ -76,6 +79,7 @@ export class Notifier {
   private readonly delays: readonly number[];
   private readonly now: () => number;
   private readonly fetchImpl: typeof fetch;
+  private readonly metrics: RelayMetrics;
   /** Items waiting per retry level, the earliest due first. */
   private readonly levels: Pending[][];
   private readonly inFlight: number[];
@@ -88,6 +92,7 @@ export class Notifier {
     this.delays = opts.retryDelaysS ?? RETRY_DELAYS_S;
     this.now = opts.now ?? (() => Date.now() / 1000);
     this.fetchImpl = opts.fetchImpl ?? fetch;
+    this.metrics = opts.metrics ?? METRICS;
     this.levels = this.delays.map(() => []);
     this.inFlight = this.delays.map(() => 0);
   }
@@ -142,7 +147,16 @@ export class Notifier {
     const queue = this.levels[level];
     queue.push({ when, item });
     queue.sort((a, b) => a.when - b.when || a.item.startTs - b.item.startTs);
+    this.countRetries();
     this.pump(level);
+  }
+
+  /** Sets chatmail_push_retry_queue: items past their first try, waiting or in flight. */
+  private countRetries(): void {
+    let n = 0;
+    for (let level = 1; level < this.levels.length; level++)
+      n += this.levels[level].length + this.inFlight[level];
+    this.metrics.pushRetryQueue.set(n);
   }
 
   /** Starts the due items of a level while it has room, and sets a timer for the next one not yet due. */
@@ -164,6 +178,7 @@ export class Notifier {
       this.inFlight[level]++;
       void this.send(level, item).finally(() => {
         this.inFlight[level]--;
+        this.countRetries();
         this.pump(level);
         this.checkIdle();
       });
@@ -174,13 +189,16 @@ export class Notifier {
   private async send(level: number, item: QueueItem): Promise<void> {
     const outcome = await this.post(item);
     if (this.closed) return; // the file stays on disk and is retried after restart
-    if (outcome === "200") await dropItem(item);
-    else if (outcome === "410") {
+    if (outcome === "200") {
+      this.metrics.pushDeliveries.inc();
+      await dropItem(item);
+    } else if (outcome === "410") {
       await this.opts.tokens
         .remove(item.addr, item.token)
         .catch((err) => this.opts.log.error(`removing token: ${(err as Error).message}`));
       await dropItem(item);
     } else {
+      this.metrics.pushFailures.inc();
       this.opts.log.warn(
         `Notification request failed: ${outcome} (${tokenLabel(item.token)}, try ${level + 1})`,
       );

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { DaemonConfig } from "../config";
 import { pythonJson } from "../dictproxy/protocol";
 import { createLogger, type Logger } from "../dictproxy/log";
+import { METRICS, type RefusalReason, type RelayMetrics } from "../metrics/relay";
 import type { Service } from "../service";
 import { CreationLimiter } from "../doveauth/creationlimit";
 
@@ -54,7 +55,8 @@ function quote(text: string, safe: string): string {
 
 export type NewAccountResult =
   | { ok: true; email: string; password: string; dcloginUrl?: string }
-  | { ok: false; status: number; reason: string };
+  /** `reason` is the answer's text; `refusal` what the metrics count it as. */
+  | { ok: false; status: number; reason: string; refusal: RefusalReason };
 
 /**
  * Credentials for one new account. `query` is the raw query string (`/new?TOKEN`): with invite tokens configured it
@@ -68,12 +70,13 @@ export function newAccount(config: NewAccountConfig, query: string): NewAccountR
         ok: false,
         status: 403,
         reason: "This relay needs an invite link or QR code; ask the admin for an invite.",
+        refusal: "invite",
       };
     if (!config.inviteTokens.includes(query))
-      return { ok: false, status: 403, reason: "The invite token is not valid." };
+      return { ok: false, status: 403, reason: "The invite token is not valid.", refusal: "invite" };
     prefix = query;
   } else if (query !== "") {
-    return { ok: false, status: 403, reason: "This relay does not use invite tokens." };
+    return { ok: false, status: 403, reason: "This relay does not use invite tokens.", refusal: "invalid" };
   }
   const email = `${randomString(USERNAME_ALPHABET, config.usernameMaxLength)}@${config.mailDomain}`;
   // Never longer than doveauth accepts at the first login.
@@ -91,6 +94,8 @@ export interface NewAccountOptions {
   log?: Logger;
   /** The clock of the creation limits, in ms (tests). */
   now?: () => number;
+  /** The metrics to move (default: the process's own). */
+  metrics?: RelayMetrics;
 }
 
 /**
@@ -119,6 +124,7 @@ export async function startNewAccount(
 ): Promise<NewAccountService> {
   const log = opts.log ?? createLogger("newaccount");
   const limiter = new CreationLimiter(config, opts.now);
+  const metrics = opts.metrics ?? METRICS;
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     req.resume(); // the request body (Delta Chat sends none) is not needed
     const url = req.url ?? "/";
@@ -138,6 +144,7 @@ export async function startNewAccount(
     const limited = result.ok ? limiter.take(clientAddress(req)) : undefined;
     if (limited) {
       log.warn(`refused new account: ${limited}`);
+      metrics.creationRefusals.inc({ reason: "rate_limit" });
       send(res, 429, pythonJson({ reason: "Too many new accounts right now; try again in a minute." }), {
         "Retry-After": "60",
       });
@@ -145,11 +152,13 @@ export async function startNewAccount(
     }
     if (!result.ok) {
       log.warn(`refused new account: ${result.reason}`);
+      metrics.creationRefusals.inc({ reason: result.refusal });
       send(res, result.status, pythonJson({ reason: result.reason }));
       return;
     }
     const body: Record<string, string> = { email: result.email, password: result.password };
     if (result.dcloginUrl) body.dclogin_url = result.dcloginUrl;
+    metrics.accountCreations.inc({ via: "new" });
     send(res, 200, pythonJson(body));
   };
   const server = createServer(handle);

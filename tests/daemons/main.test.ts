@@ -85,6 +85,9 @@ describe("the bundled chatmaild.js", () => {
 
   it("runs every service in one process, creates an account, and exits 0 on SIGTERM", async () => {
     const sockets = { auth: relay.socket("auth"), meta: relay.socket("meta"), last: relay.socket("last") };
+    const metricsPort = await freePort();
+    const facts = join(relay.dir, "metrics.conf");
+    writeFileSync(facts, "unit chatmaild.service\n");
     const p = run([
       ...SERVICES,
       "--doveauth-socket",
@@ -95,8 +98,13 @@ describe("the bundled chatmaild.js", () => {
       sockets.last,
       "--nocreate-file",
       join(relay.dir, "nocreate"),
+      "--metrics-port",
+      String(metricsPort),
+      "--metrics-facts",
+      facts,
     ]);
     await waitFor(() => (p.stderr().match(/ started/g) ?? []).length === 6, "all six services started");
+    await waitFor(() => p.stderr().includes("serving /metrics"), "the metrics listener");
     const reply = await converse(
       sockets.auth,
       `Lshared/passdb/q9mr3faue"abcdefghi@${DOMAIN}\tabcdefghi@${DOMAIN}\n`,
@@ -107,6 +115,13 @@ describe("the bundled chatmaild.js", () => {
     expect(
       await converse(sockets.last, `B1\tx\nS1\tshared/last-login/abcdefghi@${DOMAIN}\t1700000000\nC1\n`),
     ).toBe("O\n");
+    // The one process's metrics (metrics_address defaults to 127.0.0.1) count what its services did.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toContain('\nchatmail_account_creations_total{via="login"} 1\n');
+    expect(metrics).toContain('\nchatmail_logins_total{result="ok"} 1\n');
+    expect(metrics).toContain("\nchatmail_accounts 1\n");
+    expect(metrics).toMatch(/\nchatmail_memory_available_bytes \d+\n/);
+    expect(p.stderr()).not.toContain("no unit or certificate metrics"); // the facts file was read
     p.child.kill("SIGTERM");
     expect(await p.exited).toBe(0);
     expect(p.stderr()).toContain("SIGTERM: closing");

@@ -13,6 +13,8 @@ export interface HostSide {
   readonly baseUrl: string;
   /** sha256 of the iroh-relay binary inside the archive served at baseUrl/iroh-relay.tar.gz. */
   readonly irohSha256: string;
+  /** The relay's address on the test's link: chatmaild serves its metrics there, for the testbed's Prometheus. */
+  readonly relayAddress?: string;
 }
 
 export const IROH_ARCHIVE_PATH = "/iroh-relay.tar.gz";
@@ -35,6 +37,9 @@ export function testbedOptions(
     // Every test client logs in from the host's one address; the default of 10 first logins a minute per client
     // would refuse the suite's accounts. The limit itself is tested against a real Dovecot (tests/daemons).
     accountCreationsPerMinutePerClient: 1000,
+    // The metrics on the test link rather than loopback, where the testbed's Prometheus scrapes them
+    // (tests/e2e/prometheus.ts); the suite's metrics group also deploys the default, 127.0.0.1.
+    ...(host.relayAddress ? { metricsAddress: host.relayAddress } : {}),
     ...overrides,
   };
 }

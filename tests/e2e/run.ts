@@ -8,9 +8,11 @@ import { tlsPaths } from "../../core/plan/facts";
 import { TEST_DOMAIN, type RawOption } from "./config";
 import { Engine } from "./engine";
 import { runFromCommandLine, startTestbedRun } from "./harness";
+import { startPrometheus } from "./prometheus";
 import { startTestServer } from "./testServer";
 import { runSuite } from "./suite/runner";
 import { SUITE } from "./suite";
+import { metricsHooks } from "./suite/metrics";
 import type { Deployed, SuiteContext } from "./suite/types";
 
 export interface TestbedOptions {
@@ -31,6 +33,10 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
     const server = await startTestServer(testbed, log);
     const { netns, ssh, container, hostSide, target, plan } = server;
     const first = plan();
+    // Scrapes the relay's metrics from before the first deploy to the end of the suite (suite/metrics.ts).
+    const prometheus = await startPrometheus(join(runDir, "prometheus"), netns.hostAddr, netns.containerAddr);
+    cleanup.add("prometheus", () => prometheus.stop());
+    log(`prometheus ${prometheus.url} scraping ${prometheus.target}`);
     const engine = new Engine(runDir, log);
     const stack = await engine.stack("testbed");
     const deploy = async (overrides: Readonly<Record<string, RawOption>> = {}): Promise<Deployed> => {
@@ -69,9 +75,15 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
         return certPem;
       },
       time,
+      prometheus,
     };
     const outcome = await timed("suite", () =>
-      runSuite(opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE, ctx, log),
+      runSuite(
+        opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE,
+        ctx,
+        log,
+        metricsHooks(prometheus),
+      ),
     );
     writeFileSync(join(runDir, "pulumi-transcript.txt"), ctx.transcript());
     if (outcome.failed > 0) keep();

@@ -81,7 +81,11 @@ export async function startTestServer(
       ? `iroh-relay archive: ${iroh.path}`
       : "iroh-relay: no build from tests/tools/iroh/build.sh; serving a stand-in script",
   );
-  const host = { baseUrl: hostSide.baseUrl, irohSha256: iroh.binarySha256 };
+  const host = {
+    baseUrl: hostSide.baseUrl,
+    irohSha256: iroh.binarySha256,
+    relayAddress: netns.containerAddr,
+  };
   const plan = (overrides: Readonly<Record<string, RawOption>> = {}) => {
     const config = testbedConfig(host, overrides);
     return { config, plan: makePlan(config) };

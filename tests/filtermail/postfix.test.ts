@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planRelay } from "../../core/plan";
 import type { FiltermailService } from "../../daemons/filtermail/index";
+import { readShowq } from "../../daemons/metrics/system";
+import { reply } from "../../daemons/smtp/reply";
 import { configFor, testAssets, testCertificate, text as planned, writeTree } from "../plan/helpers";
 import { closedPort, RawClient, startFilter, startSink, type Sink } from "./harness";
 import { sample } from "./samples";
@@ -188,7 +190,12 @@ beforeAll(async () => {
   chmodSync(root, 0o755);
   mkdirSync(join(root, "vmail", BOB), { recursive: true });
   writeFileSync(join(root, "vmail", BOB, "enforceE2EEincoming"), "");
-  sink = await startSink();
+  // Mail for deferred...@ is deferred, so that it stays in the queue (the metrics' queue test).
+  sink = await startSink((e) =>
+    e.rcptTos.some((r) => r.startsWith("deferred"))
+      ? reply(450, "4.2.0 deferred for the test")
+      : reply(250, "2.0.0 Ok: queued as SINK"),
+  );
   for (const name of [
     "submission",
     "submissionBroken",
@@ -198,8 +205,13 @@ beforeAll(async () => {
     "filterIncoming",
     "reinject",
     "reinjectIncoming",
-  ])
-    ports[name] = await closedPort();
+  ]) {
+    // The kernel may hand out the same free port twice in a row; the relay's config wants them distinct.
+    let port: number;
+    do port = await closedPort();
+    while (Object.values(ports).includes(port));
+    ports[name] = port;
+  }
 
   // One relay config for the plan and the filters: the plan wires Postfix to the filters' and the reinjection
   // ports exactly as on the server.
@@ -353,6 +365,32 @@ describe("filtermail behind Postfix", () => {
     ).toMatch(/^250/);
     await waitFor("two incoming deliveries", () => (sink.delivered.length >= before + 2 ? true : undefined));
     expect(maillog()).toMatch(/postfix\/reinject_incoming\/smtpd\[\d+\]: connect from \S+\[127\.0\.0\.2\]/);
+  });
+
+  it("lets chatmaild's metrics read the queue from Postfix's showq socket as postqueue -j lists it", async () => {
+    await settledDeliveries();
+    const showq = join(root, "spool/public/showq");
+    expect(await readShowq(showq)).toEqual({ messages: 0, oldest: undefined });
+    const frank = "frank@chat.example.org";
+    for (const to of ["deferred@other.example", "deferred2@other.example"]) {
+      const answer = await submit(ports.submission, frank, [to], sample("encrypted", frank, to));
+      expect(answer).toMatch(/^250 /);
+    }
+    try {
+      const listed = await waitFor("two deferred messages in the queue", () => {
+        const lines = queue().split("\n").filter(Boolean);
+        const parsed = lines.map((l) => JSON.parse(l) as { queue_name: string; arrival_time: number });
+        return parsed.length === 2 && parsed.every((m) => m.queue_name === "deferred") ? parsed : undefined;
+      });
+      expect(await readShowq(showq)).toEqual({
+        messages: 2,
+        oldest: Math.min(...listed.map((m) => m.arrival_time)),
+      });
+    } finally {
+      execFileSync("/usr/sbin/postsuper", ["-c", join(root, "etc/postfix"), "-d", "ALL"], {
+        stdio: "ignore",
+      });
+    }
   });
 
   it("refuses cleartext on the incoming side for a recipient who enforces encryption", async () => {

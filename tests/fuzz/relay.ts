@@ -158,6 +158,9 @@ export class Relay {
         this.sockets.lastlogin,
         "--nocreate-file",
         join(this.root, "nocreate"),
+        // The metrics listener on a free port, not the fixed 9103 of a relay.
+        "--metrics-port",
+        "0",
       ],
       // cwd is the temp root, so a relative path written by mistake shows up in the tree snapshot.
       { cwd: this.root, stdio: ["ignore", log, log] },

@@ -140,11 +140,22 @@ const TESTS = [
   },
   {
     // The last accepted incoming message at time 0: quiet after 24 hours, alert 30 minutes later.
-    input_series: [series("chatmail_last_incoming_delivery_timestamp_seconds", "0x1600")],
+    input_series: [
+      series("chatmail_last_incoming_delivery_timestamp_seconds", "0x1600"),
+      series("process_start_time_seconds", "0x1600"),
+    ],
     alert_rule_test: [
       at("23h", "ChatmailNoIncomingMail", []),
       at("25h", "ChatmailNoIncomingMail", [firing("ChatmailNoIncomingMail", "warning")]),
     ],
+  },
+  {
+    // chatmaild restarted at 23 h (the gauge starts again at 0): no alert two hours later.
+    input_series: [
+      series("chatmail_last_incoming_delivery_timestamp_seconds", "0x1600"),
+      series("process_start_time_seconds", `0x1380 ${23 * 3600}x220`),
+    ],
+    alert_rule_test: [at("25h", "ChatmailNoIncomingMail", [])],
   },
 ];
 

@@ -74,6 +74,8 @@ describe("planRelay", () => {
       `file:${PATHS.daemonBundle}`,
       "file:/etc/systemd/system/chatmaild.service",
       `file:${PATHS.chatmailIni}`,
+      // The services and certificate the metrics report on (metricsAddress is on by default).
+      `file:${PATHS.metricsFacts}`,
     ]);
     expect(triggers("service:mtail.service")).toEqual([
       "file:/etc/mtail/chatmail.mtail",

@@ -106,6 +106,9 @@ export async function startChatmaild(
       join(dir, "l.socket"),
       "--nocreate-file",
       join(dir, "nocreate"),
+      // The metrics listener as on a relay (on by default), but on a free port.
+      "--metrics-port",
+      "0",
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );

@@ -44,6 +44,8 @@ export function daemons(ctx: PlanContext): Unit[] {
   const expire = [unit("chatmail-expire.service"), unit("chatmail-expire.timer")];
   const fsreport = [unit("chatmail-fsreport.service"), unit("chatmail-fsreport.timer")];
   const replaced = REPLACED_UNITS.map((name) => service(name, { enabled: false, running: false }));
+  // The metrics facts file comes from planRelay (metricsFacts below), which knows every service of the plan.
+  const metricsOn = config.metricsAddress !== "";
   const units: Unit[] = [
     // Debian 12's nodejs is version 18; the bundle targets it (esbuild target node18).
     packages("nodejs", ["nodejs"]),
@@ -53,14 +55,17 @@ export function daemons(ctx: PlanContext): Unit[] {
     ...fsreport,
     ...replaced,
     service("chatmaild.service", {
-      restartOn: [...ids([bundle, chatmaild]), ini],
+      restartOn: [...ids([bundle, chatmaild]), ini, ...(metricsOn ? [fileId(PATHS.metricsFacts)] : [])],
       after: ids(replaced),
       // Dovecot and Postfix need the dict sockets and the filter ports the moment the deploy ends.
       ready: [
         ...[PATHS.doveauthSocket, PATHS.metadataSocket, PATHS.lastloginSocket].map((s) => `[ -S ${s} ]`),
-        ...[config.filtermailSmtpPort, config.filtermailSmtpPortIncoming, config.newAccountPort].map(
-          (p) => `ss -Hltn 'sport = :${p}' | grep -q .`,
-        ),
+        ...[
+          config.filtermailSmtpPort,
+          config.filtermailSmtpPortIncoming,
+          config.newAccountPort,
+          ...(metricsOn ? [PORTS.chatmaildMetrics] : []),
+        ].map((p) => `ss -Hltn 'sport = :${p}' | grep -q .`),
       ].join(" && "),
     }),
     // The jobs themselves are started by their timers only; a deploy must not interrupt a running expiry.
@@ -68,6 +73,17 @@ export function daemons(ctx: PlanContext): Unit[] {
     service("chatmail-fsreport.timer", { restartOn: ids(fsreport) }),
   ];
   return [...units, ...mtail(ctx)];
+}
+
+/**
+ * What chatmaild's metrics need from the plan (core/server.ts METRICS_FACTS), only with metricsAddress: the
+ * services the plan runs, for chatmail_unit_active, and the certificate the relay serves (tlsCert). planRelay
+ * adds it once every part has given its units; chatmaild restarts when it changes.
+ */
+export function metricsFacts(ctx: PlanContext, units: readonly Unit[]): Unit[] {
+  if (ctx.config.metricsAddress === "") return [];
+  const metricsUnits = units.flatMap((u) => (u.kind === "service" && u.running ? [u.name] : []));
+  return [templateFile(ctx, PATHS.metricsFacts, "chatmaild/metrics.conf.njk", { vars: { metricsUnits } })];
 }
 
 /** mtail turns journal lines into Prometheus counters on mtailAddress:3903; off (and stopped) when unset. */

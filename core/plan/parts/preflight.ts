@@ -57,6 +57,7 @@ export function portClaims(config: RelayConfig): PortClaim[] {
   if (config.mtailAddress !== undefined) {
     claims.push(tcp(PORTS.mtail, ["mtail"]), tcp(PORTS.dovecotStats, ["dovecot", "stats"]));
   }
+  if (config.metricsAddress !== "") claims.push(tcp(PORTS.chatmaildMetrics, DAEMONS));
   return claims.sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
 }
 
@@ -116,14 +117,14 @@ ss -Hlntup | awk '
 }
 
 /**
- * With mtailAddress set, the address must be the server's own (as cmdeploy's pre-flight in chatmail/relay 1.12.0,
- * cmdeploy/src/cmdeploy/deployers.py, checks it).
+ * With mtailAddress (or metricsAddress) set, the address must be the server's own (as cmdeploy's pre-flight in
+ * chatmail/relay 1.12.0, cmdeploy/src/cmdeploy/deployers.py, checks it for mtail).
  */
-function mtailAddressCheck(address: string): string {
+function ownAddressCheck(option: string, address: string): string {
   return `
 case ${address} in 127.0.0.1|::1) exit 0 ;; esac
 if ! ip -o addr show | awk '{ sub(/\\/.*/, "", $4); print $4 }' | grep -qxF ${address}; then
-  echo "mtailAddress ${address} is not an address of this server (is a VPN down?); metrics would not be served" >&2
+  echo "${option} ${address} is not an address of this server (is a VPN down?); metrics would not be served" >&2
   exit 1
 fi
 `.trim();
@@ -144,7 +145,16 @@ export function preflight(ctx: PlanContext): Unit[] {
     const address = check(
       "mtail-address",
       "mtailAddress belongs to this server",
-      mtailAddressCheck(config.mtailAddress),
+      ownAddressCheck("mtailAddress", config.mtailAddress),
+    );
+    units.push(afterCloudInit(address));
+  }
+  // 127.0.0.1, the default, needs no check (the script exits at once), so there is no unit for it.
+  if (config.metricsAddress !== "" && config.metricsAddress !== "127.0.0.1") {
+    const address = check(
+      "metrics-address",
+      "metricsAddress belongs to this server",
+      ownAddressCheck("metricsAddress", config.metricsAddress),
     );
     units.push(afterCloudInit(address));
   }

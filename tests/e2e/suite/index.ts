@@ -1,5 +1,6 @@
 // The online suite in run order: idempotence first (nothing else has touched the server yet), the option
-// change and daemon kills late (they restart services the other tests use), `pulumi destroy` last.
+// change and daemon kills late (they restart services the other tests use), then what Prometheus saw of the
+// relay's metrics over the whole suite, `pulumi destroy` last.
 import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
 import { deltachat } from "./deltachat";
@@ -10,6 +11,7 @@ import { invites } from "./invites";
 import { irohDownload } from "./iroh";
 import { journal } from "./journal";
 import { mail } from "./mail";
+import { metrics } from "./metrics";
 import { push } from "./push";
 import { reboot } from "./reboot";
 import { active, hostState, restart } from "./services";
@@ -33,5 +35,6 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["services: restart", restart],
   ["reboot", reboot],
   ["idempotence: one option changed", optionChange],
+  ["metrics: Prometheus", metrics],
   ["pulumi destroy", destroy],
 ];

@@ -8,10 +8,17 @@ export interface SuiteOutcome {
   readonly failures: readonly string[];
 }
 
+/** Called around every test (suite/metrics.ts waits for a fresh Prometheus scrape around the tests it watches). */
+export interface SuiteHooks {
+  before?(group: string, test: string): Promise<void>;
+  after?(group: string, test: string): Promise<void>;
+}
+
 export async function runSuite(
   groups: ReadonlyArray<readonly [string, readonly E2eTest[]]>,
   ctx: SuiteContext,
   log: (s: string) => void,
+  hooks: SuiteHooks = {},
 ): Promise<SuiteOutcome> {
   const unitIds = new Set(ctx.first.plan.units.map((u) => u.id));
   let passed = 0;
@@ -25,7 +32,9 @@ export async function runSuite(
       const missing = (test.needs ?? []).filter((id) => !unitIds.has(id));
       try {
         if (missing.length > 0) throw new Error(`the plan has no unit ${missing.join(", ")} yet`);
+        await hooks.before?.(group, test.name);
         await test.run(ctx);
+        await hooks.after?.(group, test.name);
         passed++;
         log(`  ✓ ${at} ${test.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
       } catch (e) {

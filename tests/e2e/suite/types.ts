@@ -5,6 +5,7 @@ import type { Container } from "../container";
 import type { Stack, UpResult } from "../engine";
 import type { HostSideServer } from "../hostside";
 import type { Netns } from "../netns";
+import type { Prometheus } from "../prometheus";
 import type { Ssh } from "../ssh";
 
 export type { RawOption } from "../config";
@@ -45,6 +46,8 @@ export interface SuiteContext {
   caCert(): Promise<string>;
   /** Records a duration for the timing report. */
   time(label: string, seconds: number): void;
+  /** The testbed's Prometheus, scraping the relay's metrics (`npm run test:e2e` starts one). */
+  readonly prometheus?: Prometheus;
 }
 
 export interface E2eTest {
