@@ -142,6 +142,8 @@ export class Doveauth {
   private readonly resources: ResourceCheck;
   private readonly limiter: CreationLimiter;
   private readonly metrics: RelayMetrics;
+  private readonly loginOk: { inc(): void };
+  private readonly loginFailed: { inc(): void };
   /**
    * Creations under way, per address. A lookup of an address without account joins the one under way, so
    * concurrent first logins end with exactly one hash and one counted creation. The entry is added in the same
@@ -160,6 +162,8 @@ export class Doveauth {
     this.resources = new ResourceCheck(config, this.log);
     this.limiter = new CreationLimiter(config, opts.now);
     this.metrics = opts.metrics ?? METRICS;
+    this.loginOk = this.metrics.logins.handle({ result: "ok" });
+    this.loginFailed = this.metrics.logins.handle({ result: "failed" });
   }
 
   async lookupUserdb(addr: string): Promise<Record<string, string> | undefined> {
@@ -192,10 +196,7 @@ export class Doveauth {
     }
     if (!lookup) return "fail";
     const passdb = lookup.type === "passdb";
-    const answer = (result: LookupResult): LookupResult => {
-      if (passdb) this.countLogin(typeof result === "object" && result.found);
-      return result;
-    };
+    const answer = (result: LookupResult): LookupResult => this.counted(passdb, result);
     // Only our own domain has accounts here; anything else is simply unknown.
     if (!lookup.user.endsWith(this.domainSuffix)) return answer(NOT_FOUND);
     try {
@@ -213,8 +214,14 @@ export class Doveauth {
     }
   }
 
+  /** A passdb lookup's answer counts as a login: ok when an account was found or made. */
+  private counted(passdb: boolean, result: LookupResult): LookupResult {
+    if (passdb) this.countLogin(typeof result === "object" && result.found);
+    return result;
+  }
+
   private countLogin(ok: boolean): void {
-    this.metrics.logins.inc({ result: ok ? "ok" : "failed" });
+    (ok ? this.loginOk : this.loginFailed).inc();
   }
 
   private refused(reason: RefusalReason): void {

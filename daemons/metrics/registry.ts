@@ -105,6 +105,12 @@ export class Counter extends Metric {
     const series = this.find(labels);
     if (series) series.value = (series.value ?? 0) + by;
   }
+
+  /** One series, found once: for hot paths (a passdb lookup), where building the label key per call shows. */
+  handle(labels: Labels): { inc(): void } {
+    const series = this.find(labels);
+    return { inc: () => series && (series.value = (series.value ?? 0) + 1) };
+  }
 }
 
 /** A value that is set: a count, a size, a time. A series without a value is left out of the output. */
