@@ -20,19 +20,21 @@ const handshake = (days: number, authorized = true): Handshake => ({
 
 describe("port rows", () => {
   it("passes a trusted certificate and fails an untrusted one in acme mode", () => {
-    expect(portRow(acme, 993, "IMAP over TLS", handshake(60)).status).toBe("ok");
-    const bad = portRow(acme, 993, "IMAP over TLS", handshake(60, false));
+    const good = portRow(acme, 993, "IMAP over TLS", handshake(60), NOW);
+    expect(good.status).toBe("ok");
+    expect(good.detail).toContain("certificate for chat.example.org, 60 days left");
+    const bad = portRow(acme, 993, "IMAP over TLS", handshake(60, false), NOW);
     expect(bad.status).toBe("fail");
     expect(bad.detail).toContain("SELF_SIGNED_CERT_IN_CHAIN");
     expect(bad.advice).toContain("acmetool");
   });
 
   it("accepts a self-signed certificate when the relay is configured so", () => {
-    expect(portRow(selfSigned, 465, "submission over TLS", handshake(60, false)).status).toBe("ok");
+    expect(portRow(selfSigned, 465, "submission over TLS", handshake(60, false), NOW).status).toBe("ok");
   });
 
   it("fails a port that does not answer, naming the port", () => {
-    const row = portRow(acme, 25, "SMTP with STARTTLS", new Error("connect ECONNREFUSED"));
+    const row = portRow(acme, 25, "SMTP with STARTTLS", new Error("connect ECONNREFUSED"), NOW);
     expect(row).toMatchObject({ status: "fail", check: "port 25 SMTP with STARTTLS" });
     expect(row.advice).toContain("TCP 25");
   });

@@ -22,7 +22,13 @@ export const daysLeft = (cert: { valid_to: string }, now: number) =>
   Math.floor((Date.parse(cert.valid_to) - now) / DAY_MS);
 
 /** The verdict on one port's handshake: a chain trusted for the domain, or self-signed when so configured. */
-export function portRow(config: RelayConfig, port: number, what: string, result: Handshake | Error): Row {
+export function portRow(
+  config: RelayConfig,
+  port: number,
+  what: string,
+  result: Handshake | Error,
+  now: number,
+): Row {
   const check = `port ${port} ${what}`;
   if (result instanceof Error)
     return fail(
@@ -32,14 +38,11 @@ export function portRow(config: RelayConfig, port: number, what: string, result:
       `Open TCP ${port} in every firewall in front of the server and check the service behind it (npm run check's server rows).`,
     );
   const names = result.cert.subjectaltname ?? "";
+  const days = `${daysLeft(result.cert, now)} days left`;
   if (result.authorized)
-    return ok("reach", check, `${result.protocol}, certificate for ${config.mailDomain} (${names})`);
+    return ok("reach", check, `${result.protocol}, certificate for ${config.mailDomain}, ${days} (${names})`);
   if (config.tlsMode === "self-signed")
-    return ok(
-      "reach",
-      check,
-      `${result.protocol}, self-signed certificate as configured (tlsMode self-signed)`,
-    );
+    return ok("reach", check, `${result.protocol}, self-signed certificate as configured, ${days}`);
   return fail(
     "reach",
     check,
@@ -100,7 +103,7 @@ export async function reachRows(config: RelayConfig, addr: string, now = Date.no
         : tlsHandshake(addr, p.port, config.mailDomain)
     ).catch((e: Error) => e);
     if (!(result instanceof Error)) seen.push({ port: p.port, handshake: result });
-    rows.push(portRow(config, p.port, p.what, result));
+    rows.push(portRow(config, p.port, p.what, result, now));
   }
   rows.push(expiryRow(config, seen, now));
   return rows;
