@@ -22,11 +22,37 @@ export interface AlertRule {
 
 const MB = 1024 * 1024;
 
+/** A warning near a refusal threshold and a critical alert below it, for one resource. */
+function limitAlerts(
+  config: RelayConfig,
+  name: "Disk" | "Memory",
+  metric: string,
+  what: string,
+  option: "minFreeDiskSpace" | "minAvailableMemory",
+): AlertRule[] {
+  const selector = `${metric}{relay="${config.mailDomain}"}`;
+  const limit = parseSizeMb(config[option]) * MB;
+  const rule = `${option} ${config[option]}`;
+  return [
+    {
+      alert: `Chatmail${name}NearLimit`,
+      expr: `${selector} < ${Math.round(limit * NEAR_THRESHOLD_FACTOR)}`,
+      for: "10m",
+      severity: "warning",
+      summary: `${what} on ${config.mailDomain} is near ${rule}, below which new accounts are refused.`,
+    },
+    {
+      alert: `Chatmail${name}BelowLimit`,
+      expr: `${selector} < ${limit}`,
+      for: "5m",
+      severity: "critical",
+      summary: `${what} on ${config.mailDomain} is below ${rule}: new accounts are refused.`,
+    },
+  ];
+}
+
 export function alertRules(config: RelayConfig): AlertRule[] {
   const s = `relay="${config.mailDomain}"`;
-  const disk = parseSizeMb(config.minFreeDiskSpace) * MB;
-  const mem = parseSizeMb(config.minAvailableMemory) * MB;
-  const near = (n: number) => Math.round(n * NEAR_THRESHOLD_FACTOR);
   return [
     {
       alert: "ChatmailMetricsDown",
@@ -42,34 +68,14 @@ export function alertRules(config: RelayConfig): AlertRule[] {
       severity: "critical",
       summary: `{{ $labels.unit }} is not running on ${config.mailDomain}.`,
     },
-    {
-      alert: "ChatmailDiskNearLimit",
-      expr: `chatmail_disk_free_bytes{${s}} < ${near(disk)}`,
-      for: "10m",
-      severity: "warning",
-      summary: `Free disk on ${config.mailDomain} is near minFreeDiskSpace ${config.minFreeDiskSpace}, below which new accounts are refused.`,
-    },
-    {
-      alert: "ChatmailDiskBelowLimit",
-      expr: `chatmail_disk_free_bytes{${s}} < ${disk}`,
-      for: "5m",
-      severity: "critical",
-      summary: `Free disk on ${config.mailDomain} is below minFreeDiskSpace ${config.minFreeDiskSpace}: new accounts are refused.`,
-    },
-    {
-      alert: "ChatmailMemoryNearLimit",
-      expr: `chatmail_memory_available_bytes{${s}} < ${near(mem)}`,
-      for: "10m",
-      severity: "warning",
-      summary: `Available memory on ${config.mailDomain} is near minAvailableMemory ${config.minAvailableMemory}, below which new accounts are refused.`,
-    },
-    {
-      alert: "ChatmailMemoryBelowLimit",
-      expr: `chatmail_memory_available_bytes{${s}} < ${mem}`,
-      for: "5m",
-      severity: "critical",
-      summary: `Available memory on ${config.mailDomain} is below minAvailableMemory ${config.minAvailableMemory}: new accounts are refused.`,
-    },
+    ...limitAlerts(config, "Disk", "chatmail_disk_free_bytes", "Free disk", "minFreeDiskSpace"),
+    ...limitAlerts(
+      config,
+      "Memory",
+      "chatmail_memory_available_bytes",
+      "Available memory",
+      "minAvailableMemory",
+    ),
     {
       alert: "ChatmailCertificateExpiresSoon",
       expr: `chatmail_certificate_expiry_timestamp_seconds{${s}} - time() < ${CERT_ALERT_DAYS * 86400}`,

@@ -1,5 +1,7 @@
 // One row per check: what was checked, its verdict, what was seen, and what to do when it is not ok. The table and
 // the JSON form are the two ways out; the exit code says whether any row failed.
+import { textTable } from "../textTable";
+
 export type Status = "ok" | "warn" | "fail";
 
 export interface Row {
@@ -44,24 +46,13 @@ const clip = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)
 
 /** A plain-text table: group, check, status, detail; the advice of each non-ok row on the line below it. */
 export function renderTable(rows: readonly Row[]): string {
-  const cells = rows.map((r) => [
-    r.group,
-    r.check,
-    r.status.toUpperCase(),
-    clip(oneLine(r.detail), MAX_DETAIL),
-  ]);
-  const header = ["GROUP", "CHECK", "STATUS", "DETAIL"];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: readonly string[]) =>
-    c
-      .map((s, i) => (i === c.length - 1 ? s : s.padEnd(widths[i])))
-      .join("  ")
-      .trimEnd();
-  const out = [line(header), line(widths.map((w) => "-".repeat(w)))];
-  rows.forEach((r, i) => {
-    out.push(line(cells[i]));
-    if (r.status !== "ok") out.push(`${" ".repeat(widths[0] + 2)}-> ${oneLine(r.advice)}`);
-  });
+  const out = textTable(
+    ["GROUP", "CHECK", "STATUS", "DETAIL"],
+    rows.map((r) => ({
+      cells: [r.group, r.check, r.status.toUpperCase(), clip(oneLine(r.detail), MAX_DETAIL)],
+      ...(r.status !== "ok" ? { note: oneLine(r.advice) } : {}),
+    })),
+  );
   const count = (s: Status) => rows.filter((r) => r.status === s).length;
   out.push("", `${count("ok")} ok, ${count("warn")} warn, ${count("fail")} fail`);
   return out.join("\n") + "\n";

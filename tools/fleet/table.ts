@@ -2,6 +2,7 @@
 // the check found, how long it took), as a plain-text table or as JSON, and the exit code.
 import type { Command } from "./args";
 import { renderChanges, type ChangeCounts } from "./changes";
+import { textTable } from "../textTable";
 
 /**
  * ok: nothing to change (preview), nothing changed (up), outputs read, every check row ok.
@@ -79,25 +80,19 @@ export const seconds = (s: number) => `${s.toFixed(1)} s`;
 /** The table: one line per stack, the error under each failed one, and a count line. */
 export function renderFleetTable(report: Pick<FleetReport, "command" | "stacks">): string {
   const { command, stacks } = report;
-  const header = ["STACK", "DOMAIN", "RESULT", DETAIL_HEADER[command], "DURATION"];
-  const cells = stacks.map((r) => [
-    r.stack,
-    r.domain || "-",
-    r.result,
-    detail(command, r),
-    r.result === "skipped" ? "-" : seconds(r.seconds),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: readonly string[]) =>
-    c
-      .map((s, i) => (i === c.length - 1 ? s : s.padEnd(widths[i])))
-      .join("  ")
-      .trimEnd();
-  const out = [line(header), line(widths.map((w) => "-".repeat(w)))];
-  stacks.forEach((r, i) => {
-    out.push(line(cells[i]));
-    if (r.error) out.push(`${" ".repeat(widths[0] + 2)}-> ${r.error}`);
-  });
+  const out = textTable(
+    ["STACK", "DOMAIN", "RESULT", DETAIL_HEADER[command], "DURATION"],
+    stacks.map((r) => ({
+      cells: [
+        r.stack,
+        r.domain || "-",
+        r.result,
+        detail(command, r),
+        r.result === "skipped" ? "-" : seconds(r.seconds),
+      ],
+      ...(r.error ? { note: r.error } : {}),
+    })),
+  );
   const count = (result: Result) => stacks.filter((r) => r.result === result).length;
   const counts = (["ok", "changes", "warn", "failed", "skipped"] as const)
     .filter((r) => r === "ok" || r === "failed" || count(r) > 0)
