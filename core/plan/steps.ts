@@ -169,9 +169,12 @@ function downloadBody(unit: DownloadUnit): Body {
 function serviceRunCommand(unit: ServiceUnit): string {
   const n = q(unit.name);
   if (!unit.running) return `systemctl stop ${n} 2>/dev/null || true`;
+  // A failed restart is tried once more a second later: systemd can lose the race for a unit's cgroup when a unit
+  // starts right after it stopped (status=219/CGROUP, seen in containers); a service that cannot start fails twice.
+  const restart = `{ systemctl restart ${n} || { sleep 1; systemctl restart ${n}; }; }`;
   // Restart covers the first start too; a service with only reload triggers is reloaded when running.
-  if (unit.restartOn.length > 0 || unit.reloadOn.length === 0) return `systemctl restart ${n}`;
-  return `systemctl is-active --quiet ${n} && systemctl reload ${n} || systemctl restart ${n}`;
+  if (unit.restartOn.length > 0 || unit.reloadOn.length === 0) return restart;
+  return `systemctl is-active --quiet ${n} && systemctl reload ${n} || ${restart}`;
 }
 
 /** Polls the service's `ready` condition every 0.1 s, failing the step after READY_SECONDS. */
