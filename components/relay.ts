@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { PATHS, publicPorts, READ_BACK } from "../core/plan/facts";
 import { CloudflareDns } from "./cloudflareDns";
-import type { RelayConfig } from "../core/config";
+import { dkimPublicKey, type RelayConfig } from "../core/config";
 import { relayRecords, zoneFile, type DnsFacts } from "../core/dns";
 import { existingHostAddresses } from "../core/host/addresses";
 import { ExistingHost } from "./existingHost";
@@ -111,8 +111,9 @@ function makeHost(name: string, args: RelayArgs, parent: pulumi.CustomResourceOp
 }
 
 /**
- * What DNS needs from the server: addresses, and the DKIM public key read back after the key was made there
- * (so the private key never enters Pulumi state), and in ACME mode the account URI.
+ * What DNS needs from the server: addresses; the DKIM public key, computed from dkimPrivateKey when the config
+ * gives the key (so the record is known at preview), else read back after the key was made there (so that key
+ * never enters Pulumi state); and in ACME mode the account URI.
  */
 function dnsFacts(
   name: string,
@@ -138,9 +139,12 @@ function dnsFacts(
       },
     ).stdout.apply((s) => s.trim());
   const dkimStep = plan.steps.find((s) => s.kind === "once" && s.files.includes(PATHS.dkimPrivateKey));
-  const dkim = dkimStep
-    ? read("read-dkim-public-key", READ_BACK.dkimPublicKey, [dkimStep.id], [dkimStep.hash, host.serverId])
-    : pulumi.output("");
+  const dkim =
+    config.dkimPrivateKey !== undefined
+      ? pulumi.output(dkimPublicKey(config.dkimPrivateKey))
+      : dkimStep
+        ? read("read-dkim-public-key", READ_BACK.dkimPublicKey, [dkimStep.id], [dkimStep.hash, host.serverId])
+        : pulumi.output("");
   const lastSteps = plan.steps.filter((s) => s.phase === "activate").map((s) => s.id);
   const acme =
     config.tlsMode === "acme"

@@ -1,9 +1,22 @@
 // `npm run import-ini -- chatmail.ini`: moving from cmdeploy. Prints the `pulumi config set` commands that give
 // a stack the same settings as an existing chatmail.ini (only values that differ from our defaults).
 import { readConfigFile } from "../components/configFile";
-import { ConfigError, OPTIONS, OPTION_NAMES, parseChatmailIni } from "../core/config";
+import { ConfigError, OPTIONS, OPTION_NAMES, parseChatmailIni, type RelayConfig } from "../core/config";
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The options of a config read from chatmail.ini that differ from our defaults: what a stack must set to run the
+ * same relay (the mailboxes folder cmdeploy derives from the domain is our default too).
+ */
+export function importedOptions(config: RelayConfig): Array<[keyof RelayConfig & string, unknown]> {
+  return OPTION_NAMES.flatMap((name): Array<[typeof name, unknown]> => {
+    const value = config[name];
+    if (value === undefined || JSON.stringify(value) === JSON.stringify(OPTIONS[name].default)) return [];
+    if (name === "mailboxesDir" && value === `/home/vmail/mail/${config.mailDomain}`) return [];
+    return [[name, value]];
+  });
+}
 
 function main(): number {
   const [path] = process.argv.slice(2);
@@ -23,12 +36,8 @@ function main(): number {
   }
   const { config, unknownKeys } = parsed;
   const lines: string[] = [];
-  for (const name of OPTION_NAMES) {
-    const option = OPTIONS[name];
-    const value = config[name];
-    if (value === undefined || JSON.stringify(value) === JSON.stringify(option.default)) continue;
-    if (name === "mailboxesDir" && value === `/home/vmail/mail/${config.mailDomain}`) continue;
-    if (option.secret) {
+  for (const [name, value] of importedOptions(config)) {
+    if (OPTIONS[name].secret) {
       // Secrets are not echoed: the operator copies them from the ini into a secret config value.
       const count = Array.isArray(value) ? value.length : 1;
       lines.push(`# ${name}: ${count} secret value(s) in ${path}; set each without echoing it, e.g.`);
@@ -45,4 +54,4 @@ function main(): number {
   return 0;
 }
 
-process.exitCode = main();
+if (require.main === module) process.exitCode = main();

@@ -3,4 +3,5 @@ export { ConfigError } from "./option";
 export { OPTIONS, LANGUAGES, type RelayConfig, type OptionName } from "./options";
 export { loadConfig, parseSizeMb, irohRelayUrl, runsOwnIrohRelay, OPTION_NAMES } from "./load";
 export { checkDeployRules } from "./rules";
+export { dkimPublicKey } from "./dkim";
 export { parseChatmailIni, renderChatmailIni, iniKey } from "./ini";

@@ -2,6 +2,7 @@
 // check. Pulumi.yaml's `config:` block is generated from this table (tools/gen-pulumi-yaml.ts) and a test proves
 // the two agree; chatmail.ini keys are derived from these names by iniKey() in ini.ts.
 import { ipv4NotPublic, ipv6NotPublic } from "../ip";
+import { dkimKeyProblem } from "./dkim";
 import { boolean, choice, ConfigError, decimal, integer, list, string, type Option } from "./option";
 
 const FQDN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -375,6 +376,21 @@ export const OPTIONS = {
       "unbound and OpenDKIM validate DNSSEC. Turn off only when resolverForwarders point at a private DNS server with unsigned zones (a test network), where validation fails for every name.",
     default: true,
   }),
+  // Moving or restoring a relay (docs/relay.md, 'Mail off' and 'OpenDKIM'): a new server configured with mail off,
+  // its accounts copied onto it, then mail on; the old server's DKIM key kept.
+  acceptMail: boolean({
+    description:
+      "Whether the relay accepts mail and serves IMAP. false: Postfix and Dovecot are stopped and disabled while everything else is deployed, to configure a new server completely before its accounts and mailboxes are copied onto it, or to stop the old server accepting mail before a move. true again enables and starts them.",
+    default: true,
+  }),
+  dkimPrivateKey: string({
+    description:
+      "The relay's DKIM private key (RSA in PEM, at least 1024 bits; pulumi config set --secret dkimPrivateKey < KEY), written to /etc/dkimkeys/opendkim.private; the DKIM record is made from it. Set it so that a replaced or restored server keeps the relay's DKIM identity. Unset: a key is made on the server once and kept, also when this option is removed again.",
+    secret: true,
+    multiline: true,
+    maxLength: 16_000,
+    check: dkimKeyProblem,
+  }),
 
   // --- deployment: read by the Pulumi program only ---
   serverOs: choice({
@@ -477,7 +493,7 @@ export const OPTIONS = {
   }),
   hetznerAllowReplace: boolean({
     description:
-      "Let a change of image or user data replace the server (a new server, new DKIM key, empty mailboxes). Off: such changes are ignored.",
+      "Let a change of image or user data replace the server (a new server, a new DKIM key unless dkimPrivateKey is set, empty mailboxes). Off: such changes are ignored.",
     default: false,
     deployOnly: true,
   }),
@@ -511,6 +527,7 @@ export type RelayConfig = { readonly [K in OptionName]: ValueOf<(typeof OPTIONS)
   readonly mtailAddress: string | undefined;
   readonly mailboxesDir: string;
   readonly sshPrivateKey: string | undefined;
+  readonly dkimPrivateKey: string | undefined;
 };
 
 export { ConfigError };

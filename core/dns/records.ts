@@ -34,7 +34,7 @@ export type DnsRecord =
 export interface DnsFacts {
   readonly ipv4?: string;
   readonly ipv6?: string;
-  /** Base64 SubjectPublicKeyInfo of the DKIM key, read back from the server. */
+  /** Base64 SubjectPublicKeyInfo of the DKIM key: from dkimPrivateKey, or read back from the server. */
   readonly dkimPublicKey?: string;
   /** ACME account URI, which the CAA record pins; "" when the account is not known (CAA names the CA only). */
   readonly acmeAccountUrl?: string;

@@ -106,18 +106,26 @@ export function alertRules(config: RelayConfig): AlertRule[] {
       severity: "warning",
       summary: `More than one in five push notifications from ${config.mailDomain} fail (notificationUrl unreachable?).`,
     },
-    {
-      alert: "ChatmailNoIncomingMail",
-      // The gauge is 0 until the first delivery after chatmaild starts: the second condition keeps a restart
-      // from firing at once, and still fires on a relay that has received nothing for a day since it started.
-      expr:
-        `time() - chatmail_last_incoming_delivery_timestamp_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600} and ` +
-        `time() - process_start_time_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600}`,
-      for: "30m",
-      severity: "warning",
-      summary: `No message from another server reached ${config.mailDomain} for ${NO_INCOMING_MAIL_HOURS} hours: check port 25, MX and DNS (npm run check).`,
-    },
+    ...(config.acceptMail ? [noIncomingMail(config, s)] : []),
   ];
+}
+
+/**
+ * No mail from other servers for a day. Left out while mail is off (acceptMail false: a server being set up for a
+ * move), when none can arrive. The gauge is 0 until the first delivery after chatmaild starts: the second
+ * condition keeps a restart from firing at once, and still fires on a relay that has received nothing for a day
+ * since it started.
+ */
+function noIncomingMail(config: RelayConfig, s: string): AlertRule {
+  return {
+    alert: "ChatmailNoIncomingMail",
+    expr:
+      `time() - chatmail_last_incoming_delivery_timestamp_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600} and ` +
+      `time() - process_start_time_seconds{${s}} > ${NO_INCOMING_MAIL_HOURS * 3600}`,
+    for: "30m",
+    severity: "warning",
+    summary: `No message from another server reached ${config.mailDomain} for ${NO_INCOMING_MAIL_HOURS} hours: check port 25, MX and DNS (npm run check).`,
+  };
 }
 
 /** A YAML double-quoted scalar: the rules hold quotes and braces. */

@@ -46,8 +46,9 @@ const unitFile = (name: string): OwnedEntry => ({ kind: "file", path: `${SYSTEMD
 
 /**
  * What a relay deployed by cmdeploy (1.7.0, and the units later versions added) leaves that this relay does not
- * use, each with the reason it goes. Units whose names this plan uses itself (iroh-relay, mtail,
- * acmetool-redirector, chatmail-expire, chatmail-fsreport) are not here: the plan owns their files.
+ * use, each with the reason it goes. Units whose names this plan uses itself (iroh-relay,
+ * acmetool-redirector, chatmail-expire, chatmail-fsreport) are not here: the plan owns their files. mtail.service
+ * is, because the plan has one only with mtailAddress set; prune() drops a leftover the plan owns.
  */
 export const CMDEPLOY_LEFTOVERS: readonly Leftover[] = [
   ...REPLACED_UNITS.map((name) => ({
@@ -91,6 +92,18 @@ export const CMDEPLOY_LEFTOVERS: readonly Leftover[] = [
   {
     entry: { kind: "file", path: "/usr/local/bin/mtail" },
     reason: "cmdeploy's mtail binary; this relay runs Debian's /usr/bin/mtail",
+  },
+  {
+    entry: unitFile("mtail.service"),
+    reason: "cmdeploy's unit for that binary; with mtailAddress set the plan writes its own",
+  },
+  {
+    entry: { kind: "file", path: "/usr/lib/acme/hooks/nginx" },
+    reason: "cmdeploy's renewal hook; /etc/acme/hooks/chatmail-reload reloads nginx and the mail services",
+  },
+  {
+    entry: { kind: "file", path: `${SYSTEMD_DIR}/opendkim.service.d/10-prevent-memory-leak.conf` },
+    reason: "cmdeploy's OpenDKIM restart drop-in; the plan's 10-chatmail.conf does the same",
   },
 ];
 

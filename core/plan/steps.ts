@@ -137,9 +137,10 @@ function sysctlBody(unit: SysctlUnit): Body {
   );
 }
 
-/** Runs the unit's script unless the path it creates exists. */
+/** Runs the unit's script unless the path it creates exists, then the unit's `then` in either case. */
 function onceBody(unit: OnceUnit): Body {
-  return scriptOnly(`[ -e ${q(unit.creates)} ] && exit 0`, unit.script);
+  if (unit.then === undefined) return scriptOnly(`[ -e ${q(unit.creates)} ] && exit 0`, unit.script);
+  return scriptOnly(`if [ ! -e ${q(unit.creates)} ]; then`, unit.script, "fi", unit.then);
 }
 
 /**
@@ -168,7 +169,14 @@ function downloadBody(unit: DownloadUnit): Body {
 /** The systemctl command that brings a service to its wanted run state. */
 function serviceRunCommand(unit: ServiceUnit): string {
   const n = q(unit.name);
-  if (!unit.running) return `systemctl stop ${n} 2>/dev/null || true`;
+  // A unit that does not exist (a package not installed) is stopped already; one that is still active after the
+  // stop fails the step, so that a service meant to be off (acceptMail false) never runs unnoticed.
+  if (!unit.running) {
+    return [
+      `systemctl stop ${n} 2>/dev/null || true`,
+      `if systemctl is-active --quiet ${n}; then echo ${q(`${unit.name} is still active after systemctl stop`)} >&2; exit 1; fi`,
+    ].join("\n");
+  }
   // A failed restart is tried once more a second later: systemd can lose the race for a unit's cgroup when a unit
   // starts right after it stopped (status=219/CGROUP, seen in containers); a service that cannot start fails twice.
   const restart = `{ systemctl restart ${n} || { sleep 1; systemctl restart ${n}; }; }`;

@@ -109,6 +109,9 @@ export interface OnceUnit extends UnitBase {
   /** Path whose existence means the step is done. */
   readonly creates: string;
   readonly script: string;
+  /** sh commands run after the script, also when `creates` existed already (owner and mode of a file that was
+   * restored from a backup before the first deploy). */
+  readonly then?: string;
 }
 
 /** A release archive downloaded, its member checked against sha256, then installed. */

@@ -1,4 +1,5 @@
 // Short constructors for units, so each part reads like the list of what it puts on the server.
+import type { RelayConfig } from "../config";
 import type { PlanContext } from "./context";
 import { q } from "./sh";
 import type {
@@ -117,14 +118,33 @@ export function service(
   };
 }
 
+/**
+ * The wanted state of Postfix and Dovecot: running and enabled, or with acceptMail false stopped and disabled (no
+ * mail accepted, no IMAP) while their files, checks and every other service are deployed as usual. The service
+ * step stops a service meant to be off also when its files change (steps.ts), and the package scripts of an
+ * upgrade do not start a disabled one.
+ */
+export function mailServiceState(config: RelayConfig): { enabled: boolean; running: boolean } {
+  return { enabled: config.acceptMail, running: config.acceptMail };
+}
+
 export function once(
   id: string,
   description: string,
   creates: string,
   script: string,
-  after: string[] = [],
+  opts: { after?: string[]; then?: string } = {},
 ): OnceUnit {
-  return { kind: "once", id: `once:${id}`, phase: "configure", after, description, creates, script };
+  return {
+    kind: "once",
+    id: `once:${id}`,
+    phase: "configure",
+    after: opts.after ?? [],
+    description,
+    creates,
+    script,
+    ...(opts.then ? { then: opts.then } : {}),
+  };
 }
 
 /** A refusal check; runs before anything changes unless a later phase is given. */

@@ -188,6 +188,13 @@ describe("alert rules", () => {
     expect(out).toContain("SUCCESS");
   });
 
+  it("leave out the no-incoming-mail alert while mail is off (acceptMail false), and only that one", () => {
+    const names = (c: typeof config) => alertRules(c).map((r) => r.alert);
+    const off = loadConfig({ mailDomain: "chat.example.org", acceptMail: false });
+    expect(names(config)).toContain("ChatmailNoIncomingMail");
+    expect(names(off)).toEqual(names(config).filter((n) => n !== "ChatmailNoIncomingMail"));
+  });
+
   it("take their thresholds from the config and are byte-identical for identical config", () => {
     const text = alertRulesFile(config);
     expect(text).toContain(`chatmail_disk_free_bytes{relay=\\"chat.example.org\\"} < ${2 * GiB}`);

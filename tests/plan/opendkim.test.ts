@@ -25,7 +25,7 @@ describe("opendkim part", () => {
       /^runuser -u opendkim -- \/usr\/sbin\/opendkim-genkey -D \/etc\/dkimkeys -d chat\.example\.org -s opendkim$/m,
     );
     const step = planFor().steps.find((s) => s.id === "once:dkim-key")!;
-    expect(step.script).toContain(`[ -e ${PATHS.dkimPrivateKey} ] && exit 0`);
+    expect(step.script).toContain(`if [ ! -e ${PATHS.dkimPrivateKey} ]; then\n`);
   });
 
   it("rejects incoming mail without a valid signature of the From: domain", () => {

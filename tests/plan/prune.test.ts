@@ -176,18 +176,20 @@ describe("cmdeploy's leftovers", () => {
     for (const l of CMDEPLOY_LEFTOVERS) expect(l.reason.length, l.entry.path).toBeGreaterThan(20);
   });
 
+  it("take cmdeploy's mtail.service only while the plan has no mtail of its own", () => {
+    const unit = "/etc/systemd/system/mtail.service";
+    const gone = (ini: Record<string, string>) => pruneUnit(planFor(ini)).leftovers.map((l) => l.entry.path);
+    expect(gone(CONFIGS.defaults)).toContain(unit);
+    expect(gone(CONFIGS.mtail)).not.toContain(unit);
+  });
+
   it.each(Object.entries(CONFIGS))(
     "never include a unit name or a path the plan uses, nor state (%s)",
     (_, ini) => {
       const plan = planFor(ini);
       const own = new Set(owned(plan));
       const keep = withKind(plan, "keep");
-      for (const unit of [
-        "iroh-relay.service",
-        "mtail.service",
-        "acmetool-redirector.service",
-        "chatmaild.service",
-      ])
+      for (const unit of ["iroh-relay.service", "acmetool-redirector.service", "chatmaild.service"])
         expect(leftoverPaths).not.toContain(`/etc/systemd/system/${unit}`);
       for (const l of pruneUnit(plan).leftovers) {
         expect(own.has(`${l.entry.kind} ${l.entry.path}`), l.entry.path).toBe(false);

@@ -9,7 +9,7 @@
 // the check below.
 import type { PlanContext } from "../context";
 import { PATHS, PORTS } from "../facts";
-import { check, ids, packages, service, templateFile, validation } from "../units";
+import { check, ids, mailServiceState, packages, service, templateFile, validation } from "../units";
 import type { Unit } from "../types";
 import { tlsReady } from "./tls";
 
@@ -65,6 +65,7 @@ export function dovecot(ctx: PlanContext): Unit[] {
     service("dovecot.service", {
       restartOn: ids(files),
       after: ["check:dovecot-config", ...tlsReady(config)],
+      ...mailServiceState(config),
     }),
   ];
 }

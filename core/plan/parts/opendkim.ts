@@ -7,8 +7,8 @@
 import type { PlanContext } from "../context";
 import { DKIM_SELECTOR, PATHS, USERS } from "../facts";
 import { q } from "../steps";
-import { directory, ids, once, packages, service, templateFile, validation } from "../units";
-import type { Unit } from "../types";
+import { contentFile, directory, ids, once, packages, service, templateFile, validation } from "../units";
+import type { FileUnit, OnceUnit, Unit } from "../types";
 
 export function opendkim(ctx: PlanContext): Unit[] {
   const { config } = ctx;
@@ -29,23 +29,44 @@ export function opendkim(ctx: PlanContext): Unit[] {
       "opendkim/10-chatmail.conf.njk",
     ),
   ];
-  // The private key is the relay's DKIM identity, published in DNS: made once, never replaced.
-  const genkey = [
-    `runuser -u ${USERS.opendkim} -- /usr/sbin/opendkim-genkey -D ${q(PATHS.dkimKeyDir)} -d ${q(config.mailDomain)} -s ${DKIM_SELECTOR}`,
-    `chown ${USERS.opendkim}:${USERS.opendkim} ${q(PATHS.dkimPrivateKey)}`,
-    `chmod 0600 ${q(PATHS.dkimPrivateKey)}`,
-  ].join("\n");
+  const keyDir = directory(PATHS.dkimKeyDir, { owner: USERS.opendkim, mode: "0700", removal: "never" });
+  const key = dkimKey(config.mailDomain, config.dkimPrivateKey, keyDir.id);
   return [
     packages("opendkim", ["opendkim", "opendkim-tools"]),
     directory("/etc/opendkim", { owner: USERS.opendkim, mode: "0750" }),
-    directory(PATHS.dkimKeyDir, { owner: USERS.opendkim, mode: "0700", removal: "never" }),
+    keyDir,
     directory(socketDir, { owner: USERS.opendkim, mode: "0750" }),
     ...files,
-    once("dkim-key", `DKIM key (selector ${DKIM_SELECTOR})`, PATHS.dkimPrivateKey, genkey, [
-      `dir:${PATHS.dkimKeyDir}`,
-    ]),
+    key,
     // opendkim -n also runs the Lua policy scripts once, which catches their errors.
     validation("opendkim-config", "opendkim", "opendkim -n", files),
-    service("opendkim.service", { restartOn: ids(files), after: ["check:opendkim-config"] }),
+    service("opendkim.service", {
+      // A key from the config restarts OpenDKIM when it changes; a key made on the server never changes.
+      restartOn: ids(key.kind === "file" ? [...files, key] : files),
+      after: ["check:opendkim-config"],
+    }),
   ];
+}
+
+/**
+ * The private key, the relay's DKIM identity published in DNS. Given in the config (dkimPrivateKey, a relay moved
+ * or restored to a new server): a secret file, written whenever the value changes. Otherwise made once on the
+ * server and never replaced. The two are exclusive, not a create-once step guarded by the file: both would run
+ * in the configure phase, where the step could make a second key before the file lands. Either way the key ends
+ * owned by opendkim with mode 0600; the create-once step sets that also on a key restored from a backup (which may
+ * carry the old server's numeric owner). Removing the option keeps the file: /etc/dkimkeys is server state that
+ * the prune step never removes, and the create-once step then finds the key in place.
+ */
+function dkimKey(domain: string, given: string | undefined, keyDir: string): FileUnit | OnceUnit {
+  const owner = { owner: USERS.opendkim, mode: "0600", after: [keyDir] };
+  if (given !== undefined) return contentFile(PATHS.dkimPrivateKey, `${given}\n`, { ...owner, secret: true });
+  const genkey = `runuser -u ${USERS.opendkim} -- /usr/sbin/opendkim-genkey -D ${q(PATHS.dkimKeyDir)} -d ${q(domain)} -s ${DKIM_SELECTOR}`;
+  const ownAndMode = [
+    `chown ${USERS.opendkim}:${USERS.opendkim} ${q(PATHS.dkimPrivateKey)}`,
+    `chmod ${owner.mode} ${q(PATHS.dkimPrivateKey)}`,
+  ].join("\n");
+  return once("dkim-key", `DKIM key (selector ${DKIM_SELECTOR})`, PATHS.dkimPrivateKey, genkey, {
+    after: owner.after,
+    then: ownAndMode,
+  });
 }

@@ -1,6 +1,6 @@
 // Postfix: the MTA on ports 25, 465 and 587 and the loopback re-injection listeners of the encryption filter.
 import type { PlanContext } from "../context";
-import { ids, packages, service, templateFile, user, validation } from "../units";
+import { ids, mailServiceState, packages, service, templateFile, user, validation } from "../units";
 import type { Unit } from "../types";
 import { tlsReady } from "./tls";
 
@@ -37,6 +37,23 @@ export function postfix(ctx: PlanContext): Unit[] {
     service("postfix.service", {
       restartOn: ids(files),
       after: ["check:postfix-config", "service:dovecot.service", ...tlsReady(ctx.config)],
+      ...mailServiceState(ctx.config),
     }),
+    ...(ctx.config.acceptMail ? [] : [postfixInstanceOff()]),
   ];
+}
+
+/**
+ * Debian's postfix.service is a oneshot wrapper; the master runs in postfix@-.service, which is PartOf the wrapper
+ * (stopping the wrapper stops it) and wanted by it through Debian's postfix-instance-generator. With mail off the
+ * instance is also stopped and disabled by name: its [Install] section lets it be enabled on its own, and then
+ * it would start at boot without the wrapper. With mail on again it leaves the plan, and restarting the wrapper
+ * starts it.
+ */
+function postfixInstanceOff(): Unit {
+  return service("postfix@-.service", {
+    enabled: false,
+    running: false,
+    after: ["service:postfix.service"],
+  });
 }
