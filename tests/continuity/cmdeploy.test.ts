@@ -249,7 +249,7 @@ describe("the prepared tree", () => {
       expect(exec?.startsWith(`${VENV}/bin/`), unit).toBe(true);
       const program = at(root, exec!);
       expect(statSync(program).mode & 0o777).toBe(0o755);
-      expect(readFileSync(program, "utf8")).toContain("exec sleep infinity");
+      expect(readFileSync(program, "utf8")).toContain("exec /bin/sleep infinity");
       expect(text).toMatch(/^WantedBy=multi-user\.target$/m);
     }
     expect(readFileSync(at(root, CHATMAIL_INI), "utf8")).toBe(CMDEPLOY_INI(DOMAIN));

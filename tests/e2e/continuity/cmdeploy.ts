@@ -227,7 +227,7 @@ const VENV_PROGRAMS = [
   "delete_inactive_users",
 ];
 const STAND_IN =
-  "#!/bin/sh\n# stand-in for a chatmaild console script of the Python virtualenv\nexec sleep infinity\n";
+  "#!/bin/sh\n# stand-in for a chatmaild console script of the Python virtualenv\nexec /bin/sleep infinity\n";
 
 function postfixMainCf(domain: string): string {
   return `# Shaped after chatmail/relay 1.7.0 cmdeploy/src/cmdeploy/postfix/main.cf.j2 (not a copy).
@@ -591,7 +591,7 @@ export function cmdeployFiles(
   );
   add(
     "/usr/local/bin/mtail",
-    "#!/bin/sh\n# stand-in for cmdeploy's static mtail 3.0.8 binary\nexec sleep infinity\n",
+    "#!/bin/sh\n# stand-in for cmdeploy's static mtail 3.0.8 binary\nexec /bin/sleep infinity\n",
     "0755",
   );
   // cmdeploy writes mtail's unit whether or not mtail_address is set; it runs only when it is.
