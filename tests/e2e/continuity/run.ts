@@ -91,7 +91,8 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     };
     const suite = SUITE.filter(([g]) => !SKIPPED_GROUPS.has(g));
     const groups = [...paths.adoptGroup(), ...suite, ...paths.groups()].filter(
-      ([g]) => !opts.only || g.includes(opts.only) || g.startsWith("adopt"),
+      // `--only` is a regular expression here (`--only 'move|backup'`); adopting always runs, the rest builds on it.
+      ([g]) => !opts.only || new RegExp(opts.only).test(g) || g.startsWith("adopt"),
     );
     // 2 and 3: the move and the backup and restore go on from the adopted relay after the suite.
     const outcome = await timed("suite", () => runSuite(groups, ctx, log));
