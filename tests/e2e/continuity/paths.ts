@@ -69,7 +69,9 @@ export function continuityPaths(env: ContinuityEnv) {
   /** Adds the server's host key to the tools' known_hosts, and lets every testbed key log in to it. */
   async function trust(servers: readonly TestServer[]) {
     const lines = await Promise.all(
-      servers.map(async (s) => `${s.netns.containerAddr} ${await s.ssh.out("cat /etc/ssh/ssh_host_ed25519_key.pub")}`),
+      servers.map(
+        async (s) => `${s.netns.containerAddr} ${await s.ssh.out("cat /etc/ssh/ssh_host_ed25519_key.pub")}`,
+      ),
     );
     writeFileSync(knownHosts, lines.join("\n") + "\n");
     const keys = servers.map((s) => readFileSync(`${s.target.keyPath}.pub`, "utf8").trim()).join("\n");
@@ -84,9 +86,12 @@ export function continuityPaths(env: ContinuityEnv) {
       ["run", "--silent", script, "--", ...args, "--cwd", env.engine.projectDir, "--known-hosts", knownHosts],
       { cwd: REPO, env: env.engine.env, allowFail: true, timeoutMs: 600_000 },
     );
-    env.log(`npm run ${script} -- ${args.join(" ")}: exit ${r.code} in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    env.log(
+      `npm run ${script} -- ${args.join(" ")}: exit ${r.code} in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    );
     if (r.stdout.trim()) env.log(r.stdout.trimEnd().replace(/^/gm, "    "));
-    if (r.code !== 0 && !allowFail) throw new Error(`npm run ${script} failed (exit ${r.code}): ${r.stderr.slice(-2000)}`);
+    if (r.code !== 0 && !allowFail)
+      throw new Error(`npm run ${script} failed (exit ${r.code}): ${r.stderr.slice(-2000)}`);
     return r;
   }
   const stackArgs = ["--stack", env.stack.name];
@@ -106,7 +111,9 @@ export function continuityPaths(env: ContinuityEnv) {
     const zone = String((await env.stack.outputs()).zoneFile ?? "");
     const published = zoneDkimKey(zone);
     if (published !== relay.dkim)
-      throw new Error(`${where}: the zoneFile's DKIM record is not the old key (${published?.slice(0, 24)}…)`);
+      throw new Error(
+        `${where}: the zoneFile's DKIM record is not the old key (${published?.slice(0, 24)}…)`,
+      );
     const cert = await certFingerprint(relay.holder, relay.config);
     if (cert !== relay.cert) throw new Error(`${where}: the server's certificate changed`);
   }
@@ -132,7 +139,9 @@ export function continuityPaths(env: ContinuityEnv) {
     return timedPath("adopt: preparation and first pulumi up", async () => {
       const prepared = await env.prepare(relay.accounts);
       relay.dkim = prepared.dkimPublicKey;
-      env.log(`cmdeploy-shaped server: ${relay.accounts.length} accounts, units ${prepared.units.join(", ")}`);
+      env.log(
+        `cmdeploy-shaped server: ${relay.accounts.length} accounts, units ${prepared.units.join(", ")}`,
+      );
       const deployed = await env.deployTo(env.a);
       relay.config = deployed.config;
       env.log(`first pulumi up on the adopted server: ${deployed.result.ran.length} steps`);
@@ -162,7 +171,8 @@ export function continuityPaths(env: ContinuityEnv) {
       name: "the DKIM key is cmdeploy's: the server keeps it and the stack's zoneFile publishes it",
       async run() {
         const zone = String((await env.stack.outputs()).zoneFile ?? "");
-        if (zoneDkimKey(zone) !== relay.dkim) throw new Error("the zoneFile's DKIM record is not cmdeploy's key");
+        if (zoneDkimKey(zone) !== relay.dkim)
+          throw new Error("the zoneFile's DKIM record is not cmdeploy's key");
         if ((await dkimKey(relay.holder)) !== relay.dkim) throw new Error("the server's DKIM key changed");
       },
     },
@@ -190,7 +200,8 @@ export function continuityPaths(env: ContinuityEnv) {
         const t = Date.now();
         const off = await env.deployTo(b!, { acceptMail: false });
         env.log(`pulumi up on B with acceptMail false: ${off.result.ran.length} steps`);
-        if (!(await refused(b!.netns.containerAddr, 25))) throw new Error("B accepts SMTP with acceptMail false");
+        if (!(await refused(b!.netns.containerAddr, 25)))
+          throw new Error("B accepts SMTP with acceptMail false");
         // Mail still reaches A while B is being set up (DNS and the senders' caches still point there).
         const [to, from] = relay.accounts;
         const id = await sendEncrypted(clientView(a, relay.config), from, to);
@@ -209,7 +220,8 @@ export function continuityPaths(env: ContinuityEnv) {
       name: "after the move A accepts no mail: ports 25, 465 and 587 are closed",
       async run() {
         for (const port of [25, 465, 587])
-          if (!(await refused(env.a.netns.containerAddr, port))) throw new Error(`A still listens on ${port}`);
+          if (!(await refused(env.a.netns.containerAddr, port)))
+            throw new Error(`A still listens on ${port}`);
       },
     },
     {
@@ -238,8 +250,14 @@ export function continuityPaths(env: ContinuityEnv) {
         if (!existsSync(backupFile)) throw new Error("no archive written");
         if ((statSync(backupFile).mode & 0o077) !== 0) throw new Error("the archive is readable by others");
         const bytes = readFileSync(backupFile).toString("latin1");
-        for (const plain of ["PRIVATE KEY", "SHA512-CRYPT", relay.accounts[0].messageIds[0], relay.accounts[0].addr])
-          if (bytes.includes(plain)) throw new Error(`the archive shows ${JSON.stringify(plain)} in the clear`);
+        for (const plain of [
+          "PRIVATE KEY",
+          "SHA512-CRYPT",
+          relay.accounts[0].messageIds[0],
+          relay.accounts[0].addr,
+        ])
+          if (bytes.includes(plain))
+            throw new Error(`the archive shows ${JSON.stringify(plain)} in the clear`);
         report.push(`backup: ${(statSync(backupFile).size / 1024).toFixed(0)} KiB`);
       },
     },
@@ -260,7 +278,11 @@ export function continuityPaths(env: ContinuityEnv) {
         const bytes = readFileSync(backupFile);
         bytes[Math.floor(bytes.length / 2)] ^= 0x55;
         writeFileSync(damaged, bytes, { mode: 0o600 });
-        const broken = await tool("restore", [...stackArgs, "--in", damaged, "--key-file", keyFile, "--force"], true);
+        const broken = await tool(
+          "restore",
+          [...stackArgs, "--in", damaged, "--key-file", keyFile, "--force"],
+          true,
+        );
         if (broken.code === 0) throw new Error("restore of a damaged archive succeeded");
         const after = await probe.ssh.out(`find ${relay.config.mailboxesDir} -type f | sort | md5sum`);
         if (after !== before) throw new Error("a refused restore changed the mailboxes");

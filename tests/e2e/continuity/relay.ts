@@ -132,7 +132,13 @@ export async function sendEncrypted(ctx: SuiteContext, from: Account, to: Accoun
     userIDs: [{ email: to.addr }],
     format: "object",
   });
-  const { messageId, raw } = await encryptedMessage(from, to.addr, ctx.domain, "sent before the switch", publicKey);
+  const { messageId, raw } = await encryptedMessage(
+    from,
+    to.addr,
+    ctx.domain,
+    "sent before the switch",
+    publicKey,
+  );
   await submit(ctx, from, 465, { from: from.addr, to: [to.addr] }, raw);
   return messageId;
 }
