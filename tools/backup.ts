@@ -5,10 +5,10 @@ import { rmSync } from "node:fs";
 import { ConfigError } from "../core/config";
 import type { Part } from "../core/state";
 import { PROJECT_ROOT } from "../components/assets";
-import { BACKUP_USAGE, parseBackupArgs, UsageError } from "./state/args";
+import { BACKUP_USAGE, parseBackupArgs } from "./state/args";
 import { BackupError, KeyFileError, readKeyFile } from "./state/crypto";
 import { TarError } from "./state/tar";
-import { carriedTable, formatBytes, formatSeconds } from "./state/report";
+import { carriedTable, formatBytes, formatSeconds, runCommand } from "./state/report";
 import { cleanupOnSignal, newManifest, openStack } from "./state/stack";
 import { backupToFile, TransferError } from "./state/transfer";
 
@@ -57,13 +57,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => (process.exitCode = code),
-  (err: Error) => {
-    const known = [UsageError, ConfigError, KeyFileError, TransferError, BackupError, TarError].some(
-      (c) => err instanceof c,
-    );
-    process.stderr.write(`backup: ${known ? err.message : (err.stack ?? err.message)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
-  },
-);
+runCommand("backup", () => main(process.argv.slice(2)), [
+  ConfigError,
+  KeyFileError,
+  TransferError,
+  BackupError,
+  TarError,
+]);

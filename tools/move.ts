@@ -8,7 +8,7 @@
 import { ConfigError } from "../core/config";
 import { PROJECT_ROOT } from "../components/assets";
 import { MOVE_USAGE, parseMoveArgs, UsageError, type MoveOptions } from "./state/args";
-import { carriedTable, formatSeconds } from "./state/report";
+import { carriedTable, formatSeconds, runCommand } from "./state/report";
 import { cleanupOnSignal, newManifest, openStack, otherServer, type StackContext } from "./state/stack";
 import { TarError } from "./state/tar";
 import { copyBetween, stopMail, TransferError } from "./state/transfer";
@@ -122,11 +122,4 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => (process.exitCode = code),
-  (err: Error) => {
-    const known = [UsageError, ConfigError, TransferError, TarError].some((c) => err instanceof c);
-    process.stderr.write(`move: ${known ? err.message : (err.stack ?? err.message)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
-  },
-);
+runCommand("move", () => main(process.argv.slice(2)), [ConfigError, TransferError, TarError]);

@@ -8,7 +8,7 @@ import { PROJECT_ROOT } from "../components/assets";
 import { parseRestoreArgs, RESTORE_USAGE, UsageError } from "./state/args";
 import { BackupError, KeyFileError, readKeyFile } from "./state/crypto";
 import { TarError } from "./state/tar";
-import { carriedTable, formatSeconds } from "./state/report";
+import { carriedTable, formatSeconds, runCommand } from "./state/report";
 import { cleanupOnSignal, openStack } from "./state/stack";
 import { dkimKeyFromFile, restoreFromFile, TransferError } from "./state/transfer";
 
@@ -67,13 +67,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => (process.exitCode = code),
-  (err: Error) => {
-    const known = [UsageError, ConfigError, KeyFileError, TransferError, BackupError, TarError].some(
-      (c) => err instanceof c,
-    );
-    process.stderr.write(`restore: ${known ? err.message : (err.stack ?? err.message)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
-  },
-);
+runCommand("restore", () => main(process.argv.slice(2)), [
+  ConfigError,
+  KeyFileError,
+  TransferError,
+  BackupError,
+  TarError,
+]);

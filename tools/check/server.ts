@@ -18,12 +18,9 @@ export interface SshTarget {
   readonly knownHostsFile?: string;
 }
 
-/** Runs `script` with sh on the server (through sudo when the user is not root); never prints its output. */
-export function sshRun(
-  target: SshTarget,
-  script: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const args = [
+/** The ssh options for the target: its port, key and host key checking; never a prompt. */
+export function sshOptions(target: SshTarget): string[] {
+  return [
     "-p",
     String(target.port),
     "-o",
@@ -34,6 +31,16 @@ export function sshRun(
     `StrictHostKeyChecking=${target.knownHostsFile ? "yes" : "accept-new"}`,
     ...(target.knownHostsFile ? ["-o", `UserKnownHostsFile=${target.knownHostsFile}`] : []),
     ...(target.keyFile ? ["-i", target.keyFile, "-o", "IdentitiesOnly=yes"] : []),
+  ];
+}
+
+/** Runs `script` with sh on the server (through sudo when the user is not root); never prints its output. */
+export function sshRun(
+  target: SshTarget,
+  script: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const args = [
+    ...sshOptions(target),
     `${target.user}@${target.host}`,
     target.user === "root" ? "sh -s" : "sudo -n sh -s",
   ];

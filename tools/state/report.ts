@@ -1,4 +1,5 @@
 // What a command carried, for the operator: one row per part (addresses, files, size), the total and the time.
+import { UsageError } from "./args";
 import type { Part } from "../../core/state";
 import { textTable } from "../textTable";
 import type { PartCounts } from "./tar";
@@ -36,4 +37,23 @@ export function carriedTable(parts: readonly Part[], counts: PartCounts): string
     "",
     `${accounts} addresses, ${files} files, ${formatBytes(bytes)}`,
   ];
+}
+
+/**
+ * Runs a command's main and sets the exit code: 2 for a usage error, 1 for any other failure. Errors of the
+ * `known` classes are the tool's own messages and print on one line; anything else prints its stack.
+ */
+export function runCommand(
+  name: string,
+  main: () => Promise<number>,
+  known: ReadonlyArray<abstract new (...args: never[]) => Error>,
+): void {
+  main().then(
+    (code) => (process.exitCode = code),
+    (err: Error) => {
+      const own = [UsageError, ...known].some((c) => err instanceof c);
+      process.stderr.write(`${name}: ${own ? err.message : (err.stack ?? err.message)}\n`);
+      process.exitCode = err instanceof UsageError ? 2 : 1;
+    },
+  );
 }

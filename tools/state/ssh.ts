@@ -1,31 +1,22 @@
 // A script run on a server over SSH with its stdin and stdout as streams (the archive flows through them), with
-// the SSH options of the check tool (tools/check/server.ts, sshRun). The script travels as the remote command,
+// the SSH options of the check tool (tools/check/server.ts, sshOptions). The script travels as the remote command,
 // not on stdin, because stdin carries the archive.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { PassThrough, type Readable } from "node:stream";
 import { q } from "../../core/plan/sh";
-import type { SshTarget } from "../check/server";
+import { sshOptions, type SshTarget } from "../check/server";
 
 export type { SshTarget };
 
 export function sshArgs(target: SshTarget, script: string): string[] {
   const shell = `sh -c ${q(script)}`;
   return [
-    "-p",
-    String(target.port),
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "ConnectTimeout=10",
+    ...sshOptions(target),
     // A transfer of many minutes must notice a dead connection.
     "-o",
     "ServerAliveInterval=15",
     "-o",
     "ServerAliveCountMax=4",
-    "-o",
-    `StrictHostKeyChecking=${target.knownHostsFile ? "yes" : "accept-new"}`,
-    ...(target.knownHostsFile ? ["-o", `UserKnownHostsFile=${target.knownHostsFile}`] : []),
-    ...(target.keyFile ? ["-i", target.keyFile, "-o", "IdentitiesOnly=yes"] : []),
     "-T",
     `${target.user}@${target.host}`,
     target.user === "root" ? shell : `sudo -n ${shell}`,
