@@ -10,6 +10,11 @@ export interface ExistingHostArgs {
   readonly user: string;
   readonly port: number;
   readonly privateKey: pulumi.Input<string>;
+  /**
+   * Which server at this address: steps run once per server, and a server reinstalled at the same address is a
+   * new one only when the operator says so (hostGeneration).
+   */
+  readonly generation: number;
   /** The server's SSH host public key; verified when given. */
   readonly hostKey?: string;
   /** Which address records the relay gets, the addresses the config gives and the families to read back. */
@@ -38,7 +43,10 @@ export class ExistingHost extends pulumi.ComponentResource implements Host {
       ...(args.hostKey ? { hostKey: args.hostKey } : {}),
       ...DIAL,
     });
-    this.serverId = pulumi.output(`existing:${args.address}`);
+    // Generation 0 keeps the id every stack had before the option existed, so that upgrading re-runs nothing.
+    this.serverId = pulumi.output(
+      `existing:${args.address}${args.generation > 0 ? `#${args.generation}` : ""}`,
+    );
 
     // Runs once per server (and again when the families asked for change); the DNS records wait for its output,
     // so a server without a usable public address fails the deploy before any record is written.

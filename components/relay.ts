@@ -83,6 +83,7 @@ function makeHost(name: string, args: RelayArgs, parent: pulumi.CustomResourceOp
         address: config.hostAddress,
         user: config.sshUser,
         port: config.sshPort,
+        generation: config.hostGeneration,
         privateKey: args.sshPrivateKey,
         ...(config.sshHostKey ? { hostKey: config.sshHostKey } : {}),
         addresses: existingHostAddresses(config),

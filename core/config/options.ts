@@ -444,6 +444,14 @@ export const OPTIONS = {
     check: optionalPublicIpv6,
     deployOnly: true,
   }),
+  hostGeneration: integer({
+    description:
+      "With hostProvider existing: raise it by one when the server at hostAddress was reinstalled or replaced at the same address, so that pulumi up configures it from scratch (every step runs again and the DKIM key and ACME account are read back). 0: the server pulumi up configured before.",
+    default: 0,
+    min: 0,
+    max: 1_000_000,
+    deployOnly: true,
+  }),
   sshUser: string({
     description: "SSH user on the server (needs root rights).",
     default: "root",

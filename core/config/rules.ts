@@ -36,6 +36,11 @@ const RULES: Rule[] = [
       `hostIpv4/hostIpv6: only used with hostProvider existing, but hostProvider is ${c.hostProvider} (Hetzner gives the server its addresses)`,
   },
   {
+    holds: (c) => c.hostProvider === "existing" || c.hostGeneration === 0,
+    message: (c) =>
+      `hostGeneration: only used with hostProvider existing, but hostProvider is ${c.hostProvider} (a replaced Hetzner server is a new server by itself)`,
+  },
+  {
     holds: (c) => !c.languages.includes("ALL") || c.languages.length === 1,
     message: () => "languages: ALL already lists every language; use it alone",
   },

@@ -79,7 +79,13 @@ export function continuityPaths(env: ContinuityEnv) {
   }
 
   /** `npm run <script> -- args` as an operator runs it, against the testbed's stack. */
-  async function tool(script: string, args: readonly string[], allowFail = false): Promise<ProcResult> {
+  async function tool(
+    script: string,
+    args: readonly string[],
+    allowFail = false,
+    /** The output is a secret (the DKIM key): not logged. */
+    secretOutput = false,
+  ): Promise<ProcResult> {
     const t = Date.now();
     const r = await run(
       "npm",
@@ -89,7 +95,7 @@ export function continuityPaths(env: ContinuityEnv) {
     env.log(
       `npm run ${script} -- ${args.join(" ")}: exit ${r.code} in ${((Date.now() - t) / 1000).toFixed(1)} s`,
     );
-    if (r.stdout.trim()) env.log(r.stdout.trimEnd().replace(/^/gm, "    "));
+    if (r.stdout.trim() && !secretOutput) env.log(r.stdout.trimEnd().replace(/^/gm, "    "));
     if (r.code !== 0 && !allowFail)
       throw new Error(`npm run ${script} failed (exit ${r.code}): ${r.stderr.slice(-2000)}`);
     return r;
@@ -318,12 +324,56 @@ export function continuityPaths(env: ContinuityEnv) {
     },
   ];
 
+  const replacedTests: E2eTest[] = [
+    {
+      name: "replaced server: deployed with the backup's DKIM key as dkimPrivateKey and mail off, accounts and mailboxes restored, mail on: all is back",
+      async run() {
+        await relay.holder.container.stop();
+        const d = await env.bootServer();
+        await trust([d]);
+        const pem = await timedPath(
+          "replaced server: deploy with dkimPrivateKey and mail off, restore, mail on (boot excluded)",
+          async () => {
+            const key = (
+              await tool("restore", ["dkim-key", "--in", backupFile, "--key-file", keyFile], false, true)
+            ).stdout.trim();
+            if (!/^-----BEGIN (RSA )?PRIVATE KEY-----/.test(key))
+              throw new Error("dkim-key printed no PEM key");
+            await env.deployTo(d, { dkimPrivateKey: key, acceptMail: false });
+            relay.holder = d;
+            // The server is deployed: accounts and mailboxes only (its keys were read back already).
+            await tool("restore", [
+              ...stackArgs,
+              "--in",
+              backupFile,
+              "--key-file",
+              keyFile,
+              "--parts",
+              "accounts,mailboxes",
+            ]);
+            relay.config = (await env.deployTo(d, { dkimPrivateKey: key, acceptMail: true })).config;
+            return key;
+          },
+        );
+        await relay.intact();
+        // A replaced server makes its own self-signed certificate; the DKIM identity is the old one.
+        relay.cert = await certFingerprint(d, relay.config);
+        await sameIdentity("on the replaced server");
+        // The key went in as a Pulumi secret: no line of it in anything the CLI printed.
+        const body = pem.split("\n").find((l) => l.length > 40 && !l.startsWith("-----"))!;
+        if (env.engine.transcript.join("\n").includes(body))
+          throw new Error("a line of dkimPrivateKey appears in the Pulumi CLI's output");
+      },
+    },
+  ];
+
   return {
     adopt,
     caCert: () => relay.view().caCert(),
     groups: (): Array<[string, E2eTest[]]> => [
       ["move to a new server", moveTests],
       ["backup and restore", backupTests],
+      ["a replaced server keeps its DKIM key", replacedTests],
     ],
     adoptGroup: (): Array<[string, E2eTest[]]> => [["adopt a cmdeploy relay", adoptTests]],
     report: () => report.join("\n"),
