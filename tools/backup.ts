@@ -9,7 +9,7 @@ import { BACKUP_USAGE, parseBackupArgs } from "./state/args";
 import { BackupError, KeyFileError, readKeyFile } from "./state/crypto";
 import { TarError } from "./state/tar";
 import { carriedTable, formatBytes, formatSeconds, runCommand } from "./state/report";
-import { cleanupOnSignal, newManifest, openStack } from "./state/stack";
+import { newManifest, stackOptions, withStack } from "./state/stack";
 import { backupToFile, TransferError } from "./state/transfer";
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -20,41 +20,33 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const passphrase = readKeyFile(opts.keyFile);
   const parts: Part[] = opts.mailboxes ? ["keys", "accounts", "mailboxes"] : ["keys", "accounts"];
-  const stack = openStack({
-    stack: opts.stack,
-    cwd: opts.cwd,
-    ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
-    ...(opts.host ? { host: opts.host } : {}),
-    ...(opts.sshKey ? { sshKey: opts.sshKey } : {}),
-  });
-  const release = cleanupOnSignal(() => {
-    stack.cleanup();
-    rmSync(`${opts.out}.tmp`, { force: true });
-  });
-  try {
-    const { config, ssh } = stack;
-    process.stdout.write(`backup: ${config.mailDomain} from ${ssh.user}@${ssh.host}: ${parts.join(", ")}\n`);
-    const r = await backupToFile({
-      source: ssh,
-      config,
-      parts,
-      manifest: newManifest(config, parts),
-      out: opts.out,
-      passphrase,
-    });
-    process.stdout.write(
-      [
-        "",
-        ...carriedTable(r.parts, r.counts),
-        `written to ${opts.out} (${formatBytes(r.fileBytes)} encrypted, mode 0600) in ${formatSeconds(r.seconds)}`,
-        "",
-      ].join("\n"),
-    );
-    return 0;
-  } finally {
-    release();
-    stack.cleanup();
-  }
+  const removeTemporary = () => rmSync(`${opts.out}.tmp`, { force: true });
+  return withStack(
+    stackOptions(opts),
+    async ({ config, ssh }) => {
+      process.stdout.write(
+        `backup: ${config.mailDomain} from ${ssh.user}@${ssh.host}: ${parts.join(", ")}\n`,
+      );
+      const r = await backupToFile({
+        source: ssh,
+        config,
+        parts,
+        manifest: newManifest(config, parts),
+        out: opts.out,
+        passphrase,
+      });
+      process.stdout.write(
+        [
+          "",
+          ...carriedTable(r.parts, r.counts),
+          `written to ${opts.out} (${formatBytes(r.fileBytes)} encrypted, mode 0600) in ${formatSeconds(r.seconds)}`,
+          "",
+        ].join("\n"),
+      );
+      return 0;
+    },
+    removeTemporary,
+  );
 }
 
 runCommand("backup", () => main(process.argv.slice(2)), [

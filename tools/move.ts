@@ -9,7 +9,7 @@ import { ConfigError } from "../core/config";
 import { PROJECT_ROOT } from "../components/assets";
 import { MOVE_USAGE, parseMoveArgs, UsageError, type MoveOptions } from "./state/args";
 import { carriedTable, formatSeconds, runCommand } from "./state/report";
-import { cleanupOnSignal, newManifest, openStack, otherServer, type StackContext } from "./state/stack";
+import { newManifest, otherServer, stackOptions, withStack, type StackContext } from "./state/stack";
 import { TarError } from "./state/tar";
 import { copyBetween, stopMail, TransferError } from "./state/transfer";
 
@@ -104,22 +104,13 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(MOVE_USAGE);
     return 0;
   }
-  const stack = openStack({
-    stack: opts.stack,
-    cwd: opts.cwd,
-    ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
-  });
-  const release = cleanupOnSignal(() => stack.cleanup());
-  try {
+  return withStack(stackOptions(opts), async (stack) => {
     if (stack.config.hostProvider !== "existing")
       throw new ConfigError(
         `stack ${opts.stack} has hostProvider ${stack.config.hostProvider}: move is for servers you bring (hostProvider existing); for a replaced Hetzner server see docs/continuity.md`,
       );
     return opts.command === "prepare" ? await prepare(stack, opts) : await finish(stack, opts);
-  } finally {
-    release();
-    stack.cleanup();
-  }
+  });
 }
 
 runCommand("move", () => main(process.argv.slice(2)), [ConfigError, TransferError, TarError]);

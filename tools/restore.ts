@@ -9,7 +9,7 @@ import { parseRestoreArgs, RESTORE_USAGE, UsageError } from "./state/args";
 import { BackupError, KeyFileError, readKeyFile } from "./state/crypto";
 import { TarError } from "./state/tar";
 import { carriedTable, formatSeconds, runCommand } from "./state/report";
-import { cleanupOnSignal, openStack } from "./state/stack";
+import { stackOptions, withStack } from "./state/stack";
 import { dkimKeyFromFile, restoreFromFile, TransferError } from "./state/transfer";
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -30,16 +30,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const passphrase = readKeyFile(opts.keyFile);
-  const stack = openStack({
-    stack: opts.stack,
-    cwd: opts.cwd,
-    ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
-    ...(opts.host ? { host: opts.host } : {}),
-    ...(opts.sshKey ? { sshKey: opts.sshKey } : {}),
-  });
-  const release = cleanupOnSignal(() => stack.cleanup());
-  try {
-    const { config, ssh, plan } = stack;
+  return withStack(stackOptions(opts), async ({ config, ssh, plan }) => {
     process.stdout.write(`restore: ${opts.in} onto ${config.mailDomain} at ${ssh.user}@${ssh.host}\n`);
     const r = await restoreFromFile({
       dest: ssh,
@@ -61,10 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
       lines.push("next: pulumi up (the deploy keeps the restored DKIM key, ACME account and certificates)");
     process.stdout.write(`${lines.join("\n")}\n`);
     return 0;
-  } finally {
-    release();
-    stack.cleanup();
-  }
+  });
 }
 
 runCommand("restore", () => main(process.argv.slice(2)), [

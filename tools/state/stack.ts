@@ -30,7 +30,7 @@ export interface StackOptions {
   readonly sshKey?: string;
 }
 
-export function openStack(opts: StackOptions): StackContext {
+function openStack(opts: StackOptions): StackContext {
   const target = stackTarget(opts.stack, opts.cwd, opts.knownHosts);
   try {
     const { config } = target;
@@ -79,7 +79,47 @@ export function newManifest(config: RelayConfig, parts: readonly Part[]): string
  * On Ctrl-C or SIGTERM: runs `cleanup` (the temporary key files, a half-written backup) before exiting, as the
  * normal end would. The remote side needs nothing: a stream cut off before its commit member changes nothing.
  */
-export function cleanupOnSignal(cleanup: () => void): () => void {
+/** The stack options of a command line: the stack, its project folder and an optional other server. */
+export function stackOptions(opts: {
+  stack: string;
+  cwd: string;
+  knownHosts?: string;
+  host?: string;
+  sshKey?: string;
+}): StackOptions {
+  return {
+    stack: opts.stack,
+    cwd: opts.cwd,
+    ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
+    ...(opts.host ? { host: opts.host } : {}),
+    ...(opts.sshKey ? { sshKey: opts.sshKey } : {}),
+  };
+}
+
+/**
+ * Runs `f` with the stack opened, and always cleans up after it (the temporary SSH key files, and `alsoRemove`,
+ * such as a half-written backup), also on Ctrl-C.
+ */
+export async function withStack<T>(
+  opts: StackOptions,
+  f: (stack: StackContext) => Promise<T>,
+  alsoRemove: () => void = () => {},
+): Promise<T> {
+  const stack = openStack(opts);
+  const cleanup = () => {
+    stack.cleanup();
+    alsoRemove();
+  };
+  const release = cleanupOnSignal(cleanup);
+  try {
+    return await f(stack);
+  } finally {
+    release();
+    stack.cleanup();
+  }
+}
+
+function cleanupOnSignal(cleanup: () => void): () => void {
   const handler = (signal: NodeJS.Signals) => {
     cleanup();
     process.stderr.write(

@@ -232,15 +232,7 @@ export async function restoreFromFile(opts: {
     const why = ours ? `${opts.path}: ${(e as Error).message}` : (e as Error).message;
     throw new TransferError(`${why}; on ${where(opts.dest)}: ${said(r)}`);
   }
-  const r = await remote.done;
-  if (r.code !== 0) throw receiverFailure(opts.dest, r);
-  return {
-    parts,
-    counts: scanner.counts,
-    seconds: elapsed(start),
-    serverLine: lastLine(remote.stdout()),
-    manifest,
-  };
+  return received(opts.dest, remote, { parts, scanner, start, manifest });
 }
 
 /** `npm run move`: `parts` from `source` straight into the restore script on `dest`. */
@@ -284,14 +276,23 @@ export async function copyBetween(opts: {
       throw receiverFailure(opts.dest, r);
     throw new TransferError(`${(e as Error).message}; on ${where(opts.dest)}: ${said(r)}`);
   }
-  const r = await dest.done;
-  if (r.code !== 0) throw receiverFailure(opts.dest, r);
+  return received(opts.dest, dest, { parts, scanner, start, manifest });
+}
+
+/** What a restore script that read the whole stream reports, once it ended well. */
+async function received(
+  target: SshTarget,
+  remote: Remote,
+  stream: { parts: Part[]; scanner: TarScanner; start: number; manifest: ArchiveManifest },
+): Promise<Carried> {
+  const r = await remote.done;
+  if (r.code !== 0) throw receiverFailure(target, r);
   return {
-    parts,
-    counts: scanner.counts,
-    seconds: elapsed(start),
-    serverLine: lastLine(dest.stdout()),
-    manifest,
+    parts: stream.parts,
+    counts: stream.scanner.counts,
+    seconds: elapsed(stream.start),
+    serverLine: lastLine(remote.stdout()),
+    manifest: stream.manifest,
   };
 }
 
