@@ -9,7 +9,7 @@ import { alertRulesFile } from "./core/metrics";
 const config = readStackConfig();
 const relay = new Relay("relay", {
   config,
-  assets: loadAssets({ wwwFolder: config.wwwFolder || undefined }),
+  assets: loadAssets(config),
   sshPrivateKey: pulumi.secret(config.sshPrivateKey!),
 });
 

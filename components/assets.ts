@@ -52,9 +52,27 @@ export function versionStamp(): string {
   return `${revision}\nchatmail-relay ${version}\n`;
 }
 
-export function loadAssets(opts: { wwwFolder?: string } = {}): Assets {
+/** The assets for a config's wwwFolder and appVersionsFile ("" or absent: the project's pages, no app versions). */
+export function loadAssets(opts: { wwwFolder?: string; appVersionsFile?: string } = {}): Assets {
   const website = loadWebsiteSources(websiteFolder({ wwwFolder: opts.wwwFolder ?? "" }));
-  return { templates: readTemplates(), daemonBundle: bundleDaemons(), website, version: versionStamp() };
+  const assets = {
+    templates: readTemplates(),
+    daemonBundle: bundleDaemons(),
+    website,
+    version: versionStamp(),
+  };
+  return opts.appVersionsFile ? { ...assets, appVersions: readAppVersions(opts.appVersionsFile) } : assets;
+}
+
+/** The operator's app versions file; one that cannot be read is an error naming appVersionsFile. */
+function readAppVersions(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Error(
+      `appVersionsFile: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a JSON file of app versions`,
+    );
+  }
 }
 
 /** templates/ by relative path, as text. */

@@ -2,6 +2,7 @@
 // opens exactly the relay's ports, and reverse DNS for both address families (mail deliverability needs PTR).
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
+import type { PortRange } from "../core/plan/facts";
 import { DIAL, type Host } from "./host";
 
 export interface HetznerHostArgs {
@@ -15,6 +16,8 @@ export interface HetznerHostArgs {
   readonly hostKey?: string;
   readonly tcpPorts: readonly number[];
   readonly udpPorts: readonly number[];
+  /** UDP port ranges, like the TURN server's relay ports. */
+  readonly udpPortRanges: readonly PortRange[];
   readonly ipv6: boolean;
   /** Allow changes of image or user data to replace the server. */
   readonly allowReplace: boolean;
@@ -56,10 +59,11 @@ export class HetznerHost extends pulumi.ComponentResource implements Host {
     const ip4 = primaryIp("ipv4");
     const ip6 = args.ipv6 ? primaryIp("ipv6") : undefined;
 
-    const rule = (protocol: "tcp" | "udp", port: number) => ({
+    // Hetzner takes a port or a range FIRST-LAST.
+    const rule = (protocol: "tcp" | "udp", port: number | PortRange) => ({
       direction: "in",
       protocol,
-      port: String(port),
+      port: typeof port === "number" ? String(port) : `${port.first}-${port.last}`,
       sourceIps: ANYWHERE,
     });
     const firewall = new hcloud.Firewall(
@@ -68,6 +72,7 @@ export class HetznerHost extends pulumi.ComponentResource implements Host {
         rules: [
           ...args.tcpPorts.map((p) => rule("tcp", p)),
           ...args.udpPorts.map((p) => rule("udp", p)),
+          ...args.udpPortRanges.map((r) => rule("udp", r)),
           // ICMP keeps path MTU discovery and ping working.
           { direction: "in", protocol: "icmp", sourceIps: ANYWHERE },
         ],

@@ -104,6 +104,7 @@ function makeHost(name: string, args: RelayArgs, parent: pulumi.CustomResourceOp
       ...(config.sshHostKey ? { hostKey: config.sshHostKey } : {}),
       tcpPorts: ports.tcp,
       udpPorts: ports.udp,
+      udpPortRanges: ports.udpRanges,
       ipv6: !config.disableIpv6,
       allowReplace: config.hetznerAllowReplace,
     },

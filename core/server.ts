@@ -27,6 +27,11 @@ export const DICT_NAMES = { doveauth: "auth", metadata: "metadata", lastlogin: "
 
 /** While this file exists no new addresses are created (the operator's kill switch). */
 export const NOCREATE_FILE = "/etc/chatmail-nocreate";
+/** STUN and TURN: coturn answers both here (turnServer); the metadata daemon gives it to clients with TURN
+ * credentials. Without coturn, the relay's iroh-relay answers STUN here. */
+export const STUN_PORT = 3478;
+/** The latest Delta Chat app versions, one JSON object, when the operator gives them (appVersionsFile). */
+export const APPVERSIONS_FILE = "/etc/chatmail/appversions.json";
 /** Sub-directory of mailboxesDir holding the push notifications still to deliver. */
 export const PENDING_NOTIFICATIONS_DIR = "pending_notifications";
 /** Where fsreport's Prometheus text file goes by default (node-exporter textfile collector style). */

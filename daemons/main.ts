@@ -7,6 +7,7 @@
 // Services: doveauth, lastlogin, metadata, newaccount, filtermail-outgoing, filtermail-incoming. SIGTERM closes all.
 // With metricsAddress set (the default is 127.0.0.1), the services' process also serves Prometheus metrics on
 // metricsAddress:9103 (docs/metrics.md).
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -43,7 +44,8 @@ const OPTIONS = {
   "lastlogin-socket": { type: "string", default: LASTLOGIN_SOCKET },
   "nocreate-file": { type: "string", default: NOCREATE_FILE },
   "mail-user": { type: "string", default: VMAIL_USER },
-  "turn-socket": { type: "string" },
+  /** The file holding coturn's shared secret (with turnServer; systemd's credentials copy of it). */
+  "turn-secret": { type: "string" },
   "metrics-facts": { type: "string", default: METRICS_FACTS },
   "metrics-port": { type: "string", default: String(METRICS_PORT) },
   textfile: { type: "string" },
@@ -136,7 +138,12 @@ function intOption(inv: Invocation, name: "maxnum" | "days" | "min-login-age"): 
   return Number(v);
 }
 
-async function startService(name: ServiceName, config: DaemonConfig, inv: Invocation): Promise<Service> {
+async function startService(
+  name: ServiceName,
+  config: DaemonConfig,
+  inv: Invocation,
+  log: Logger,
+): Promise<Service> {
   switch (name) {
     case "doveauth":
       return startDoveauth(config, {
@@ -149,7 +156,7 @@ async function startService(name: ServiceName, config: DaemonConfig, inv: Invoca
     case "metadata":
       return startMetadata(config, {
         socketPath: inv.values["metadata-socket"],
-        turnSocketPath: inv.values["turn-socket"],
+        turnSecret: readTurnSecret(inv.values["turn-secret"], log),
       });
     case "newaccount":
       return startNewAccount(config);
@@ -158,6 +165,22 @@ async function startService(name: ServiceName, config: DaemonConfig, inv: Invoca
     case "filtermail-incoming":
       return startFiltermail(config, "incoming");
   }
+}
+
+/**
+ * The TURN secret from --turn-secret, or undefined without it. An unreadable or empty file costs only the `turn`
+ * entry (clients then use their built-in TURN server): it is logged, and the other daemons start as usual.
+ */
+function readTurnSecret(path: string | undefined, log: Logger): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    const secret = readFileSync(path, "utf8").trim();
+    if (secret !== "") return secret;
+    log.error(`--turn-secret ${path} is empty; the turn entry stays absent`);
+  } catch (err) {
+    log.error(`--turn-secret ${path}: ${(err as Error).message}; the turn entry stays absent`);
+  }
+  return undefined;
 }
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -226,7 +249,7 @@ async function startServices(
   const services: Service[] = [];
   try {
     for (const name of inv.commands as ServiceName[]) {
-      services.push(await startService(name, config, inv));
+      services.push(await startService(name, config, inv, log));
       log.info(`${name} started`);
     }
   } catch (err) {

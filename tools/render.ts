@@ -81,7 +81,7 @@ function main(): number {
     }
     throw err;
   }
-  const assets = loadAssets({ wwwFolder: config.wwwFolder || undefined });
+  const assets = loadAssets(config);
   const plan = planRelay(config, assets);
   const out = resolve(values.out!);
   rmSync(out, { recursive: true, force: true });

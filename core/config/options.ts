@@ -97,6 +97,14 @@ const mailboxesPath = (v: string) => {
   if (inSystemDir) return `is a system directory; the mailboxes may not be in ${SYSTEM_DIRS.join(", ")}`;
   return serverPath(v);
 };
+/** FIRST-LAST, unprivileged ports: what coturn's min-port/max-port and a Hetzner firewall rule both take. */
+const portRange = (v: string) => {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+  const [first, last] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  return m && first >= 1024 && first <= last && last <= 65535
+    ? undefined
+    : "is not allowed; use a port range FIRST-LAST with 1024 <= FIRST <= LAST <= 65535 (like 49152-65535)";
+};
 const sha256 = (v: string) => (/^[0-9a-f]{64}$/.test(v) ? undefined : "is not a sha256 in lower-case hex");
 const addressOrDomain = (v: string) =>
   isAddress(v) || (v.startsWith("@") && FQDN.test(v.slice(1).toLowerCase()))
@@ -243,6 +251,17 @@ export const OPTIONS = {
     description:
       "URL of an external iroh relay to advertise. Unset: the relay runs its own iroh-relay at https://mailDomain.",
     check: optionalUrl,
+  }),
+  turnServer: boolean({
+    description:
+      "Run a TURN server (Debian's coturn) on UDP and TCP 3478 for Delta Chat calls; clients get short-lived credentials through IMAP METADATA. false: no TURN server, and clients use their built-in one.",
+    default: true,
+  }),
+  turnRelayPorts: string({
+    description:
+      "UDP ports (FIRST-LAST) the TURN server relays calls through, one per call participant; the Hetzner firewall opens exactly these.",
+    default: "49152-65535",
+    check: portRange,
   }),
   mtailAddress: string({
     description: "Address where mtail serves Prometheus metrics on port 3903. Unset: mtail is not installed.",
@@ -394,13 +413,20 @@ export const OPTIONS = {
 
   // --- deployment: read by the Pulumi program only ---
   serverOs: choice({
-    description: "Operating system of the server; the deploy refuses any other.",
+    description:
+      "Operating system of the server: debian-12 (Dovecot 2.3) or debian-13 (Dovecot 2.4, configured in its own format); the deploy refuses any other.",
     default: "debian-12",
     values: ["debian-12", "debian-13"] as const,
     deployOnly: true,
   }),
   wwwFolder: string({
     description: "Folder with your own web page sources. Unset: the pages in www/ of this project.",
+    default: "",
+    deployOnly: true,
+  }),
+  appVersionsFile: string({
+    description:
+      "JSON file (on this machine) of the latest Delta Chat app versions, which clients read as /shared/vendor/deltachat/appversions. Unset: clients are told of none.",
     default: "",
     deployOnly: true,
   }),

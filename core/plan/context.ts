@@ -14,6 +14,8 @@ export interface Assets {
   readonly website: ReadonlyMap<string, Uint8Array>;
   /** Project version and source revision, written to /etc/chatmail-version. */
   readonly version: string;
+  /** The text of the operator's appVersionsFile, when the config names one (checked by the plan). */
+  readonly appVersions?: string;
 }
 
 export interface PlanContext {

@@ -1,7 +1,7 @@
 // Facts that several server files share: paths, sockets, users, fixed ports. Templates get them through the
 // render context, so a socket named in dovecot.conf and in a daemon's unit is the same string. What the daemons
 // know too (their sockets, chatmail.ini, the bundle, the vmail user) comes from core/server.ts.
-import type { RelayConfig } from "../config";
+import { runsOwnIrohRelay, type RelayConfig } from "../config";
 import {
   CHATMAIL_INI,
   CHATMAILD_JS,
@@ -12,6 +12,8 @@ import {
   METRICS_PORT,
   NOCREATE_FILE,
   VMAIL_USER,
+  APPVERSIONS_FILE,
+  STUN_PORT,
 } from "../server";
 
 export const USERS = {
@@ -37,6 +39,14 @@ export const PATHS = {
   dkimPrivateKey: "/etc/dkimkeys/opendkim.private",
   opendkimSocketDir: "/var/spool/postfix/opendkim",
   irohRelayBinary: "/usr/local/bin/iroh-relay",
+  /** The TURN server's shared secret: made on the server, readable by root only; coturn and chatmaild get a copy
+   * through systemd's LoadCredential= (docs/relay.md, 'TURN'). */
+  turnSecret: "/etc/chatmail/turn-secret",
+  /** coturn's config without the secret (Debian's /etc/turnserver.conf stays untouched); its unit adds the secret
+   * in a runtime copy. */
+  turnConfig: "/etc/chatmail/turnserver.conf",
+  /** The latest app versions clients are told of (appVersionsFile), read by the metadata daemon. */
+  appVersions: APPVERSIONS_FILE,
   nocreateFile: NOCREATE_FILE,
   selfSignedCert: "/etc/ssl/certs/mailserver.pem",
   selfSignedKey: "/etc/ssl/private/mailserver.key",
@@ -62,7 +72,7 @@ export const PORTS = {
   submission: 587,
   imaps: 993,
   irohRelayHttp: 3340,
-  stun: 3478,
+  stun: STUN_PORT,
   mtail: 3903,
   /** acmetool's redirector/challenge responder, behind nginx on port 80. */
   acmetool: 402,
@@ -112,8 +122,19 @@ export function tlsPaths(config: RelayConfig): { cert: string; key: string } {
   }
 }
 
+/** The UDP ports coturn relays calls through (turnRelayPorts, checked as FIRST-LAST). */
+export function turnRelayRange(config: RelayConfig): PortRange {
+  const [first, last] = config.turnRelayPorts.split("-").map(Number);
+  return { first, last };
+}
+
+export interface PortRange {
+  readonly first: number;
+  readonly last: number;
+}
+
 /** Ports open to the Internet: the Hetzner firewall opens exactly these. */
-export function publicPorts(config: RelayConfig): { tcp: number[]; udp: number[] } {
+export function publicPorts(config: RelayConfig): { tcp: number[]; udp: number[]; udpRanges: PortRange[] } {
   const tcp = [
     22,
     PORTS.smtp,
@@ -124,6 +145,10 @@ export function publicPorts(config: RelayConfig): { tcp: number[]; udp: number[]
     PORTS.submission,
     PORTS.imaps,
   ];
-  const udp = config.irohRelay === undefined ? [PORTS.stun] : [];
-  return { tcp, udp };
+  if (config.turnServer) {
+    // TURN over TCP is for clients whose network blocks UDP.
+    return { tcp: [...tcp, PORTS.stun], udp: [PORTS.stun], udpRanges: [turnRelayRange(config)] };
+  }
+  const udp = runsOwnIrohRelay(config) ? [PORTS.stun] : [];
+  return { tcp, udp, udpRanges: [] };
 }

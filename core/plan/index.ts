@@ -17,10 +17,25 @@ import { opendkim } from "./parts/opendkim";
 import { postfix } from "./parts/postfix";
 import { preflight } from "./parts/preflight";
 import { tls } from "./parts/tls";
+import { turn, turnOff } from "./parts/turn";
 import { unbound } from "./parts/unbound";
 import { website } from "./parts/website";
 
-const PARTS = [preflight, base, unbound, tls, iroh, daemons, opendkim, dovecot, postfix, nginx, website];
+const PARTS = [
+  preflight,
+  base,
+  unbound,
+  tls,
+  turnOff,
+  iroh,
+  turn,
+  daemons,
+  opendkim,
+  dovecot,
+  postfix,
+  nginx,
+  website,
+];
 
 export function planRelay(config: RelayConfig, assets: Assets): Plan {
   const warnings: string[] = [];

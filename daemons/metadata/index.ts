@@ -1,11 +1,11 @@
 // chatmail-metadata: the dict behind Dovecot's IMAP METADATA (docs/daemons.md, 'Metadata and push'; upstream:
 // chatmail/relay 1.12.0, chatmaild/src/chatmaild/metadata.py). Clients store push device tokens under
-// /private/devicetoken and read server facts (iroh relay, recipient limit, TURN) under
+// /private/devicetoken and read server facts (iroh relay, recipient limit, TURN, app versions) under
 // /shared/vendor/deltachat/*; the LMTP push hook sets /private/messagenew for each new message, which queues a
 // push notification per device token. Sets take effect when `S` arrives, as upstream; unknown keys fail the commit.
-import { connect } from "node:net";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { METADATA_SOCKET, PENDING_NOTIFICATIONS_DIR } from "../../core/server";
+import { APPVERSIONS_FILE, METADATA_SOCKET, PENDING_NOTIFICATIONS_DIR, STUN_PORT } from "../../core/server";
 import { irohRelayUrl, type DaemonConfig } from "../config";
 import { found, NOT_FOUND, type LookupResult } from "../dictproxy/protocol";
 import { startDictServer, type DictHandlers, type DictTransaction } from "../dictproxy/server";
@@ -15,13 +15,12 @@ import type { RelayMetrics } from "../metrics/relay";
 import type { Service } from "../service";
 import { Notifier } from "./notifier";
 import { TokenStore } from "./tokens";
+import { turnCredentials } from "./turn";
 
 /** Server entries clients read: Dovecot maps GETMETADATA "" /shared/vendor/deltachat/<name> to this dict prefix. */
 const SERVER_ENTRY_PREFIX = "vendor/vendor.dovecot/pvt/server/vendor/deltachat/";
 /** What clients may put in one message: Postfix's default smtpd_recipient_limit. */
 export const MAX_SMTP_RECIPIENTS = 1000;
-/** chatmail-turn answers within this or the TURN entry is reported as absent. */
-export const TURN_TIMEOUT_MS = 5000;
 
 export type MetadataConfig = Pick<
   DaemonConfig,
@@ -32,8 +31,10 @@ export interface MetadataOptions {
   socketPath?: string;
   log?: Logger;
   socketMode?: number;
-  /** chatmail-turn's socket; when set, the `turn` entry carries fresh TURN credentials. */
-  turnSocketPath?: string;
+  /** coturn's shared secret; when set, the `turn` entry carries fresh TURN credentials. */
+  turnSecret?: string;
+  /** The app versions file (default APPVERSIONS_FILE); absent means no `appversions` entry. */
+  appVersionsPath?: string;
   /** Seconds per notification retry level (tests). */
   retryDelaysS?: readonly number[];
   /** The metrics to move (default: the process's own). */
@@ -43,33 +44,6 @@ export interface MetadataOptions {
 export interface MetadataService extends Service {
   readonly tokens: TokenStore;
   readonly notifier: Notifier;
-}
-
-/** One line "user:password" from chatmail-turn, which writes fresh credentials to each connection. */
-export function turnCredentials(socketPath: string, timeoutMs = TURN_TIMEOUT_MS): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(socketPath);
-    let data = "";
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error("timed out"));
-    }, timeoutMs);
-    sock.setEncoding("utf8");
-    sock.on("data", (chunk: string) => {
-      data += chunk;
-      if (data.includes("\n") || data.length > 4096) sock.end();
-    });
-    sock.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    sock.on("close", () => {
-      clearTimeout(timer);
-      const line = data.split("\n")[0].trim();
-      if (line) resolve(line);
-      else reject(new Error("empty answer"));
-    });
-  });
 }
 
 export async function startMetadata(
@@ -91,7 +65,10 @@ export async function startMetadata(
     socketPath: opts.socketPath ?? METADATA_SOCKET,
     socketMode: opts.socketMode,
     log,
-    handlers: new MetadataDict(config, tokens, notifier, log, opts.turnSocketPath),
+    handlers: new MetadataDict(config, tokens, notifier, log, {
+      turnSecret: opts.turnSecret,
+      appVersionsPath: opts.appVersionsPath ?? APPVERSIONS_FILE,
+    }),
   });
   return {
     tokens,
@@ -112,7 +89,7 @@ export class MetadataDict implements DictHandlers {
     private readonly tokens: TokenStore,
     private readonly notifier: Notifier,
     private readonly log: Logger,
-    private readonly turnSocketPath: string | undefined,
+    private readonly server: { turnSecret?: string; appVersionsPath: string },
   ) {
     this.domainSuffix = `@${config.mailDomain}`;
   }
@@ -176,18 +153,37 @@ export class MetadataDict implements DictHandlers {
         return found(String(MAX_SMTP_RECIPIENTS));
       case "turn":
         return this.turnEntry();
+      case "appversions":
+        return this.appVersionsEntry();
       default:
         return NOT_FOUND;
     }
   }
 
-  /** host:port:user:password for the TURN server, fresh from chatmail-turn; absent without its socket. */
-  private async turnEntry(): Promise<LookupResult> {
-    if (!this.turnSocketPath) return NOT_FOUND;
+  /** host:port:user:password for the relay's TURN server, made fresh for each lookup; absent without TURN. */
+  private turnEntry(): LookupResult {
+    if (this.server.turnSecret === undefined) return NOT_FOUND;
+    const { username, password } = turnCredentials(this.server.turnSecret);
+    return found(`${this.config.mailDomain}:${STUN_PORT}:${username}:${password}`);
+  }
+
+  /**
+   * The app versions file as one line of JSON (the dict protocol is line-based; line breaks inside strings stay
+   * escaped). Read at each lookup, so a new file needs no restart; absent or broken, the entry is absent.
+   */
+  private async appVersionsEntry(): Promise<LookupResult> {
+    let text: string;
     try {
-      return found(`${this.config.mailDomain}:3478:${await turnCredentials(this.turnSocketPath)}`);
+      text = await readFile(this.server.appVersionsPath, "utf8");
     } catch (err) {
-      this.log.error(`failed to get TURN credentials: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+        this.log.error(`failed to read ${this.server.appVersionsPath}: ${(err as Error).message}`);
+      return NOT_FOUND;
+    }
+    try {
+      return found(JSON.stringify(JSON.parse(text)));
+    } catch (err) {
+      this.log.error(`failed to read ${this.server.appVersionsPath}: ${(err as Error).message}`);
       return NOT_FOUND;
     }
   }

@@ -81,10 +81,12 @@ describe("HetznerHost", () => {
     const open = (protocol: string) =>
       rules
         .filter((r) => r.protocol === protocol)
-        .map((r) => Number(r.port))
-        .sort((a, b) => a - b);
-    expect(open("tcp")).toEqual([22, 25, 80, 143, 443, 465, 587, 993]);
-    expect(open("udp")).toEqual(publicPorts(config).udp);
+        .map((r) => r.port as string)
+        .sort((a, b) => parseInt(a) - parseInt(b));
+    // 3478 is coturn's STUN and TURN (TCP and UDP); 49152-65535 its relay ports (turnServer is on by default).
+    expect(open("tcp")).toEqual(["22", "25", "80", "143", "443", "465", "587", "993", "3478"]);
+    expect(open("udp")).toEqual(["3478", "49152-65535"]);
+    expect(publicPorts(config).udp).toEqual([3478]);
     expect(rules.every((r) => r.direction === "in")).toBe(true);
   });
 

@@ -1,10 +1,11 @@
+import { createHmac } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { memoryLogger } from "../../daemons/dictproxy/log";
-import { startMetadata, turnCredentials, type MetadataService } from "../../daemons/metadata";
+import { startMetadata, type MetadataService } from "../../daemons/metadata";
+import { TURN_CREDENTIAL_LIFETIME_S, turnCredentials } from "../../daemons/metadata/turn";
 import { createQueueItem, Notifier, readQueueItem } from "../../daemons/metadata/notifier";
 import { TokenStore } from "../../daemons/metadata/tokens";
 import { converse, DictClient, DOMAIN, tempRelay, type TempRelay } from "./helpers";
@@ -260,40 +261,73 @@ describe("token store", () => {
   });
 });
 
-describe("turnCredentials", () => {
-  it("reads one line from chatmail-turn's socket", async () => {
+describe("turn entry", () => {
+  const SECRET = "0123456789abcdef0123456789abcdef";
+
+  it("hands out fresh TURN REST credentials: expiry username and HMAC-SHA1 password of the server's secret", async () => {
     const relay = tempRelay();
     cleanups.push(() => relay.cleanup());
-    const path = relay.socket("turn");
-    const server = createNetServer((s) => s.end("testuser:testpass\n"));
-    await new Promise<void>((r) => server.listen(path, r));
-    cleanups.push(() => new Promise((r) => server.close(r)));
-    expect(await turnCredentials(path)).toBe("testuser:testpass");
-    await expect(turnCredentials(relay.socket("missing"))).rejects.toThrow();
+    const svc = await startMetadata(relay.config, {
+      socketPath: relay.socket("m"),
+      log: memoryLogger(),
+      turnSecret: SECRET,
+    });
+    cleanups.push(() => svc.close());
+    const before = Math.floor(Date.now() / 1000);
+    const reply = await converse(relay.socket("m"), `L${SERVER_KEY}/turn\t${ADDR}\n`);
+    const m = /^O(.+):3478:(\d+):(\S+)\n$/.exec(reply);
+    expect(m, reply).not.toBeNull();
+    const [, host, username, password] = m!;
+    expect(host).toBe(DOMAIN);
+    const expiry = Number(username);
+    expect(expiry - before).toBeGreaterThanOrEqual(TURN_CREDENTIAL_LIFETIME_S);
+    expect(expiry - before).toBeLessThanOrEqual(TURN_CREDENTIAL_LIFETIME_S + 2);
+    expect(password).toBe(createHmac("sha1", SECRET).update(username).digest("base64"));
+    expect(turnCredentials(SECRET, 1000, 60)).toEqual({
+      username: "1060",
+      password: createHmac("sha1", SECRET).update("1060").digest("base64"),
+    });
   });
 
-  it("reports TURN credentials through the turn entry, and N when the socket fails", async () => {
+  it("is absent without a TURN secret (turnServer false)", async () => {
     const relay = tempRelay();
     cleanups.push(() => relay.cleanup());
-    const path = relay.socket("turn");
-    const server = createNetServer((s) => s.end("user:pass\n"));
-    await new Promise<void>((r) => server.listen(path, r));
-    cleanups.push(() => new Promise((r) => server.close(r)));
-    const ok = await startMetadata(relay.config, {
-      socketPath: relay.socket("m1"),
-      log: memoryLogger(),
-      turnSocketPath: path,
+    const svc = await startMetadata(relay.config, { socketPath: relay.socket("m"), log: memoryLogger() });
+    cleanups.push(() => svc.close());
+    expect(await converse(relay.socket("m"), `L${SERVER_KEY}/turn\t${ADDR}\n`)).toBe("N\n");
+  });
+});
+
+describe("appversions entry", () => {
+  async function withFile(content: string | undefined) {
+    const relay = tempRelay();
+    cleanups.push(() => relay.cleanup());
+    const path = join(relay.dir, "appversions.json");
+    if (content !== undefined) writeFileSync(path, content);
+    const log = memoryLogger();
+    const svc = await startMetadata(relay.config, {
+      socketPath: relay.socket("m"),
+      log,
+      appVersionsPath: path,
     });
-    cleanups.push(() => ok.close());
-    expect(await converse(relay.socket("m1"), `L${SERVER_KEY}/turn\t${ADDR}\n`)).toBe(
-      `O${DOMAIN}:3478:user:pass\n`,
-    );
-    const bad = await startMetadata(relay.config, {
-      socketPath: relay.socket("m2"),
-      log: memoryLogger(),
-      turnSocketPath: relay.socket("none"),
-    });
-    cleanups.push(() => bad.close());
-    expect(await converse(relay.socket("m2"), `L${SERVER_KEY}/turn\t${ADDR}\n`)).toBe("N\n");
+    cleanups.push(() => svc.close());
+    const lookup = () => converse(relay.socket("m"), `L${SERVER_KEY}/appversions\t${ADDR}\n`);
+    return { lookup, log, path };
+  }
+
+  it("answers the file as one line of compact JSON, re-read at each lookup", async () => {
+    const { lookup, path } = await withFile('{\n  "clients": [],\n  "note": "a\\nb"\n}\n');
+    expect(await lookup()).toBe('O{"clients":[],"note":"a\\nb"}\n');
+    writeFileSync(path, '{"clients": [1]}');
+    expect(await lookup()).toBe('O{"clients":[1]}\n');
+  });
+
+  it("is absent without the file, and absent with a logged error when the file is not JSON", async () => {
+    const missing = await withFile(undefined);
+    expect(await missing.lookup()).toBe("N\n");
+    expect(missing.log.lines).toEqual([]);
+    const broken = await withFile("{not json");
+    expect(await broken.lookup()).toBe("N\n");
+    expect(broken.log.lines.join("\n")).toMatch(/failed to read .*appversions\.json/);
   });
 });

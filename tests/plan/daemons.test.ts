@@ -9,7 +9,11 @@ describe("daemons part", () => {
   it("runs every daemon of the bundle in one process (one Node runtime for the memory budget), as vmail", () => {
     const plan = planFor();
     const chatmaild = text(plan, "/etc/systemd/system/chatmaild.service");
-    expect(chatmaild).toContain(`ExecStart=${run} ${SERVICES.join(" ")}\n`);
+    expect(chatmaild).toContain(`ExecStart=${run} ${SERVICES.join(" ")} --turn-secret %d/turn-secret\n`);
+    expect(chatmaild).toContain(`LoadCredential=turn-secret:${PATHS.turnSecret}\n`);
+    const noTurn = text(planFor({ turn_server: "false" }), "/etc/systemd/system/chatmaild.service");
+    expect(noTurn).toContain(`ExecStart=${run} ${SERVICES.join(" ")}\n`);
+    expect(noTurn).not.toContain("LoadCredential");
     expect(chatmaild).toContain("--max-semi-space-size=2");
     expect(chatmaild).toContain("RuntimeDirectory=doveauth chatmail-metadata chatmail-lastlogin\n");
     expect(chatmaild).toContain("User=vmail\n");

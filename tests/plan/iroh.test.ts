@@ -13,13 +13,18 @@ describe("iroh part", () => {
     expect(svc.restartOn).toContain(download.id);
   });
 
-  it("serves HTTP on loopback behind nginx and STUN publicly", () => {
-    const toml = text(planFor(), "/etc/iroh-relay.toml");
+  it("serves HTTP on loopback behind nginx, and STUN publicly only without the TURN server", () => {
+    const toml = text(planFor({ turn_server: "false" }), "/etc/iroh-relay.toml");
     expect(toml).toContain('http_bind_addr = "127.0.0.1:3340"');
+    expect(toml).toContain("enable_stun = true\n");
     expect(toml).toContain('stun_bind_addr = "[::]:3478"');
-    expect(text(planFor({ disable_ipv6: "true" }), "/etc/iroh-relay.toml")).toContain(
+    expect(text(planFor({ turn_server: "false", disable_ipv6: "true" }), "/etc/iroh-relay.toml")).toContain(
       'stun_bind_addr = "0.0.0.0:3478"',
     );
+    // With coturn (the default), coturn answers STUN on the same port.
+    const withTurn = text(planFor(), "/etc/iroh-relay.toml");
+    expect(withTurn).toContain("enable_stun = false\n");
+    expect(withTurn).not.toContain("stun_bind_addr");
   });
 
   it("runs no iroh relay of its own when irohRelay names another", () => {

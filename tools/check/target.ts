@@ -66,7 +66,7 @@ export function stackTarget(stack: string, cwd: string, knownHostsFile?: string)
     const name = config.sshPort === 22 ? host : `[${host}]:${config.sshPort}`;
     writeFileSync(known, `${name} ${config.sshHostKey}\n`, { mode: 0o600 });
   }
-  const plan = planRelay(config, loadAssets({ wwwFolder: config.wwwFolder || undefined }));
+  const plan = planRelay(config, loadAssets(config));
   return {
     config,
     ...(ipv4 ? { ipv4 } : {}),

@@ -34,7 +34,7 @@ function openStack(opts: StackOptions): StackContext {
   const target = stackTarget(opts.stack, opts.cwd, opts.knownHosts);
   try {
     const { config } = target;
-    const plan = planRelay(config, loadAssets({ wwwFolder: config.wwwFolder || undefined }));
+    const plan = planRelay(config, loadAssets(config));
     // The stack's host key (sshHostKey) names the stack's host; another host is checked against --known-hosts.
     const ssh: SshTarget =
       opts.host !== undefined && opts.host !== target.ssh.host

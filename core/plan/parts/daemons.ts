@@ -5,6 +5,7 @@
 // proxies Postfix passes mail through: one process, because one Node runtime costs about 45 MB and the budget for
 // all daemons is 100 MB idle and 160 MB under load (`npm run bench -- memory`; docs/decisions.md, 'One chatmaild
 // process'). It restarts when the bundle or chatmail.ini changes.
+import { appVersionsJson } from "../../config";
 import { CHATMAILD_NODE_FLAGS, SERVICES } from "../../server";
 import type { PlanContext } from "../context";
 import { PATHS, PORTS } from "../facts";
@@ -32,7 +33,9 @@ export function daemons(ctx: PlanContext): Unit[] {
   const { config, assets } = ctx;
   const run = `${PATHS.node} ${CHATMAILD_NODE_FLAGS.join(" ")} ${PATHS.daemonBundle} ${PATHS.chatmailIni}`;
   const vars = {
-    chatmaildCommand: `${run} ${SERVICES.join(" ")}`,
+    // With turnServer, the metadata daemon reads the TURN secret from the copy systemd gives it (%d is
+    // the unit's credentials directory, see chatmaild.service).
+    chatmaildCommand: `${run} ${SERVICES.join(" ")}${config.turnServer ? " --turn-secret %d/turn-secret" : ""}`,
     expireCommand: `${run} expire`,
     fsreportCommand: `${run} fsreport`,
   };
@@ -46,6 +49,11 @@ export function daemons(ctx: PlanContext): Unit[] {
   const replaced = REPLACED_UNITS.map((name) => service(name, { enabled: false, running: false }));
   // The metrics facts file comes from planRelay (metricsFacts below), which knows every service of the plan.
   const metricsOn = config.metricsAddress !== "";
+  // Read by the metadata daemon at each lookup, so a new file needs no restart.
+  const appVersions =
+    assets.appVersions === undefined
+      ? []
+      : [contentFile(PATHS.appVersions, `${appVersionsJson(assets.appVersions)}\n`)];
   const units: Unit[] = [
     // Debian 12's nodejs is version 18; the bundle targets it (esbuild target node18).
     packages("nodejs", ["nodejs"]),
@@ -53,10 +61,11 @@ export function daemons(ctx: PlanContext): Unit[] {
     chatmaild,
     ...expire,
     ...fsreport,
+    ...appVersions,
     ...replaced,
     service("chatmaild.service", {
       restartOn: [...ids([bundle, chatmaild]), ini, ...(metricsOn ? [fileId(PATHS.metricsFacts)] : [])],
-      after: ids(replaced),
+      after: [...ids(replaced), ...(config.turnServer ? ["once:turn-secret"] : [])],
       // Dovecot and Postfix need the dict sockets and the filter ports the moment the deploy ends.
       ready: [
         ...[PATHS.doveauthSocket, PATHS.metadataSocket, PATHS.lastloginSocket].map((s) => `[ -S ${s} ]`),

@@ -1,7 +1,8 @@
 // iroh-relay: helps Delta Chat devices reach each other for realtime webxdc apps (docs/relay.md, 'iroh-relay';
 // version 0.35.0 as chatmail/relay 1.12.0 installs it, IrohDeployer in cmdeploy/src/cmdeploy/deployers.py). Its
 // HTTP side listens on loopback only, behind nginx's /relay, /ping and /generate_204 (cmdeploy bound it on all
-// interfaces); STUN on UDP 3478 is public. With irohRelay set the relay advertises that one instead and runs none
+// interfaces); STUN on UDP 3478 is public, answered by coturn with turnServer (turn.ts) and by iroh-relay
+// without it. With irohRelay set the relay advertises that one instead and runs none
 // of its own.
 import type { PlanContext } from "../context";
 import { PATHS, PORTS, USERS } from "../facts";
@@ -32,6 +33,10 @@ export function iroh(ctx: PlanContext): Unit[] {
     toml,
     unit,
     // A new binary (new sha256) restarts it too, which cmdeploy 1.7.0 forgot.
-    service("iroh-relay.service", { restartOn: ids([binary, toml, unit]) }),
+    // Without turnServer it binds the STUN port, so coturn must have let go of it first.
+    service("iroh-relay.service", {
+      restartOn: ids([binary, toml, unit]),
+      after: config.turnServer ? [] : ["service:coturn.service"],
+    }),
   ];
 }
