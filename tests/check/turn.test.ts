@@ -14,7 +14,8 @@ import { startMetadata } from "../../daemons/metadata";
 import { turnCredentials } from "../../daemons/metadata/turn";
 import { allocate, parseTurnEntry, stunBinding, type TurnServer } from "../../tools/check/turn";
 import { converse, tempRelay } from "../daemons/helpers";
-import { planFor, text } from "../plan/helpers";
+import { turnRow } from "../../tools/check/reach";
+import { configFor, planFor, text } from "../plan/helpers";
 
 const SECRET = "9f2c4e7a1b3d5f60718293a4b5c6d7e8f9a0b1c2d3e4f5061728394a5b6c7d8e";
 const SERVER_KEY = "shared/0123/vendor/vendor.dovecot/pvt/server/vendor/deltachat";
@@ -108,6 +109,15 @@ describe("coturn with the plan's turnserver.conf", () => {
       await svc.close();
       relay.cleanup();
     }
+  });
+
+  it("makes npm run check's TURN row ok, and fail where nothing answers", async () => {
+    const row = await turnRow(configFor(), "127.0.0.1", udp.port);
+    expect(row, row.detail).toMatchObject({ status: "ok", check: `port ${udp.port} STUN and TURN (UDP)` });
+    expect(row.detail).toMatch(/^STUN saw this machine as 127\.0\.0\.1:\d+; TURN asks for credentials$/);
+    const closed = await turnRow(configFor(), "127.0.0.1", await freePort());
+    expect(closed).toMatchObject({ status: "fail" });
+    expect(closed.detail).toMatch(/no STUN reply/);
   });
 
   it("refuses a forged password and expired credentials with 401", async () => {

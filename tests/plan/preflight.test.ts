@@ -83,6 +83,12 @@ describe("preflight port check", () => {
       portClaims(configFor(ini)).map((c) => `${c.proto}/${c.port}`);
     expect(ports({})).toEqual(expect.arrayContaining(["tcp/3340", "udp/3478"]));
     expect(ports({ iroh_relay: "https://iroh.example.net" })).not.toContain("tcp/3340");
+    // coturn's STUN and TURN port, UDP and TCP, with turnServer (the default) only.
+    expect(ports({ iroh_relay: "https://iroh.example.net" })).toEqual(
+      expect.arrayContaining(["udp/3478", "tcp/3478"]),
+    );
+    expect(ports({ iroh_relay: "https://iroh.example.net", turn_server: "false" })).not.toContain("udp/3478");
+    expect(ports({ turn_server: "false" })).not.toContain("tcp/3478");
     expect(ports({ tls_mode: "self-signed" })).not.toContain("tcp/402");
     expect(ports({ mtail_address: "127.0.0.1" })).toEqual(expect.arrayContaining(["tcp/3903", "tcp/3904"]));
   });

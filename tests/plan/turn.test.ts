@@ -34,7 +34,7 @@ describe("turn part", () => {
     const plan = planFor();
     const secret = unit(plan, "once:turn-secret") as OnceUnit;
     expect(secret.creates).toBe(PATHS.turnSecret);
-    expect(secret.script).toMatch(/^umask 077\n/);
+    expect(secret.script).toMatch(/^install -d -m 0755 \/etc\/chatmail\numask 077\n/);
     expect(secret.script).toContain("openssl rand -hex 32");
     const coturn = unit(plan, "service:coturn.service") as ServiceUnit;
     expect(coturn).toMatchObject({ enabled: true, running: true });

@@ -1,8 +1,10 @@
 // Reachability from outside: each client-facing port answers with TLS and a certificate for the mail domain, and
 // how long the certificate has left. Run from the operator's machine, which sees the relay as clients do.
 import type { RelayConfig } from "../../core/config";
+import { STUN_PORT } from "../../core/server";
 import { smtpStarttls, tlsHandshake, type Handshake } from "./net";
 import { fail, ok, warn, type Row } from "./rows";
+import { allocate, stunBinding } from "./turn";
 
 export const PORT_CHECKS = [
   { port: 25, what: "SMTP with STARTTLS", starttls: true },
@@ -93,6 +95,29 @@ export async function ipv6Row(config: RelayConfig, addr: string): Promise<Row> {
   );
 }
 
+/**
+ * With turnServer: coturn answers a STUN binding on UDP 3478, and an Allocate without credentials with the 401
+ * that starts TURN's authentication (a relayed address needs credentials, which only logged-in users get).
+ */
+export async function turnRow(config: RelayConfig, addr: string, port = STUN_PORT): Promise<Row> {
+  const check = `port ${port} STUN and TURN (UDP)`;
+  const server = { host: addr, port, transport: "udp" as const, timeoutMs: 1000 };
+  try {
+    const mapped = await stunBinding(server);
+    const challenge = await allocate(server, { username: "npm-run-check", password: "none" });
+    if (challenge.ok || challenge.code !== 401)
+      throw new Error(`Allocate answered ${JSON.stringify(challenge)}, not 401`);
+    return ok("reach", check, `STUN saw this machine as ${mapped}; TURN asks for credentials`);
+  } catch (e) {
+    return fail(
+      "reach",
+      check,
+      (e as Error).message,
+      `Open UDP and TCP ${port} and UDP ${config.turnRelayPorts} in every firewall in front of the server, and see \`journalctl -u coturn\` on it.`,
+    );
+  }
+}
+
 export async function reachRows(config: RelayConfig, addr: string, now = Date.now()): Promise<Row[]> {
   const rows: Row[] = [];
   const seen: Array<{ port: number; handshake: Handshake }> = [];
@@ -106,5 +131,6 @@ export async function reachRows(config: RelayConfig, addr: string, now = Date.no
     rows.push(portRow(config, p.port, p.what, result, now));
   }
   rows.push(expiryRow(config, seen, now));
+  if (config.turnServer) rows.push(await turnRow(config, addr));
   return rows;
 }

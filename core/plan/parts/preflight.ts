@@ -47,13 +47,12 @@ export function portClaims(config: RelayConfig): PortClaim[] {
     tcp(config.newAccountPort, DAEMONS),
   ];
   if (config.tlsMode === "acme") claims.push(tcp(PORTS.acmetool, ["acmetool"]));
-  if (config.irohRelay === undefined) {
-    claims.push(tcp(PORTS.irohRelayHttp, ["iroh-relay"]), {
-      proto: "udp",
-      port: PORTS.stun,
-      owners: ["iroh-relay"],
-    });
+  if (config.irohRelay === undefined) claims.push(tcp(PORTS.irohRelayHttp, ["iroh-relay"]));
+  if (config.irohRelay === undefined || config.turnServer) {
+    // STUN moves between iroh-relay and coturn (turnserver) when turnServer changes; either may hold it now.
+    claims.push({ proto: "udp", port: PORTS.stun, owners: ["iroh-relay", "turnserver"] });
   }
+  if (config.turnServer) claims.push(tcp(PORTS.stun, ["turnserver"]));
   if (config.mtailAddress !== undefined) {
     claims.push(tcp(PORTS.mtail, ["mtail"]), tcp(PORTS.dovecotStats, ["dovecot", "stats"]));
   }

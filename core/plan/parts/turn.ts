@@ -47,13 +47,14 @@ export function turn(ctx: PlanContext): Unit[] {
   ];
 }
 
-/** 32 random bytes, hex: made once, root-only; coturn and chatmaild read copies (LoadCredential=). */
+/** 32 random bytes, hex: made once, root-only (0600); coturn and chatmaild read copies (LoadCredential=). */
 function turnSecret(): Unit {
   const path = q(PATHS.turnSecret);
   return once(
     "turn-secret",
     "TURN shared secret",
     PATHS.turnSecret,
-    `umask 077\nmkdir -p ${q("/etc/chatmail")}\nopenssl rand -hex 32 >${path}.tmp\nmv ${path}.tmp ${path}`,
+    // The folder stays readable: it also holds coturn's configuration and other files services read.
+    `install -d -m 0755 /etc/chatmail\numask 077\nopenssl rand -hex 32 >${path}.tmp\nmv ${path}.tmp ${path}`,
   );
 }

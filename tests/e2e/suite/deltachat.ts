@@ -19,7 +19,7 @@ export async function onboardingLink(ctx: SuiteContext, query = ""): Promise<str
   return body.dclogin_url;
 }
 
-async function withCore(ctx: SuiteContext, f: (core: DcClient) => Promise<void>) {
+export async function withCore(ctx: SuiteContext, f: (core: DcClient) => Promise<void>) {
   const core = DcClient.start(ctx);
   try {
     await f(core);

@@ -4,6 +4,7 @@
 import { accounts } from "./accounts";
 import { optionChange, sameConfig } from "./idempotence";
 import { deltachat } from "./deltachat";
+import { turn } from "./turn";
 import { destroy } from "./destroy";
 import { expiry } from "./expiry";
 import { inbound } from "./inbound";
@@ -28,6 +29,7 @@ export const SUITE: ReadonlyArray<readonly [string, readonly E2eTest[]]> = [
   ["port 443 and web", web],
   ["metadata and push", push],
   ["Delta Chat", deltachat],
+  ["calls: TURN", turn],
   ["logs", journal],
   ["invite tokens", invites],
   ["iroh-relay download", irohDownload],
