@@ -256,8 +256,9 @@ export const metrics: E2eTest[] = [
         "one per notification the test's server received",
       );
       await expect("chatmail_push_failures_total", 0, "the test's server never fails");
-      // POST /new: once in accounts, twice for the Delta Chat profiles, /new?TOKEN twice in the invite group.
-      await expect(CREATED_NEW, 5, "the suite's five POST /new that succeed");
+      // POST /new: once in accounts, twice for the Delta Chat profiles, twice for the TURN group's profiles,
+      // /new?TOKEN twice in the invite group.
+      await expect(CREATED_NEW, 7, "the suite's seven POST /new that succeed");
       // The nocreate file exists only during its one test, for one refused login.
       await expect(refused("nocreate"), 1, "one login while the nocreate file exists");
       // The testbed's limits (maxLoad1m 1000, 1000 creations a minute per client, 120 for the relay) are far above
