@@ -28,7 +28,7 @@ export function turn(ctx: PlanContext): Unit[] {
   const range = turnRelayRange(config);
   const vars = { turnRelayFirst: range.first, turnRelayLast: range.last };
   const pkg = packages("coturn", ["coturn"]);
-  const conf = templateFile(ctx, PATHS.turnConfig, "turn/turnserver.conf.njk", { vars, after: [pkg.id] });
+  const conf = templateFile(ctx, PATHS.turnConfig, "turn/turnserver.conf.njk", { vars });
   const dropIn = templateFile(
     ctx,
     "/etc/systemd/system/coturn.service.d/10-chatmail.conf",
