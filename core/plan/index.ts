@@ -17,7 +17,7 @@ import { opendkim } from "./parts/opendkim";
 import { postfix } from "./parts/postfix";
 import { preflight } from "./parts/preflight";
 import { tls } from "./parts/tls";
-import { turn, turnOff } from "./parts/turn";
+import { stunHandover, turn } from "./parts/turn";
 import { unbound } from "./parts/unbound";
 import { website } from "./parts/website";
 
@@ -26,7 +26,7 @@ const PARTS = [
   base,
   unbound,
   tls,
-  turnOff,
+  stunHandover,
   iroh,
   turn,
   daemons,

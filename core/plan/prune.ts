@@ -11,6 +11,7 @@
 import type { RelayConfig } from "../config";
 import { PATHS, sysctlFile, tlsPaths } from "./facts";
 import { REPLACED_UNITS } from "./parts/daemons";
+import { CMDEPLOY_TURN_UNIT } from "./parts/turn";
 import { q } from "./sh";
 import type { Leftover, OwnedEntry, OwnedKind, PruneUnit, Unit } from "./types";
 
@@ -100,6 +101,14 @@ export const CMDEPLOY_LEFTOVERS: readonly Leftover[] = [
   {
     entry: { kind: "file", path: "/usr/lib/acme/hooks/nginx" },
     reason: "cmdeploy's renewal hook; /etc/acme/hooks/chatmail-reload reloads nginx and the mail services",
+  },
+  {
+    entry: unitFile(CMDEPLOY_TURN_UNIT),
+    reason: "cmdeploy's unit for chatmail-turn (1.8.0 and later); coturn.service is the TURN server here",
+  },
+  {
+    entry: { kind: "file", path: "/usr/local/bin/chatmail-turn" },
+    reason: "cmdeploy's TURN server binary, run by that unit",
   },
   {
     entry: { kind: "file", path: `${SYSTEMD_DIR}/opendkim.service.d/10-prevent-memory-leak.conf` },

@@ -35,6 +35,7 @@ import { parseDaemonConfig } from "../../daemons/config";
 import { memoryLogger } from "../../daemons/dictproxy/log";
 import {
   CMDEPLOY_INI,
+  CMDEPLOY_UNITS,
   cmdeployScript,
   leftoversCheckScript,
   maildirName,
@@ -399,12 +400,12 @@ describe("the script's live part", () => {
         "postfix check",
         "doveconf -n",
         "opendkim -n",
-        `systemctl enable --now ${REPLACED_UNITS.join(" ")}`,
+        `systemctl enable --now ${CMDEPLOY_UNITS.join(" ")}`,
         "systemctl restart opendkim dovecot postfix",
         "systemctl is-active --quiet postfix@-",
       ]),
     );
-    for (const unit of REPLACED_UNITS) expect(calls).toContain(`systemctl is-active --quiet ${unit}`);
+    for (const unit of CMDEPLOY_UNITS) expect(calls).toContain(`systemctl is-active --quiet ${unit}`);
     // The checks run after every file is written, and the services start after the checks.
     expect(calls.indexOf("postfix check")).toBeGreaterThan(
       calls.lastIndexOf(`chown vmail:vmail ${root}${MBOX}/${ACCOUNTS[1].addr}/password`),
@@ -526,7 +527,7 @@ describe("our prune step on the prepared tree", () => {
     );
     expect(check.stdout).toBe("");
     const calls = readFileSync(join(bin, "systemctl.log"), "utf8");
-    for (const unit of REPLACED_UNITS) expect(calls).toContain(`disable --now ${unit}`);
+    for (const unit of CMDEPLOY_UNITS) expect(calls).toContain(`disable --now ${unit}`);
     for (const acc of ACCOUNTS) {
       expect(existsSync(at(root, `${MBOX}/${acc.addr}/password`))).toBe(true);
       expect(readdirSync(at(root, `${MBOX}/${acc.addr}/cur`))).toHaveLength(acc.messages.length);

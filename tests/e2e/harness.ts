@@ -1,6 +1,7 @@
 // What every testbed run needs around its work: a run directory (kept for inspection when something failed),
 // undo actions that run exactly once whatever ends the run (also Ctrl-C), and timings for the closing report.
 import { mkdtempSync, rmSync } from "node:fs";
+import { OPTIONS, type RelayConfig } from "../../core/config";
 
 /** Undo actions, run last-in first-out exactly once, whatever ends the run. */
 export class Cleanup {
@@ -99,14 +100,44 @@ export function startTestbedRun(prefix: string, log: (s: string) => void): Testb
   };
 }
 
-/** The command line of a testbed: `--only <group text>` and `--hold`; exits with the run's code. */
-export function runFromCommandLine(main: (opts: { only?: string; hold?: boolean }) => Promise<number>): void {
-  const only = process.argv.indexOf("--only");
-  main({ only: only > 0 ? process.argv[only + 1] : undefined, hold: process.argv.includes("--hold") }).then(
-    (code) => process.exit(code),
-    (e: Error) => {
-      process.stderr.write(`${e.message}\n`);
-      process.exit(1);
-    },
-  );
+/** What a testbed's command line asks for. */
+export interface CommandLine {
+  readonly only?: string;
+  readonly hold?: boolean;
+  /** The server's OS (`--os debian-13`); unset: debian-12. */
+  readonly serverOs?: RelayConfig["serverOs"];
+}
+
+/**
+ * Parses `--only <group text>`, `--hold` and `--os <serverOs>`; an unknown OS is an error, and so is `--os` for a
+ * testbed that boots only Debian 12 (federation, continuity).
+ */
+export function parseCommandLine(argv: readonly string[], takesOs: boolean): CommandLine {
+  const value = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const os = value("--os");
+  if (os !== undefined && !takesOs) throw new Error("--os: this testbed boots Debian 12 only");
+  return {
+    only: value("--only"),
+    hold: argv.includes("--hold"),
+    serverOs: os === undefined ? undefined : OPTIONS.serverOs.parse(os, "--os"),
+  };
+}
+
+/** Runs a testbed's main with its command line; exits with the run's code. */
+export function runFromCommandLine(
+  main: (opts: CommandLine) => Promise<number>,
+  { takesOs = false }: { takesOs?: boolean } = {},
+): void {
+  Promise.resolve()
+    .then(() => main(parseCommandLine(process.argv.slice(2), takesOs)))
+    .then(
+      (code) => process.exit(code),
+      (e: Error) => {
+        process.stderr.write(`${e.message}\n`);
+        process.exit(1);
+      },
+    );
 }

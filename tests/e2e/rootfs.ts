@@ -1,6 +1,7 @@
-// The testbed's Debian 12 root filesystem: debootstrap bookworm (minbase) plus systemd, sshd and every Debian
-// package the plan installs, built once and cached under a key made from that package list. The container has
-// no route to a mirror, so the deploy's packages steps must find everything installed already.
+// The testbed's Debian root filesystem: debootstrap of the stack's release (bookworm for serverOs debian-12,
+// trixie for debian-13; minbase) plus systemd, sshd and every Debian package the plan installs, built once and
+// cached under a key made from the release and that package list. The container has no route to a mirror, so the
+// deploy's packages steps must find everything installed already.
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -16,10 +17,14 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { RelayConfig } from "../../core/config";
 import type { Plan } from "../../core/plan";
 import { run } from "./proc";
 
-/** Root filesystems kept in the cache: each is ~400 MB, and every change of the plan's packages makes a new one. */
+/**
+ * Root filesystems kept in the cache per release: each is ~400 MB, and every change of the plan's packages makes a
+ * new one. Per release, so that runs on Debian 13 do not push out the Debian 12 one (CI runs both).
+ */
 const KEEP_ROOTFS = 3;
 
 /** Bump when the build below changes in a way the package list does not show. */
@@ -37,7 +42,20 @@ export const BASE_PACKAGES = [
   "systemd-sysv",
 ];
 
+/** The Debian release (suite codename) of each serverOs. */
+export const SUITES = { "debian-12": "bookworm", "debian-13": "trixie" } as const satisfies Record<
+  RelayConfig["serverOs"],
+  string
+>;
+export type Suite = (typeof SUITES)[keyof typeof SUITES];
+
+/** The release whose apt sources this machine has: the mirror and update sources of every other are derived. */
+const HOST_SUITE: Suite = "bookworm";
+/** HOST_SUITE as a suite name (also in bookworm-updates), not inside another word such as cloud-sdk-bookworm. */
+const hostSuite = (flags = "") => new RegExp(`(?<![\\w/-])${HOST_SUITE}\\b`, flags);
+
 export interface RootfsSpec {
+  readonly suite: Suite;
   /** Sorted, unique Debian package names. */
   readonly packages: readonly string[];
   /** debconf answers from the plan's packages units, sorted. */
@@ -45,7 +63,7 @@ export interface RootfsSpec {
 }
 
 /** The packages and debconf answers of every packages unit in the given plans, plus the base set. */
-export function rootfsSpec(plans: readonly Plan[]): RootfsSpec {
+export function rootfsSpec(suite: Suite, plans: readonly Plan[]): RootfsSpec {
   const packages = new Set(BASE_PACKAGES);
   const debconf = new Set<string>();
   for (const plan of plans) {
@@ -55,11 +73,18 @@ export function rootfsSpec(plans: readonly Plan[]): RootfsSpec {
       unit.debconf.forEach((d) => debconf.add(d));
     }
   }
-  return { packages: [...packages].sort(), debconf: [...debconf].sort() };
+  return { suite, packages: [...packages].sort(), debconf: [...debconf].sort() };
 }
 
 export function rootfsKey(spec: RootfsSpec): string {
-  const text = JSON.stringify({ format: ROOTFS_FORMAT, packages: spec.packages, debconf: spec.debconf });
+  // bookworm's key leaves the suite out, so the caches built before trixie existed stay valid.
+  const release = spec.suite === HOST_SUITE ? {} : { suite: spec.suite };
+  const text = JSON.stringify({
+    format: ROOTFS_FORMAT,
+    ...release,
+    packages: spec.packages,
+    debconf: spec.debconf,
+  });
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }
 
@@ -68,70 +93,70 @@ export function cacheDir(): string {
   return join(base, "chatmail-relay");
 }
 
-/** The bookworm mirror this machine's apt uses (deb822 .sources first, then sources.list). */
+/** The bookworm mirror this machine's apt uses (deb822 .sources first, then sources.list); it serves trixie too. */
 export function debianMirror(): string {
-  const dir = "/etc/apt/sources.list.d";
-  const texts = existsSync(dir)
-    ? readdirSync(dir)
-        .filter((f) => f.endsWith(".sources"))
-        .sort()
-        .map((f) => readFileSync(join(dir, f), "utf8"))
-    : [];
-  for (const text of texts) {
+  for (const [, text] of hostSources()) {
     for (const stanza of text.split(/\n\s*\n/)) {
       const field = (name: string) => stanza.match(new RegExp(`^${name}:\\s*(.+)$`, "mi"))?.[1].trim();
       const suites = field("Suites")?.split(/\s+/) ?? [];
       const uri = field("URIs")?.split(/\s+/)[0];
-      if (uri && suites.includes("bookworm")) return uri;
+      if (uri && suites.includes(HOST_SUITE)) return uri;
     }
-  }
-  if (existsSync("/etc/apt/sources.list")) {
-    for (const line of readFileSync("/etc/apt/sources.list", "utf8").split("\n")) {
-      const m = line.match(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s/);
+    for (const line of text.split("\n")) {
+      const m = line.match(new RegExp(`^deb\\s+(?:\\[[^\\]]*\\]\\s+)?(\\S+)\\s+${HOST_SUITE}\\s`));
       if (m) return m[1];
     }
   }
   throw new Error(
-    "no bookworm mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list; add one",
+    `no ${HOST_SUITE} mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list; add one`,
   );
 }
 
-/** The bookworm apt sources of this machine, so the rootfs gets the same updates and security fixes. */
+/** The bookworm apt sources of this machine (file name under /etc/apt, text). */
 function hostSources(): Map<string, string> {
   const out = new Map<string, string>();
   const dir = "/etc/apt/sources.list.d";
   if (existsSync(dir)) {
     for (const f of readdirSync(dir).sort()) {
       const text = readFileSync(join(dir, f), "utf8");
-      if ((f.endsWith(".sources") || f.endsWith(".list")) && /\bbookworm\b/.test(text))
+      if ((f.endsWith(".sources") || f.endsWith(".list")) && hostSuite().test(text))
         out.set(`sources.list.d/${f}`, text);
     }
   }
   if (existsSync("/etc/apt/sources.list")) {
     const text = readFileSync("/etc/apt/sources.list", "utf8");
-    if (/^deb\s.*\bbookworm\b/m.test(text)) out.set("sources.list", text);
+    if (text.split("\n").some((l) => /^deb\s/.test(l) && hostSuite().test(l))) out.set("sources.list", text);
   }
   return out;
+}
+
+/**
+ * The rootfs's apt sources: this machine's, with the release renamed, so the rootfs gets the same mirror, updates
+ * and security fixes (bookworm-security becomes trixie-security, which the same mirrors serve).
+ */
+export function rootfsSources(suite: Suite, host = hostSources()): Map<string, string> {
+  return new Map([...host].map(([name, text]) => [name, text.replace(hostSuite("g"), suite)]));
 }
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The bare debootstrap with BASE_PACKAGES, cached on its own: plan changes then cost only the apt step. */
-async function ensureBase(log: (s: string) => void): Promise<{ dir: string; built: boolean }> {
+async function ensureBase(suite: Suite, log: (s: string) => void): Promise<{ dir: string; built: boolean }> {
+  const release = suite === HOST_SUITE ? {} : { suite };
   const key = createHash("sha256")
-    .update(JSON.stringify({ format: ROOTFS_FORMAT, base: BASE_PACKAGES }))
+    .update(JSON.stringify({ format: ROOTFS_FORMAT, ...release, base: BASE_PACKAGES }))
     .digest("hex")
     .slice(0, 16);
   const dir = join(cacheDir(), `base-${key}`);
   if (existsSync(join(dir, "etc/chatmail-testbed-base"))) return { dir, built: false };
   await buildAtomically(dir, async (tmp) => {
     const mirror = debianMirror();
-    log(`debootstrap bookworm from ${mirror}`);
+    log(`debootstrap ${suite} from ${mirror}`);
     const base = BASE_PACKAGES.filter((p) => p !== "nodejs");
-    await run("debootstrap", ["--variant=minbase", `--include=${base.join(",")}`, "bookworm", tmp, mirror], {
+    await run("debootstrap", ["--variant=minbase", `--include=${base.join(",")}`, suite, tmp, mirror], {
       timeoutMs: 15 * 60_000,
     });
-    const sources = hostSources();
+    const sources = rootfsSources(suite);
     if (sources.size > 0) {
       rmSync(join(tmp, "etc/apt/sources.list"), { force: true });
       for (const [name, text] of sources) writeFileSync(join(tmp, "etc/apt", name), text);
@@ -222,7 +247,7 @@ export async function ensureRootfs(
     pruneRootfs();
     return { dir, built: "no" };
   }
-  const { dir: base, built: baseBuilt } = await ensureBase(log);
+  const { dir: base, built: baseBuilt } = await ensureBase(spec.suite, log);
   await buildAtomically(dir, async (tmp) => {
     await run("cp", ["-a", base, tmp]);
     await installPackages(tmp, spec, log);
@@ -231,12 +256,19 @@ export async function ensureRootfs(
   return { dir, built: baseBuilt ? "all" : "packages" };
 }
 
-/** Deletes all but the KEEP_ROOTFS most recently used root filesystems (use time = the marker's mtime). */
+/** Deletes all but the KEEP_ROOTFS most recently used root filesystems of each release (use time = the marker's mtime). */
 function pruneRootfs(): void {
   const root = cacheDir();
-  const used = readdirSync(root)
-    .filter((n) => /^rootfs-[0-9a-f]+$/.test(n) && existsSync(join(root, n, "etc/chatmail-testbed-rootfs")))
-    .map((n) => ({ n, t: statSync(join(root, n, "etc/chatmail-testbed-rootfs")).mtimeMs }))
-    .sort((a, b) => b.t - a.t);
-  for (const { n } of used.slice(KEEP_ROOTFS)) rmSync(join(root, n), { recursive: true, force: true });
+  const bySuite = new Map<string, Array<{ n: string; t: number }>>();
+  for (const n of readdirSync(root).filter((n) => /^rootfs-[0-9a-f]+$/.test(n))) {
+    const marker = join(root, n, "etc/chatmail-testbed-rootfs");
+    if (!existsSync(marker)) continue;
+    // Markers written before the suite was recorded are bookworm's.
+    const suite = (JSON.parse(readFileSync(marker, "utf8")) as { suite?: string }).suite ?? HOST_SUITE;
+    bySuite.set(suite, [...(bySuite.get(suite) ?? []), { n, t: statSync(marker).mtimeMs }]);
+  }
+  for (const used of bySuite.values()) {
+    used.sort((a, b) => b.t - a.t);
+    for (const { n } of used.slice(KEEP_ROOTFS)) rmSync(join(root, n), { recursive: true, force: true });
+  }
 }

@@ -1,4 +1,4 @@
-// `npm run test:e2e`: builds (or reuses) the Debian 12 rootfs, boots it with systemd in a network namespace of
+// `npm run test:e2e`: builds (or reuses) the Debian 12 rootfs (Debian 13 with `-- --os debian-13`), boots it with systemd in a network namespace of
 // its own, deploys the relay with the real `pulumi preview` and `pulumi up` (tests/e2e/engine.ts), runs the online
 // suite against it, prints a timing report, and always removes what it started (container, overlay, veth,
 // namespace, HTTP server), also on errors and Ctrl-C.
@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { tlsPaths } from "../../core/plan/facts";
 import { TEST_DOMAIN, type RawOption } from "./config";
 import { Engine } from "./engine";
-import { runFromCommandLine, startTestbedRun } from "./harness";
+import { runFromCommandLine, startTestbedRun, type CommandLine } from "./harness";
 import { startPrometheus } from "./prometheus";
 import { startTestServer } from "./testServer";
 import { runSuite } from "./suite/runner";
@@ -15,12 +15,12 @@ import { SUITE } from "./suite";
 import { metricsHooks } from "./suite/metrics";
 import type { Deployed, SuiteContext } from "./suite/types";
 
-export interface TestbedOptions {
-  /** Keep the server running after the suite until Ctrl-C, for looking around (`npm run test:e2e -- --hold`). */
-  readonly hold?: boolean;
-  /** Run only the suite groups whose name contains this text (`-- --only mail`), for working on one area. */
-  readonly only?: string;
-}
+/**
+ * `--hold` keeps the server running after the suite until Ctrl-C, for looking around; `--only mail` runs only
+ * the suite groups whose name contains the text, for working on one area; `--os debian-13` boots Debian 13 and
+ * deploys a stack with that serverOs.
+ */
+export type TestbedOptions = CommandLine;
 
 const log = (s: string) => process.stdout.write(`[e2e] ${s}\n`);
 
@@ -30,7 +30,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
   const testbed = startTestbedRun("cme2e-", log);
   const { runDir, cleanup, time, timed, keep } = testbed;
   try {
-    const server = await startTestServer(testbed, log);
+    const server = await startTestServer(testbed, log, { serverOs: opts.serverOs });
     const { netns, ssh, container, hostSide, target, plan } = server;
     const first = plan();
     // Scrapes the relay's metrics from before the first deploy to the end of the suite (suite/metrics.ts).
@@ -102,4 +102,4 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
   }
 }
 
-if (require.main === module) runFromCommandLine(main);
+if (require.main === module) runFromCommandLine(main, { takesOs: true });

@@ -1,5 +1,5 @@
 // One booted test server for the relay: a network namespace of its own, the host-side HTTP server (iroh-relay
-// archive, push notifications), the cached Debian 12 rootfs, the container and an SSH key. The testbed, the
+// archive, push notifications), the cached rootfs of the Debian release the stack's serverOs names, the container and an SSH key. The testbed, the
 // deploy benchmark and the quick start (`npm run try`) all start their server here; everything started is
 // registered with the run's cleanup.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -12,7 +12,7 @@ import type { TestbedRun } from "./harness";
 import { irohArchive, startHostSide, type HostSideServer } from "./hostside";
 import { createNetns, type Netns } from "./netns";
 import { run } from "./proc";
-import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec } from "./rootfs";
+import { abandonBuilds, ensureRootfs, rootfsKey, rootfsSpec, SUITES } from "./rootfs";
 import { Ssh } from "./ssh";
 
 export interface TestServer {
@@ -38,13 +38,14 @@ export function defaultPlanner(): (config: RelayConfig) => Plan {
   return (config) => planRelay(config, assets);
 }
 
-/** The cached root filesystem with every package the plans install, built first if missing; timed. */
+/** The cached root filesystem of serverOs with every package the plans install, built first if missing; timed. */
 export async function prepareRootfs(
   testbed: TestbedRun,
+  serverOs: RelayConfig["serverOs"],
   plans: readonly Plan[],
   log: (s: string) => void,
 ): Promise<{ dir: string }> {
-  const spec = rootfsSpec(plans);
+  const spec = rootfsSpec(SUITES[serverOs], plans);
   testbed.cleanup.add("unfinished rootfs build", abandonBuilds);
   const t0 = Date.now();
   const rootfs = await ensureRootfs(spec, (s) => log(`rootfs: ${s}`));
@@ -54,14 +55,20 @@ export async function prepareRootfs(
     no: "rootfs (cached)",
   }[rootfs.built];
   testbed.time(label, (Date.now() - t0) / 1000);
-  log(`rootfs ${rootfsKey(spec)}: ${label} (${spec.packages.length} packages)`);
+  log(`rootfs ${rootfsKey(spec)}: ${label} (${spec.suite}, ${spec.packages.length} packages)`);
   return rootfs;
+}
+
+export interface TestServerOptions {
+  /** The server's OS and so the stack's serverOs: every deploy to this server sets it. Default debian-12. */
+  readonly serverOs?: RelayConfig["serverOs"];
+  readonly makePlan?: (config: RelayConfig) => Plan;
 }
 
 export async function startTestServer(
   testbed: TestbedRun,
   log: (s: string) => void,
-  makePlan: (config: RelayConfig) => Plan = defaultPlanner(),
+  { serverOs = "debian-12", makePlan = defaultPlanner() }: TestServerOptions = {},
 ): Promise<TestServer> {
   const { runDir, cleanup, timed } = testbed;
   const netns = await createNetns();
@@ -72,7 +79,8 @@ export async function startTestServer(
   cleanup.add("host-side HTTP server", () => hostSide.close());
 
   // The archive member's name comes from the plan; its hash must then go into the config.
-  const probe = makePlan(testbedConfig({ baseUrl: hostSide.baseUrl, irohSha256: "0".repeat(64) }));
+  const os = { serverOs };
+  const probe = makePlan(testbedConfig({ baseUrl: hostSide.baseUrl, irohSha256: "0".repeat(64) }, os));
   const download = probe.units.find((u) => u.kind === "download");
   const iroh = await irohArchive(runDir, download?.kind === "download" ? download.member : "./iroh-relay");
   hostSide.serveArchive(iroh.path);
@@ -87,13 +95,13 @@ export async function startTestServer(
     relayAddress: netns.containerAddr,
   };
   const plan = (overrides: Readonly<Record<string, RawOption>> = {}) => {
-    const config = testbedConfig(host, overrides);
+    const config = testbedConfig(host, { ...os, ...overrides });
     return { config, plan: makePlan(config) };
   };
   const first = plan().plan;
   log(`plan: ${first.units.length} units, ${first.steps.length} steps`);
 
-  const rootfs = await prepareRootfs(testbed, [first], log);
+  const rootfs = await prepareRootfs(testbed, serverOs, [first], log);
 
   // A folder per server, so that one run may boot several (the deploy benchmark does).
   const dir = join(runDir, netns.name);
@@ -128,7 +136,7 @@ export async function startTestServer(
     container,
     ssh,
     target: { address: netns.containerAddr, keyPath },
-    options: (overrides = {}) => testbedOptions(host, overrides),
+    options: (overrides = {}) => testbedOptions(host, { ...os, ...overrides }),
     plan,
   };
 }

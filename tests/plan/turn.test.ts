@@ -38,7 +38,13 @@ describe("turn part", () => {
     expect(secret.script).toContain("openssl rand -hex 32");
     const coturn = unit(plan, "service:coturn.service") as ServiceUnit;
     expect(coturn).toMatchObject({ enabled: true, running: true });
-    expect(coturn.after).toEqual(["once:turn-secret", "service:iroh-relay.service"]);
+    expect(coturn.after).toEqual([
+      "once:turn-secret",
+      "service:turnserver.service",
+      "service:iroh-relay.service",
+    ]);
+    // cmdeploy's chatmail-turn (1.8.0 and later) goes for good: stopped here, its files pruned.
+    expect(unit(plan, "service:turnserver.service")).toMatchObject({ enabled: false, running: false });
     expect(coturn.restartOn).toEqual([`file:${PATHS.turnConfig}`, `file:${DROP_IN}`]);
     expect((unit(plan, "service:chatmaild.service") as ServiceUnit).after).toContain("once:turn-secret");
   });

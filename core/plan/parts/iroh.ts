@@ -7,6 +7,7 @@
 import type { PlanContext } from "../context";
 import { PATHS, PORTS, USERS } from "../facts";
 import { download, ids, service, templateFile, user } from "../units";
+import { CMDEPLOY_TURN_UNIT } from "./turn";
 import type { Unit } from "../types";
 
 export function iroh(ctx: PlanContext): Unit[] {
@@ -33,10 +34,10 @@ export function iroh(ctx: PlanContext): Unit[] {
     toml,
     unit,
     // A new binary (new sha256) restarts it too, which cmdeploy 1.7.0 forgot.
-    // Without turnServer it binds the STUN port, so coturn must have let go of it first.
+    // Without turnServer it binds the STUN port, so coturn and cmdeploy's chatmail-turn must have let go of it.
     service("iroh-relay.service", {
       restartOn: ids([binary, toml, unit]),
-      after: config.turnServer ? [] : ["service:coturn.service"],
+      after: config.turnServer ? [] : [`service:${CMDEPLOY_TURN_UNIT}`, "service:coturn.service"],
     }),
   ];
 }

@@ -49,8 +49,9 @@ export function portClaims(config: RelayConfig): PortClaim[] {
   if (config.tlsMode === "acme") claims.push(tcp(PORTS.acmetool, ["acmetool"]));
   if (config.irohRelay === undefined) claims.push(tcp(PORTS.irohRelayHttp, ["iroh-relay"]));
   if (config.irohRelay === undefined || config.turnServer) {
-    // STUN moves between iroh-relay and coturn (turnserver) when turnServer changes; either may hold it now.
-    claims.push({ proto: "udp", port: PORTS.stun, owners: ["iroh-relay", "turnserver"] });
+    // STUN moves between iroh-relay and coturn (turnserver) when turnServer changes, and from cmdeploy's
+    // chatmail-turn on an adopted relay; any of them may hold it now.
+    claims.push({ proto: "udp", port: PORTS.stun, owners: ["iroh-relay", "turnserver", "chatmail-turn"] });
   }
   if (config.turnServer) claims.push(tcp(PORTS.stun, ["turnserver"]));
   if (config.mtailAddress !== undefined) {

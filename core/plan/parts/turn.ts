@@ -13,12 +13,18 @@ import { q } from "../sh";
 import { ids, once, packages, service, templateFile } from "../units";
 import type { Unit } from "../types";
 
+/** The unit of chatmail-turn, the TURN server of cmdeploy relays since 1.8.0, which holds UDP 3478. */
+export const CMDEPLOY_TURN_UNIT = "turnserver.service";
+
 /**
- * Without turnServer: coturn stopped (a no-op where it never ran; the secret stays for a later switch on). The
- * plan puts this before the iroh part, whose iroh-relay then takes over the STUN port.
+ * What frees the STUN port before iroh-relay or coturn takes it: cmdeploy's chatmail-turn stopped for good (a
+ * no-op on other servers; the prune step removes its files), and without turnServer coturn stopped too (the
+ * secret stays for a later switch on). The plan puts this before the iroh part.
  */
-export function turnOff(ctx: PlanContext): Unit[] {
-  return ctx.config.turnServer ? [] : [service("coturn.service", { enabled: false, running: false })];
+export function stunHandover(ctx: PlanContext): Unit[] {
+  const cmdeployTurn = service(CMDEPLOY_TURN_UNIT, { enabled: false, running: false });
+  if (ctx.config.turnServer) return [cmdeployTurn];
+  return [cmdeployTurn, service("coturn.service", { enabled: false, running: false })];
 }
 
 /** With turnServer: coturn configured and running, after the iroh part (whose iroh-relay frees the STUN port). */
@@ -42,7 +48,11 @@ export function turn(ctx: PlanContext): Unit[] {
     service("coturn.service", {
       restartOn: ids([conf, dropIn]),
       // iroh-relay frees the STUN port when it restarts without STUN (iroh.ts).
-      after: ["once:turn-secret", ...(runsOwnIrohRelay(config) ? ["service:iroh-relay.service"] : [])],
+      after: [
+        "once:turn-secret",
+        `service:${CMDEPLOY_TURN_UNIT}`,
+        ...(runsOwnIrohRelay(config) ? ["service:iroh-relay.service"] : []),
+      ],
     }),
   ];
 }

@@ -17,6 +17,7 @@
 import { execFileSync } from "node:child_process";
 import { PATHS, READ_BACK } from "../../../core/plan/facts";
 import { REPLACED_UNITS } from "../../../core/plan/parts/daemons";
+import { CMDEPLOY_TURN_UNIT } from "../../../core/plan/parts/turn";
 import { CMDEPLOY_LEFTOVERS } from "../../../core/plan/prune";
 import { q } from "../../../core/plan/sh";
 import { CHATMAIL_INI, DOVEAUTH_SOCKET, LASTLOGIN_SOCKET, METADATA_SOCKET } from "../../../core/server";
@@ -214,6 +215,9 @@ function daemonUnit(name: string): string {
     "",
   ].join("\n");
 }
+
+/** Every unit of cmdeploy's the relay stops: the Python daemons', and chatmail-turn's of later releases. */
+export const CMDEPLOY_UNITS = [...REPLACED_UNITS, CMDEPLOY_TURN_UNIT];
 
 /** The programs of the virtualenv the units and cron jobs run; each stand-in only sleeps. */
 const VENV_PROGRAMS = [
@@ -552,6 +556,20 @@ export function cmdeployFiles(
   add(`${VENV}/pyvenv.cfg`, "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n");
   add(`${VENV}/lib/python3.11/site-packages/chatmaild/__init__.py`, "");
   for (const unit of REPLACED_UNITS) add(`${SYSTEMD_DIR}/${unit}`, daemonUnit(unit));
+  // Not in 1.7.0: releases from 1.8.0 run chatmail-turn, a static binary, as turnserver.service. Its stand-in
+  // sleeps like the others.
+  add(
+    "/usr/local/bin/chatmail-turn",
+    "#!/bin/sh\n# stand-in for cmdeploy's chatmail-turn binary\nexec /bin/sleep infinity\n",
+    "0755",
+  );
+  add(
+    `${SYSTEMD_DIR}/${CMDEPLOY_TURN_UNIT}`,
+    "[Unit]\nDescription=Chatmail TURN server\nAfter=network.target\n\n[Service]\nType=simple\n" +
+      `ExecStart=/usr/local/bin/chatmail-turn --realm ${domain} --socket /run/chatmail-turn/turn.socket\n` +
+      "Restart=always\nRuntimeDirectory=chatmail-turn\nUser=vmail\nGroup=vmail\n\n" +
+      "[Install]\nWantedBy=multi-user.target\n",
+  );
   add(
     "/etc/cron.d/chatmail-metrics",
     `*/5 * * * * root ${VENV}/bin/chatmail-metrics ${mbox} >/var/www/html/metrics\n`,
@@ -689,7 +707,7 @@ export function cmdeployScript(
     if (f.owner) lines.push(`own ${f.owner} ${p(f.path)}`);
     if (f.mtime !== undefined) lines.push(`touch -d @${f.mtime} ${p(f.path)}`);
   }
-  const units = REPLACED_UNITS.join(" ");
+  const units = CMDEPLOY_UNITS.join(" ");
   const cert = `/var/lib/acme/live/${domain}`;
   return `set -eu
 root=
@@ -791,7 +809,7 @@ export async function prepareCmdeployServer(
   if (!/^MII[A-Za-z0-9+/=]{300,}$/.test(dkimPublicKey))
     throw new Error(`no DKIM public key: ${dkimPublicKey}`);
   const state = await ssh.exec(
-    REPLACED_UNITS.map((u) => `if systemctl is-active --quiet ${u}; then echo unit ${u}; fi`)
+    CMDEPLOY_UNITS.map((u) => `if systemctl is-active --quiet ${u}; then echo unit ${u}; fi`)
       .concat(
         CMDEPLOY_LEFTOVERS.map((l) => `if [ -e ${q(l.entry.path)} ]; then echo path ${l.entry.path}; fi`),
       )
@@ -814,7 +832,7 @@ live=1
 for p in ${paths.map(q).join(" ")}; do
   if [ -e "$root$p" ] || [ -L "$root$p" ]; then echo "$p"; fi
 done
-for u in ${REPLACED_UNITS.join(" ")}; do
+for u in ${CMDEPLOY_UNITS.join(" ")}; do
   # An enablement link left behind would start a unit file of that name again.
   if [ -L "$root/etc/systemd/system/multi-user.target.wants/$u" ]; then
     echo "/etc/systemd/system/multi-user.target.wants/$u"

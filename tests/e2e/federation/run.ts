@@ -110,7 +110,7 @@ export async function main(opts: { only?: string; hold?: boolean } = {}): Promis
     const plans = configs.map(makePlan);
     log(`plan: ${plans[0].units.length} units, ${plans[0].steps.length} steps per relay`);
 
-    const rootfs = await prepareRootfs(testbed, plans, log);
+    const rootfs = await prepareRootfs(testbed, configs[0].serverOs, plans, log);
 
     const keyPath = join(runDir, "id_ed25519");
     await run("ssh-keygen", [

@@ -24,8 +24,9 @@ export const web: E2eTest[] = [
       }
       // nginx passes the client's address in a PROXY header, so Dovecot (and doveauth's per-client limit on first
       // logins) sees the test client, not the multiplexer's 127.0.0.1.
+      // Dovecot 2.3 logs "Login: user=<...>", 2.4 "Logged in: user=<...>".
       const login = await ctx.ssh.out(
-        `journalctl --no-pager -o cat -u dovecot | grep -F 'Login: user=<${account.addr}>' || true`,
+        `journalctl --no-pager -o cat -u dovecot | grep -E '(Login|Logged in): user=<${account.addr}>' || true`,
       );
       const rip = /rip=([0-9a-f.:]+)/.exec(login)?.[1];
       if (!rip || rip === "127.0.0.1")
