@@ -119,15 +119,22 @@ export function parseRequest(line: string): DictRequest {
 }
 
 /** What a lookup handler answers: a value, not found, or failure (Dovecot then reports a temporary error). */
-export type LookupResult = { found: true; value: string } | { found: false } | "fail";
+export type LookupResult = { found: true; value: string; line?: string } | { found: false } | "fail";
 
 export const NOT_FOUND: LookupResult = { found: false };
 export const found = (value: string): LookupResult => ({ found: true, value });
+/** A found result with its reply line made once, for a result that answers many lookups (doveauth's kept ones). */
+export const foundReusable = (value: string): LookupResult => ({
+  found: true,
+  value,
+  line: `O${escapeField(value)}\n`,
+});
 
 /** The reply line (with LF) for a lookup result: `O<value>`, `N` or `F`. */
 export function formatLookupReply(result: LookupResult): string {
   if (result === "fail") return "F\n";
-  return result.found ? `O${escapeField(result.value)}\n` : "N\n";
+  if (!result.found) return "N\n";
+  return result.line ?? `O${escapeField(result.value)}\n`;
 }
 
 /** Iterate rows then the empty end line that Dovecot waits for ("If we don't return empty line Dovecot will timeout"). */

@@ -14,16 +14,10 @@ import { METRICS, type RefusalReason, type RelayMetrics } from "../metrics/relay
 import type { Service } from "../service";
 import { CreationLimiter } from "./creationlimit";
 import { boundedHasher, HashQueueFullError, type PasswordHasher } from "./hasher";
+import { AccountRecords } from "./records";
 import { creationCheck } from "./rules";
 import { resourceCheck, type LimitsConfig, type Shortage } from "./syslimits";
-import {
-  accountFor,
-  InvalidAddressError,
-  listAddresses,
-  readPasswordHash,
-  setPassword,
-  userdbRecord,
-} from "./user";
+import { accountFor, InvalidAddressError, listAddresses, setPassword, userdbRecord } from "./user";
 
 /** How long one reading of load, memory and free disk decides about account creation. */
 export const RESOURCE_CHECK_MS = 1000;
@@ -36,7 +30,7 @@ export interface DoveauthOptions {
   socketMode?: number;
   /** uid/gid Dovecot runs mail processes as (default vmail; the Dovecot test uses nobody's number). */
   mailUser?: string;
-  /** The clock of the creation limits, in ms (tests). */
+  /** The clock of the creation limits and of the kept answers (records.ts), in ms (tests). */
   now?: () => number;
   /** The metrics to move (default: the process's own). */
   metrics?: RelayMetrics;
@@ -142,6 +136,7 @@ export class Doveauth {
   private readonly resources: ResourceCheck;
   private readonly limiter: CreationLimiter;
   private readonly metrics: RelayMetrics;
+  private readonly records: AccountRecords;
   private readonly loginOk: { inc(): void };
   private readonly loginFailed: { inc(): void };
   /**
@@ -162,12 +157,13 @@ export class Doveauth {
     this.resources = new ResourceCheck(config, this.log);
     this.limiter = new CreationLimiter(config, opts.now);
     this.metrics = opts.metrics ?? METRICS;
+    this.records = new AccountRecords(config.mailboxesDir, opts.mailUser, this.log, opts.now);
     this.loginOk = this.metrics.logins.handle({ result: "ok" });
     this.loginFailed = this.metrics.logins.handle({ result: "failed" });
   }
 
   async lookupUserdb(addr: string): Promise<Record<string, string> | undefined> {
-    return this.existingRecord(addr);
+    return this.records.get(addr)?.record;
   }
 
   /**
@@ -179,7 +175,7 @@ export class Doveauth {
     password: string,
     client?: string,
   ): Promise<Record<string, string> | undefined> {
-    return this.existingRecord(addr) ?? this.createOnce(addr, password, client);
+    return this.records.get(addr)?.record ?? this.createOnce(addr, password, client);
   }
 
   /** The dict lookup handler: parses the key and formats the reply (synchronous unless it creates). */
@@ -196,21 +192,21 @@ export class Doveauth {
     }
     if (!lookup) return "fail";
     const passdb = lookup.type === "passdb";
-    const answer = (result: LookupResult): LookupResult => this.counted(passdb, result);
     // Only our own domain has accounts here; anything else is simply unknown.
-    if (!lookup.user.endsWith(this.domainSuffix)) return answer(NOT_FOUND);
+    if (!lookup.user.endsWith(this.domainSuffix)) return this.counted(passdb, NOT_FOUND);
     try {
-      const record = this.existingRecord(lookup.user);
+      const existing = this.records.get(lookup.user);
+      if (existing) return this.counted(passdb, existing.reply);
       // Only a passdb lookup of an address without account goes on to creation, which is asynchronous.
-      if (record || lookup.type === "userdb") return answer(recordReply(record));
+      if (lookup.type === "userdb") return NOT_FOUND;
       return this.createOnce(lookup.user, lookup.password, lookup.client).then(
-        (created) => answer(recordReply(created)),
-        (err) => answer(this.failure(err)),
+        (created) => this.counted(true, recordReply(created)),
+        (err) => this.counted(true, this.failure(err)),
       );
     } catch (err) {
       // An address that names no mailbox: for a passdb lookup, a creation refused as invalid.
       if (passdb && err instanceof InvalidAddressError) this.refused("invalid");
-      return answer(this.failure(err));
+      return this.counted(passdb, this.failure(err));
     }
   }
 
@@ -230,13 +226,6 @@ export class Doveauth {
 
   listUsers(): Promise<string[]> {
     return listAddresses(this.config.mailboxesDir);
-  }
-
-  /** The account's record, read synchronously (the login hot path). */
-  private existingRecord(addr: string): Record<string, string> | undefined {
-    const account = accountFor(this.config.mailboxesDir, addr);
-    const hash = readPasswordHash(account, this.log);
-    return hash === undefined ? undefined : userdbRecord(account, hash, this.opts.mailUser);
   }
 
   /** Joins the creation of `addr` under way, or starts one; call only when the account does not exist. */

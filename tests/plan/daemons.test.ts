@@ -14,7 +14,7 @@ describe("daemons part", () => {
     const noTurn = text(planFor({ turn_server: "false" }), "/etc/systemd/system/chatmaild.service");
     expect(noTurn).toContain(`ExecStart=${run} ${SERVICES.join(" ")}\n`);
     expect(noTurn).not.toContain("LoadCredential");
-    expect(chatmaild).toContain("--max-semi-space-size=2");
+    expect(chatmaild).toContain("--max-semi-space-size=3");
     expect(chatmaild).toContain("RuntimeDirectory=doveauth chatmail-metadata chatmail-lastlogin\n");
     expect(chatmaild).toContain("User=vmail\n");
     expect(plan.units.some((u) => u.id === "file:/etc/systemd/system/filtermail.service")).toBe(false);
