@@ -25,8 +25,9 @@ export type DictRequest =
 /** Commands whose sender waits for a reply line; an error there still gets a reply (`F`) so Dovecot never hangs. */
 export const COMMANDS_WITH_REPLY = new Set(["L", "I", "C"]);
 
-const UNESCAPES: Record<string, string> = { "0": "\0", "1": "\u0001", t: "\t", r: "\r", l: "\n" };
-const ESCAPES: Record<string, string> = { "\0": "0", "\u0001": "1", "\t": "t", "\r": "r", "\n": "l" };
+// Dovecot's lib/strescape.c: \001 then 0, 1, t, r or n (LF is `n`, as Dovecot's own test-strescape.c checks).
+const UNESCAPES: Record<string, string> = { "0": "\0", "1": "\u0001", t: "\t", r: "\r", n: "\n" };
+const ESCAPES: Record<string, string> = { "\0": "0", "\u0001": "1", "\t": "t", "\r": "r", "\n": "n" };
 
 /** Undoes Dovecot's \001 tab-escaping of one field. */
 export function unescapeField(field: string): string {

@@ -50,7 +50,7 @@ describe("parseRequest", () => {
   });
 
   it("undoes Dovecot's \\001 escapes in every field", () => {
-    expect(unescapeField("a\u0001tb\u0001lc\u0001rd\u00011e\u00010")).toBe("a\tb\nc\rd\u0001e\0");
+    expect(unescapeField("a\u0001tb\u0001nc\u0001rd\u00011e\u00010")).toBe("a\tb\nc\rd\u0001e\0");
     expect(parseRequest('Lshared/passdb/pw\u0001tx"u@x\tu@x')).toMatchObject({
       key: 'shared/passdb/pw\tx"u@x',
     });
@@ -80,8 +80,8 @@ describe("reply formatting", () => {
   });
 
   it("escapes values so that a reply stays one line", () => {
-    expect(escapeField("a\tb\nc")).toBe("a\u0001tb\u0001lc");
-    expect(formatLookupReply(found("x\ny"))).toBe("Ox\u0001ly\n");
+    expect(escapeField("a\tb\nc")).toBe("a\u0001tb\u0001nc");
+    expect(formatLookupReply(found("x\ny"))).toBe("Ox\u0001ny\n");
   });
 
   it("ends iterate output with an empty line", () => {
