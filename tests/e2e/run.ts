@@ -27,6 +27,12 @@ const log = (s: string) => process.stdout.write(`[e2e] ${s}\n`);
 export async function main(opts: TestbedOptions = {}): Promise<number> {
   if (process.getuid?.() !== 0)
     throw new Error("the e2e testbed needs root (network namespaces, nspawn, mounts)");
+  // Refused before anything boots: a filter that matches nothing would pass with "0 passed, 0 failed".
+  const groups = opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE;
+  if (groups.length === 0)
+    throw new Error(
+      `--only ${JSON.stringify(opts.only)} matches no suite group; use text from one of: ${SUITE.map(([g]) => g).join(", ")}`,
+    );
   const testbed = startTestbedRun("cme2e-", log);
   const { runDir, cleanup, time, timed, keep } = testbed;
   try {
@@ -77,14 +83,7 @@ export async function main(opts: TestbedOptions = {}): Promise<number> {
       time,
       prometheus,
     };
-    const outcome = await timed("suite", () =>
-      runSuite(
-        opts.only ? SUITE.filter(([group]) => group.includes(opts.only!)) : SUITE,
-        ctx,
-        log,
-        metricsHooks(prometheus),
-      ),
-    );
+    const outcome = await timed("suite", () => runSuite(groups, ctx, log, metricsHooks(prometheus)));
     writeFileSync(join(runDir, "pulumi-transcript.txt"), ctx.transcript());
     if (outcome.failed > 0) keep();
     if (opts.hold) {
