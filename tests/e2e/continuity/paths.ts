@@ -246,6 +246,9 @@ export function continuityPaths(env: ContinuityEnv) {
   ];
 
   const backupFile = join(env.runDir, "relay.backup");
+  /** `npm run restore` of the backup onto the stack's server, or the one `extra` names. */
+  const restoreBackup = (extra: string[]) =>
+    tool("restore", [...stackArgs, "--in", backupFile, "--key-file", keyFile, ...extra]);
   const backupTests: E2eTest[] = [
     {
       name: "backup: npm run backup writes an encrypted archive that shows no key, hash or message",
@@ -301,17 +304,7 @@ export function continuityPaths(env: ContinuityEnv) {
         const c = await env.bootServer();
         await trust([c]);
         await timedPath("restore onto C and pulumi up (boot of C excluded)", async () => {
-          await tool("restore", [
-            ...stackArgs,
-            "--in",
-            backupFile,
-            "--key-file",
-            keyFile,
-            "--host",
-            c.netns.containerAddr,
-            "--ssh-key",
-            c.target.keyPath,
-          ]);
+          await restoreBackup(["--host", c.netns.containerAddr, "--ssh-key", c.target.keyPath]);
           relay.holder = c;
           relay.config = (await env.deployTo(c)).config;
         });
@@ -342,15 +335,7 @@ export function continuityPaths(env: ContinuityEnv) {
             await env.deployTo(d, { dkimPrivateKey: key, acceptMail: false });
             relay.holder = d;
             // The server is deployed: accounts and mailboxes only (its keys were read back already).
-            await tool("restore", [
-              ...stackArgs,
-              "--in",
-              backupFile,
-              "--key-file",
-              keyFile,
-              "--parts",
-              "accounts,mailboxes",
-            ]);
+            await restoreBackup(["--parts", "accounts,mailboxes"]);
             relay.config = (await env.deployTo(d, { dkimPrivateKey: key, acceptMail: true })).config;
             return key;
           },
