@@ -4,6 +4,7 @@
 // are refused. Then TURN is switched off and on again: coturn stops, iroh-relay takes STUN back, the turn entry
 // is gone, and the switch back restores everything.
 import { PATHS, turnRelayRange } from "../../../core/plan/facts";
+import { STUN_PORT } from "../../../core/server";
 import { turnCredentials, TURN_CREDENTIAL_LIFETIME_S } from "../../../daemons/metadata/turn";
 import { allocate, stunBinding, type TurnServer } from "../../../tools/check/turn";
 import { waitFor } from "../proc";
@@ -29,6 +30,11 @@ function ours(ctx: SuiteContext, servers: IceServer[]): IceServer | undefined {
   );
 }
 
+/** The deployed relay's coturn over UDP, as clients reach it. */
+function relayTurn(ctx: SuiteContext): TurnServer {
+  return { host: ctx.addr, port: STUN_PORT, transport: "udp" };
+}
+
 async function turnEntry(ctx: SuiteContext): Promise<string> {
   const account = newCredentials(ctx);
   const imap = await rawImap(ctx);
@@ -46,7 +52,7 @@ export const turn: E2eTest[] = [
     needs: NEEDS,
     run: (ctx) =>
       withCore(ctx, async (core) => {
-        const udp: TurnServer = { host: ctx.addr, port: 3478, transport: "udp" };
+        const udp = relayTurn(ctx);
         const range = turnRelayRange(ctx.first.config);
         for (const name of ["alice", "bob"]) {
           const profile = await core.profile(await onboardingLink(ctx));
@@ -87,7 +93,7 @@ export const turn: E2eTest[] = [
     name: "credentials made with the server's secret but expired are refused, and the secret stays root-only and out of every log",
     needs: NEEDS,
     async run(ctx) {
-      const udp: TurnServer = { host: ctx.addr, port: 3478, transport: "udp" };
+      const udp = relayTurn(ctx);
       if ((await ctx.ssh.out(`stat -c '%U %a' ${PATHS.turnSecret}`)).trim() !== "root 600")
         throw new Error(`${PATHS.turnSecret} is not root-only`);
       // Only this test reads the secret, over root SSH, to make credentials that expired an hour ago.
@@ -109,7 +115,7 @@ export const turn: E2eTest[] = [
     name: "turnServer false stops coturn, gives STUN back to iroh-relay and drops the turn entry; true again restores them",
     needs: NEEDS,
     async run(ctx) {
-      const udp: TurnServer = { host: ctx.addr, port: 3478, transport: "udp" };
+      const udp = relayTurn(ctx);
       await ctx.deploy({ turnServer: false });
       const active = (await ctx.ssh.out("systemctl is-active coturn.service || true")).trim();
       if (active !== "inactive") throw new Error(`coturn.service is ${active} with turnServer false`);
