@@ -10,7 +10,7 @@ import { memoryLogger } from "../../daemons/dictproxy/log";
 import { startMetrics, type MetricsService } from "../../daemons/metrics";
 import { combos, CONTENT_TYPE, escapeHelp, escapeLabelValue, Registry } from "../../daemons/metrics/registry";
 import { relayMetrics, REFUSAL_REASONS } from "../../daemons/metrics/relay";
-import { parseFacts, readShowq } from "../../daemons/metrics/system";
+import { parseFacts, readShowq, runLines } from "../../daemons/metrics/system";
 import { VERDICT_RULES } from "../../daemons/filtermail/verdict";
 import { DOMAIN, tempRelay, type TempRelay } from "./helpers";
 
@@ -291,6 +291,21 @@ describe("the gauges read from the server", () => {
     cleanups.push(() => new Promise((r) => short.close(r)));
     await expect(readShowq(cut)).rejects.toThrow(/closed before the end/);
     await expect(readShowq(join(relay.dir, "none"))).rejects.toThrow(/Postfix is not running \(ENOENT/);
+  });
+
+  it("hands a command's output over line by line, a last line without LF included", async () => {
+    const relay = tempRelay();
+    relays.push(relay);
+    // Lines split across writes, an empty line, and a last line without LF.
+    const cmd = script(
+      relay,
+      "lines",
+      "printf 'one\\ntw'; sleep 0.05; printf 'o\\n\\nthree'; echo oops >&2; exit 3",
+    );
+    const lines: string[] = [];
+    const result = await runLines([cmd], (line) => lines.push(line));
+    expect(lines).toEqual(["one", "two", "", "three"]);
+    expect(result).toEqual({ code: 3, stderr: "oops" });
   });
 
   it("reports each unit of the facts file as active (1) or not (0) from systemctl is-active", async () => {

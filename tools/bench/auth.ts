@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuMs, NODE_FLAGS, startChatmaild } from "./chatmaild";
+import { pbkdf2Hash } from "../../daemons/doveauth/pbkdf2";
+import { MAX_KEPT_ACCOUNTS } from "../../daemons/doveauth/records";
+import { accountFor, setPassword } from "../../daemons/doveauth/user";
 import { DictConn, newLocalPart, passdb } from "./dictclient";
 import { platformSha512Crypt, startConstantDict, startDoNothing, type Reference } from "./reference";
 import { median, percentile, summary } from "./stats";
@@ -19,6 +22,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROUND_MS = Number(process.env.BENCH_RUN_MS ?? 1500);
 const LOOKUP_CONNECTIONS = [1, 16, 64];
 const ACCOUNTS = 64;
+/**
+ * The row beyond the kept answers (daemons/doveauth/records.ts): twice as many accounts as are kept, each
+ * connection walking its own share, so every lookup reads the password file.
+ */
+const COLD_ACCOUNTS = 2 * MAX_KEPT_ACCOUNTS;
+const COLD_CONNECTIONS = 16;
 const CREATE_CONNECTIONS = 16;
 const CREATIONS_PER_CONNECTION = 10;
 /** Lookups measured while creations run at full rate, next to the creating connections. */
@@ -124,16 +133,35 @@ export async function run(): Promise<void> {
     const lookup = (ci: number, i: number) => passdb(users[(ci * 7 + i) % users.length], PASSWORD);
     const found = (reply: string) => reply[0] === "O";
 
+    // Written straight to disk with one hash: these accounts are only looked up, never created by a login.
+    const coldUsers = Array.from({ length: COLD_ACCOUNTS }, () => `${newLocalPart("k")}@${DOMAIN}`);
+    const coldHash = await pbkdf2Hash(PASSWORD);
+    for (const u of coldUsers) setPassword(accountFor(join(dir, "vmail"), u), coldHash);
+    const coldLookup = (ci: number, i: number) =>
+      passdb(coldUsers[(i * COLD_CONNECTIONS + ci) % coldUsers.length], PASSWORD);
+
     // Connections stay open over the rounds, as Dovecot's auth processes keep theirs.
-    const lookupRows: Array<{ row: Row; target: Target; conns: DictConn[] }> = [];
+    type LookupRow = { row: Row; target: Target; conns: DictConn[]; line: typeof lookup };
+    const lookupRows: LookupRow[] = [];
     for (const n of LOOKUP_CONNECTIONS)
       for (const target of targets)
         lookupRows.push({
           row: new Row("passdb lookup, existing account", target.name, n),
           target,
           conns: await DictConn.openMany(target.socket, n),
+          line: lookup,
         });
-    for (const { target, conns } of lookupRows) await drive(target.pid, conns, 300, lookup, found); // JIT warm-up
+    lookupRows.push({
+      row: new Row(
+        `passdb lookup, ${COLD_ACCOUNTS} accounts, more than are kept`,
+        targets[0].name,
+        COLD_CONNECTIONS,
+      ),
+      target: targets[0],
+      conns: await DictConn.openMany(daemons.socket, COLD_CONNECTIONS),
+      line: coldLookup,
+    });
+    for (const { target, conns, line } of lookupRows) await drive(target.pid, conns, 300, line, found); // JIT warm-up
 
     const creations = new Row("account creation (first login)", "chatmaild (doveauth)", CREATE_CONNECTIONS);
     const mixedLookups = new Row(
@@ -150,8 +178,8 @@ export async function run(): Promise<void> {
     const mixedConns = await DictConn.openMany(daemons.socket, LOOKUPS_DURING_CREATIONS);
 
     for (let round = 0; round < ROUNDS; round++) {
-      for (const { row, target, conns } of lookupRows)
-        row.samples.push(await drive(target.pid, conns, ROUND_MS, lookup, found));
+      for (const { row, target, conns, line } of lookupRows)
+        row.samples.push(await drive(target.pid, conns, ROUND_MS, line, found));
       creations.samples.push(await create(daemons.pid, createConns, CREATIONS_PER_CONNECTION));
       let stop = false;
       let made = 0;
