@@ -1,13 +1,13 @@
-// Hashing for account creation with a bounded queue. The hashes run in libuv's thread pool (pbkdf2.ts), so a
-// burst of first logins never blocks lookups of existing accounts on the main thread; the bound keeps such a
-// burst from piling up work and memory without end: beyond it, creation answers "try later".
-import { availableParallelism } from "node:os";
+// Hashing for account creation with a bounded queue. The default hash (pbkdf2.ts) runs on the main thread in short
+// slices, four passwords at a time (pbkdf2lanes.ts), so a burst of first logins neither blocks lookups of existing
+// accounts for long nor takes a second core from them; the bound keeps such a burst from piling up work and
+// memory without end: beyond it, creation answers "try later".
 import { pbkdf2Hash } from "./pbkdf2";
 
 /**
- * Hashes in flight at most. libuv runs 4 at a time (UV_THREADPOOL_SIZE) at ~1 ms each, so a full queue is ~64 ms
- * of work, and each waiting hash holds only its password; a client refused here retries its login. The creation
- * limits (creationlimit.ts) keep bursts below this with the default options.
+ * Hashes queued at most. At ~0.4 ms of CPU each in a burst, a full queue is ~100 ms of work, and each waiting
+ * hash holds only its password; a client refused here retries its login. The creation limits (creationlimit.ts)
+ * keep bursts below this with the default options.
  */
 export const MAX_PENDING_HASHES = 256;
 
@@ -20,16 +20,14 @@ export interface PasswordHasher {
 }
 
 /**
- * Hashes running at once: one core stays free for the main thread. libuv would run 4 at a time on its thread
- * pool; on a 2-core server that starved the lookups of existing accounts (bench: lookup p99 17 ms during a burst
- * of creations, 3.6 ms with one hash at a time) without creating accounts any faster.
+ * `concurrency` limits the calls of `hash` running at once, for a hash that runs elsewhere in parallel (threads
+ * of its own). The default hash needs no limit: it queues the passwords itself and runs one slice at a time, and
+ * it needs them all at once to fill its four lanes.
  */
-export const HASH_CONCURRENCY = Math.max(1, availableParallelism() - 1);
-
 export function boundedHasher(
   maxPending = MAX_PENDING_HASHES,
   hash: (password: string) => Promise<string> = pbkdf2Hash,
-  concurrency = HASH_CONCURRENCY,
+  concurrency = Number.POSITIVE_INFINITY,
 ): PasswordHasher {
   let pending = 0;
   let running = 0;

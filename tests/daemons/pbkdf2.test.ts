@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { newSalt, pbkdf2Hash } from "../../daemons/doveauth/pbkdf2";
+import { newSalt, opensslPbkdf2Key, pbkdf2Hash } from "../../daemons/doveauth/pbkdf2";
 
 const DOVEADM = "/usr/bin/doveadm";
 
@@ -10,6 +10,15 @@ describe("pbkdf2Hash", () => {
     expect(await pbkdf2Hash("secret", "fKGxbNE/4Rk56YNB")).toBe(
       "{PBKDF2}$1$fKGxbNE/4Rk56YNB$5000$e8326d6c31aa7cd1cb278218331e8957f132f587",
     );
+  });
+
+  it("falls back to node:crypto's key where WebAssembly SIMD is missing: the same stored form", async () => {
+    for (const password of ["secret", "", "ünïcode pässwörd", "y".repeat(100)]) {
+      const salt = newSalt();
+      const hash = await pbkdf2Hash(password, salt);
+      const key = await opensslPbkdf2Key(password, salt, 5000);
+      expect(hash).toBe(`{PBKDF2}$1$${salt}$5000$${key.toString("hex")}`);
+    }
   });
 
   it("makes 16-character salts from the crypt alphabet, different every time", () => {

@@ -202,6 +202,15 @@ export async function run(): Promise<void> {
         ok: Math.max(peak, hwm) <= PEAK_TARGET_MB,
         note: `${perSecond.toFixed(0)} msg/s, ${made} accounts created; VmHWM ${hwm.toFixed(1)}`,
       });
+      // What a relay that has worked sits at: code V8 optimised, OpenSSL and the compilers it paged in stay.
+      await sleep(IDLE_MS);
+      const after = memoryMb(d.pid);
+      rows.push({
+        what: `idle again, ${IDLE_MS / 1000} s after that load`,
+        mb: after.rss,
+        anon: after.anon,
+        limit: "-",
+      });
     });
 
     await withChatmaild(base, bundle, ini, async (d, idle) => {
