@@ -1,9 +1,8 @@
 // Addresses as the filter needs them: the one mailbox of a From header (what Python's parseaddr gave
 // upstream, but refusing lists and groups like the Rust filter), the mailbox an envelope address reaches
 // (normalizeAddress), and passthrough list matching.
-// Hand-written with the MIME parsing (mime.ts): only one From address is needed, from a header read in place
-// (the filter passes 2894 msg/s at 10 clients for 4 KB messages, measured with `npm run bench -- filtermail` on
-// 2 cores; docs/decisions.md, 'Hand-written protocol code').
+// Hand-written with the MIME parsing (mime.ts): only one From address is needed, from a header read in place,
+// once per message (docs/decisions.md, 'Hand-written protocol code'; figures in docs/daemons.md, 'Speed').
 
 /**
  * The address of a From header value with exactly one mailbox: `Name <a@b>`, `<a@b>`, `a@b (comment)`.
@@ -12,23 +11,31 @@
 export function parseFromHeader(value: string): string | undefined {
   const tokens = tokenize(value);
   if (!tokens) return undefined;
-  if (tokens.some((t) => t.kind === "special" && (t.text === "," || t.text === ":" || t.text === ";"))) {
-    return undefined;
+  let open = -1;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t.kind !== "special") continue;
+    if (t.text === "," || t.text === ":" || t.text === ";") return undefined;
+    if (open < 0 && t.text === "<") open = i;
   }
-  const open = tokens.findIndex((t) => t.kind === "special" && t.text === "<");
-  let addrTokens: Token[];
+  let from = 0;
+  let to = tokens.length;
   if (open >= 0) {
-    const close = tokens.findIndex((t, i) => i > open && t.kind === "special" && t.text === ">");
-    if (close < 0 || tokens.slice(close + 1).some((t) => t.kind !== "space")) return undefined;
-    addrTokens = tokens.slice(open + 1, close);
-  } else {
-    addrTokens = tokens;
+    let close = open + 1;
+    while (close < tokens.length && !(tokens[close].kind === "special" && tokens[close].text === ">"))
+      close++;
+    if (close === tokens.length) return undefined;
+    for (let i = close + 1; i < tokens.length; i++) if (tokens[i].kind !== "space") return undefined;
+    from = open + 1;
+    to = close;
   }
-  const address = addrTokens
-    .filter((t) => t.kind !== "space")
-    .map((t) => (t.kind === "quoted" ? `"${t.text}"` : t.text))
-    .join("");
-  if (addrTokens.some((t) => t.kind === "special" && !"@.[]".includes(t.text))) return undefined;
+  let address = "";
+  for (let i = from; i < to; i++) {
+    const t = tokens[i];
+    if (t.kind === "space") continue;
+    if (t.kind === "special" && !"@.[]".includes(t.text)) return undefined;
+    address += t.kind === "quoted" ? `"${t.text}"` : t.text;
+  }
   const at = address.lastIndexOf("@");
   if (at <= 0 || at === address.length - 1) return undefined;
   return address;
@@ -41,52 +48,81 @@ function tokenize(value: string): Token[] | undefined {
   const tokens: Token[] = [];
   let i = 0;
   while (i < value.length) {
-    const c = value[i];
-    if (c === '"') {
+    const c = value.charCodeAt(i);
+    if (c === QUOTE) {
       let text = "";
-      i++;
+      let from = ++i; // start of the text not yet added to `text`
       for (;;) {
         if (i >= value.length) return undefined;
-        const q = value[i];
-        if (q === "\\" && i + 1 < value.length) {
-          text += value[i + 1];
+        const q = value.charCodeAt(i);
+        if (q === BACKSLASH && i + 1 < value.length) {
+          text += value.slice(from, i) + value[i + 1];
           i += 2;
-        } else if (q === '"') {
+          from = i;
+        } else if (q === QUOTE) {
+          text += value.slice(from, i);
           i++;
           break;
-        } else {
-          text += q;
-          i++;
-        }
+        } else i++;
       }
       tokens.push({ kind: "quoted", text });
-    } else if (c === "(") {
+    } else if (c === OPEN_PAREN) {
       let depth = 0;
       for (;;) {
         if (i >= value.length) return undefined;
-        const q = value[i];
-        if (q === "\\") i++;
-        else if (q === "(") depth++;
-        else if (q === ")" && --depth === 0) {
+        const q = value.charCodeAt(i);
+        if (q === BACKSLASH) i++;
+        else if (q === OPEN_PAREN) depth++;
+        else if (q === CLOSE_PAREN && --depth === 0) {
           i++;
           break;
         }
         i++;
       }
       tokens.push({ kind: "space", text: " " });
-    } else if (/\s/.test(c)) {
+    } else if (isSpace(c)) {
       i++;
       tokens.push({ kind: "space", text: " " });
-    } else if ("<>@,;:.[]\\".includes(c)) {
-      tokens.push({ kind: "special", text: c });
+    } else if (SPECIALS.includes(value[i])) {
+      tokens.push({ kind: "special", text: value[i] });
       i++;
     } else {
-      let text = "";
-      while (i < value.length && !/[\s"(<>@,;:.[\]\\]/.test(value[i])) text += value[i++];
-      tokens.push({ kind: "atom", text });
+      const from = i;
+      while (i < value.length && !endsAtom(value.charCodeAt(i))) i++;
+      tokens.push({ kind: "atom", text: value.slice(from, i) });
     }
   }
   return tokens;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_PAREN = 0x28;
+const CLOSE_PAREN = 0x29;
+const SPECIALS = "<>@,;:.[]\\";
+// The characters that end an atom besides white space: a quote, "(" and the specials.
+const ATOM_END = new Uint8Array(128);
+for (const ch of `"(${SPECIALS}`) ATOM_END[ch.charCodeAt(0)] = 1;
+
+function endsAtom(c: number): boolean {
+  return (c < 0x80 && ATOM_END[c] === 1) || isSpace(c);
+}
+
+/** What JavaScript's `\s` matches (the lexer once tested each character with it). */
+function isSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return (
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
+  );
 }
 
 // RFC 5321 4.1.2 Dot-string: atoms of atext joined by single dots (ASCII only: see normalizeAddress).

@@ -12,10 +12,11 @@ import type { Service } from "../service";
 import { reply } from "../smtp/reply";
 import { startSmtpServer, type Envelope } from "../smtp/server";
 import { normalizeAddress } from "./address";
+import { flushLog, logLine } from "./log";
 import { SendRateLimiter } from "./ratelimit";
 import { Reinjector } from "./reinject";
 import { REPLIES } from "./replies";
-import { decide, type Direction, type VerdictPolicy } from "./verdict";
+import { decide, VERDICT_RULES, type Direction, type VerdictPolicy } from "./verdict";
 
 export type FiltermailConfig = Pick<
   DaemonConfig,
@@ -81,7 +82,7 @@ export async function startFiltermail(
       `filtermail: direction ${JSON.stringify(direction)} is not allowed; use "outgoing" or "incoming"`,
     );
   }
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = opts.log ?? logLine;
   const outgoing = direction === "outgoing";
   const metrics = opts.metrics ?? METRICS;
   const now = opts.now ?? Date.now;
@@ -104,6 +105,17 @@ export async function startFiltermail(
     passthroughRecipients: config.passthroughRecipients,
     incomingCleartextAllowed: (addr) => incomingCleartextAllowed(config.mailboxesDir, addr),
   };
+
+  // One counter handle per rule, found once: building the series key per message is measurable here.
+  const counters = (verdict: "accepted" | "refused") =>
+    new Map(
+      VERDICT_RULES[direction][verdict].map((rule: string) => [
+        rule,
+        metrics.filterVerdicts.handle({ direction, verdict, rule }),
+      ]),
+    );
+  const acceptedCounters = counters("accepted");
+  const refusedCounters = counters("refused");
 
   const server = await startSmtpServer(
     {
@@ -132,11 +144,7 @@ export async function startFiltermail(
       async onData(envelope: Envelope, message: Buffer) {
         const verdict = decide(direction, envelope, message, policy);
         for (const line of verdict.log) log(line);
-        metrics.filterVerdicts.inc({
-          direction,
-          verdict: verdict.accept ? "accepted" : "refused",
-          rule: verdict.rule,
-        });
+        (verdict.accept ? acceptedCounters : refusedCounters).get(verdict.rule)?.inc();
         if (!verdict.accept) return verdict.reply;
         const result = await reinjector.send({
           mailFrom: verdict.mailFrom,
@@ -150,11 +158,13 @@ export async function startFiltermail(
     },
   );
   log(`filtermail ${direction}: entering serving loop on port ${server.port}`);
+  flushLog();
   return {
     port: server.port,
     async close() {
       await server.close();
       reinjector.close();
+      flushLog();
     },
   };
 }

@@ -4,10 +4,9 @@
 // checks depended on it (first header wins, default type text/plain, CRLF before a boundary belongs to it).
 // Hand-written rather than a MIME library: the checks need a few headers and the shape of at most two levels of
 // parts, never the decoded bodies and tree of strings that general MIME parsers build by copying the content.
-// Measured with `npm run bench -- filtermail` on 2 cores, the whole filter passes 2894 msg/s at 10 clients for
-// 4 KB messages (47 % of a bare SMTP sink's rate in the same run) and 1734 msg/s for 100 KB; a 28.9 MB message
-// raises its resident memory by about one copy (106 -> 135 MB). See docs/decisions.md, 'Hand-written protocol
-// code'.
+// The checks ask for a few headers several times, so each entity compares field names in place and parses its
+// Content-Type once (the verdict was half of the filter's JavaScript time before). Figures from
+// `npm run bench -- filtermail` in docs/daemons.md, 'Speed'; see docs/decisions.md, 'Hand-written protocol code'.
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -22,12 +21,18 @@ const MAX_HEADER_NAME_BYTES = 256;
 const MAX_HEADER_VALUE_BYTES = 256 * 1024;
 
 interface Field {
-  name: string;
+  /** The name's bytes: bytes[nameStart, valueStart - 1) (the colon ends it). */
+  nameStart: number;
   valueStart: number;
   end: number;
+  /** Continuation lines follow the first: the value holds line breaks to unfold. */
+  folded: boolean;
 }
 
 export class MimeEntity {
+  /** The parsed Content-Type, once asked for (every check asks, several times). */
+  private parsedContentType: ContentType | undefined;
+
   private constructor(
     private readonly bytes: Buffer,
     private readonly fields: Field[],
@@ -50,7 +55,9 @@ export class MimeEntity {
       }
       const first = bytes[pos];
       if ((first === SP || first === TAB) && fields.length > 0) {
-        fields[fields.length - 1].end = contentEnd; // folded continuation line
+        const last = fields[fields.length - 1];
+        last.end = contentEnd; // folded continuation line
+        last.folded = true;
         pos = lineEnd;
         continue;
       }
@@ -61,9 +68,10 @@ export class MimeEntity {
         break;
       }
       fields.push({
-        name: bytes.toString("latin1", pos, colon).toLowerCase(),
+        nameStart: pos,
         valueStart: colon + 1,
         end: contentEnd,
+        folded: false,
       });
       pos = lineEnd;
     }
@@ -76,12 +84,17 @@ export class MimeEntity {
    */
   header(name: string): string | undefined {
     const lower = name.toLowerCase();
-    const f = this.fields.find((x) => x.name === lower);
+    let f: Field | undefined;
+    for (const x of this.fields) {
+      if (this.named(x, lower)) {
+        f = x;
+        break;
+      }
+    }
     if (!f || f.end - f.valueStart > MAX_HEADER_VALUE_BYTES) return undefined;
-    return this.bytes
-      .toString("utf8", f.valueStart, f.end)
-      .replace(/\r?\n(?=[ \t])/g, "")
-      .trim();
+    const value = this.bytes.toString("utf8", f.valueStart, f.end);
+    // Only a folded field has line breaks to take out (each one is followed by a blank: see parse).
+    return (f.folded ? value.replace(/\r?\n(?=[ \t])/g, "") : value).trim();
   }
 
   hasHeader(name: string): boolean {
@@ -91,12 +104,34 @@ export class MimeEntity {
   /** How many fields of that name there are. */
   headerCount(name: string): number {
     const lower = name.toLowerCase();
-    return this.fields.filter((x) => x.name === lower).length;
+    let n = 0;
+    for (const f of this.fields) if (this.named(f, lower)) n++;
+    return n;
+  }
+
+  /**
+   * The field's name is `lower` (lower-case), ignoring ASCII case. Names are compared in place: they are
+   * printable ASCII (headerNameEnd), so no string is made for each field of every entity.
+   */
+  private named(f: Field, lower: string): boolean {
+    const length = f.valueStart - 1 - f.nameStart;
+    if (length !== lower.length) return false;
+    for (let i = 0; i < length; i++) {
+      const b = this.bytes[f.nameStart + i];
+      if ((b >= 0x41 && b <= 0x5a ? b + 0x20 : b) !== lower.charCodeAt(i)) return false;
+    }
+    return true;
+  }
+
+  /** The Content-Type header parsed (see parseContentType); the same object on every call, not to be changed. */
+  get contentTypeInfo(): ContentType {
+    this.parsedContentType ??= parseContentType(this.header("content-type"));
+    return this.parsedContentType;
   }
 
   /** Lower-cased "type/subtype"; "text/plain" when absent or invalid (RFC 2045 5.2). */
   get contentType(): string {
-    return parseContentType(this.header("content-type")).type;
+    return this.contentTypeInfo.type;
   }
 
   /**
@@ -104,7 +139,7 @@ export class MimeEntity {
    * entity is not multipart or its boundary never occurs (Python then treats the body as plain text).
    */
   multipart(): Multipart | undefined {
-    const ct = parseContentType(this.header("content-type"));
+    const ct = this.contentTypeInfo;
     if (!ct.type.startsWith("multipart/")) return undefined;
     const boundary = ct.params.get("boundary");
     if (!boundary) return undefined;
@@ -140,39 +175,43 @@ export function parseContentType(value: string | undefined): ContentType {
   const type = pieces[0].trim().toLowerCase();
   const seen = new Set<string>();
   let repeatedParam = false;
-  for (const piece of pieces.slice(1)) {
+  for (let p = 1; p < pieces.length; p++) {
+    const piece = pieces[p];
     const eq = piece.indexOf("=");
     if (eq <= 0) continue;
     const name = piece.slice(0, eq).trim().toLowerCase();
-    const baseName = name.replace(/\*.*$/, "");
+    const baseName = name.includes("*") ? name.replace(/\*.*$/, "") : name;
     if (seen.has(baseName)) repeatedParam = true;
     seen.add(baseName);
     let v = piece.slice(eq + 1).trim();
-    if (v.startsWith('"'))
-      v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1");
+    if (v.startsWith('"')) {
+      v = v.slice(1, v.endsWith('"') && v.length > 1 ? -1 : undefined);
+      if (v.includes("\\")) v = v.replace(/\\(.)/g, "$1");
+    }
     if (!params.has(name)) params.set(name, v);
   }
   return { type: /^[^\s/]+\/[^\s/]+$/.test(type) ? type : "text/plain", params, repeatedParam };
 }
 
-/** Splits at ";" outside quoted strings. */
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const SEMICOLON = 0x3b;
+
+/** Splits at ";" outside quoted strings (a backslash inside quotes escapes the next character). */
 function splitParams(value: string): string[] {
   const out: string[] = [];
-  let cur = "";
+  let start = 0;
   let quoted = false;
   for (let i = 0; i < value.length; i++) {
-    const c = value[i];
-    if (quoted && c === "\\" && i + 1 < value.length) {
-      cur += c + value[++i];
-      continue;
+    const c = value.charCodeAt(i);
+    if (quoted && c === BACKSLASH && i + 1 < value.length) i++;
+    else if (c === QUOTE) quoted = !quoted;
+    else if (c === SEMICOLON && !quoted) {
+      out.push(value.slice(start, i));
+      start = i + 1;
     }
-    if (c === '"') quoted = !quoted;
-    if (c === ";" && !quoted) {
-      out.push(cur);
-      cur = "";
-    } else cur += c;
   }
-  out.push(cur);
+  out.push(value.slice(start));
   return out;
 }
 

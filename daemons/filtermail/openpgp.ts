@@ -2,10 +2,9 @@
 // the armor frame, then the packet sequence (PKESK | SKESK)* SEIPD ending exactly at the end.) The base64 is
 // decoded in windows and the packets are walked as a stream, so a 30 MB payload needs no second 30 MB buffer.
 // Hand-written rather than an OpenPGP library: the filter never decrypts or touches keys, it only checks the
-// armor and the packet headers, and must do that without copying the message. Measured with
-// `npm run bench -- filtermail` on 2 cores, the whole filter passes 2894 msg/s at 10 clients for 4 KB messages
-// (47 % of a bare SMTP sink's rate in the same run) and 1734 msg/s for 100 KB; a 28.9 MB message raises its
-// resident memory by about one copy (106 -> 135 MB). See docs/decisions.md, 'Hand-written protocol code'.
+// armor and the packet headers, and must do that without copying the message. Decoding is most of the filter's
+// work on a large message; figures from `npm run bench -- filtermail` in docs/daemons.md, 'Speed'. See
+// docs/decisions.md, 'Hand-written protocol code'.
 
 const BEGIN = Buffer.from("-----BEGIN PGP MESSAGE-----\r\n");
 const END = Buffer.from("-----END PGP MESSAGE-----");
@@ -59,16 +58,25 @@ SEXTET[CR] = SKIP;
 SEXTET[LF] = SKIP;
 SEXTET[EQ] = PAD;
 
+// How a payload is decoded, strictly in the same way each (the tests compare them): up to WINDOW_CHARS natively in
+// one piece; longer ones laid out in lines as armor is, natively a window of lines at a time
+// (decodeStrictBase64Lines), so that neither a 30 MB string nor a 22 MB copy is made, and a 100 KB payload decodes
+// in half the time (its string and copy cost more than the decoding); anything else natively in one piece up to
+// NATIVE_MAX_CHARS, beyond that through a JS decoder with bounded memory (3-4 times slower).
+const WINDOW_CHARS = 16 * 1024;
+const NATIVE_MAX_CHARS = 1024 * 1024;
 // Decoded bytes handed to the packet walker per step by the streaming decoder.
 const OUT_CHUNK_BYTES = 48 * 1024;
-// Payloads up to this size are decoded natively in one piece (3-4 times faster here); larger ones are
-// streamed through a JS decoder so that a 30 MB message does not get a 30 MB string and a 22 MB copy.
-const NATIVE_MAX_CHARS = 1024 * 1024;
 const DASH = 0x2d;
 const UNDERSCORE = 0x5f;
 
 /** Strict base64 (see `decodeStrictBase64`) whose bytes form an encrypted OpenPGP message (`PacketWalker`). */
 export function checkBase64Packets(text: Buffer): boolean {
+  if (text.length > WINDOW_CHARS) {
+    const lineWalker = new PacketWalker();
+    const lines = decodeStrictBase64Lines(text, (bytes) => lineWalker.push(bytes));
+    if (lines !== undefined) return lines && lineWalker.end();
+  }
   const walker = new PacketWalker();
   if (text.length <= NATIVE_MAX_CHARS) {
     const bytes = decodeStrictBase64(text);
@@ -85,7 +93,6 @@ export function checkBase64Packets(text: Buffer): boolean {
  */
 export function decodeStrictBase64(text: Buffer): Buffer | undefined {
   if (text.indexOf(DASH) >= 0 || text.indexOf(UNDERSCORE) >= 0) return undefined;
-  const breaks = count(text, CR) + count(text, LF);
   let end = text.length;
   let pads = 0;
   while (end > 0) {
@@ -96,15 +103,90 @@ export function decodeStrictBase64(text: Buffer): Buffer | undefined {
       end--;
     } else break;
   }
-  const chars = text.length - breaks;
-  if (chars % 4 !== 0) return undefined;
-  const bytes = Buffer.from(text.toString("latin1"), "base64");
-  if (bytes.length !== (chars / 4) * 3 - pads) return undefined;
   if (pads > 0) {
     const last = SEXTET[text[end - 1]];
     if (last < 0 || (last & (pads === 2 ? 0x0f : 0x03)) !== 0) return undefined;
   }
-  return bytes;
+  const bytes = Buffer.from(text.toString("latin1"), "base64");
+  // Every character but the line breaks must have been decoded. Counting the breaks exactly takes a native search
+  // per line (about as long as decoding), so the regular layout OpenPGP writes is tried first: a count of line
+  // breaks that is too low can only make the expected length too high (each character the decoder skipped
+  // shortens its output, see above), so a match with it is a match with the exact count.
+  const fits = (breaks: number) => {
+    const chars = text.length - breaks;
+    return chars % 4 === 0 && bytes.length === (chars / 4) * 3 - pads;
+  };
+  if (fits(regularLineBreaks(text)) || fits(count(text, CR) + count(text, LF))) return bytes;
+  return undefined;
+}
+
+/**
+ * The CR and LF bytes of `text` where a regular layout puts them: lines of the first line's length, each ended like
+ * the first, then a shorter last line and line breaks at the very end. Only bytes seen to be CR or LF are counted,
+ * each once, so this is at most the true count, and equal to it for armor as OpenPGP implementations write it.
+ */
+export function regularLineBreaks(text: Buffer): number {
+  const n = text.length;
+  const first = text.indexOf(LF);
+  if (first < 0) return 0;
+  const crlf = first > 0 && text[first - 1] === CR;
+  const width = crlf ? first - 1 : first;
+  const breakLength = crlf ? 2 : 1;
+  let counted = 0;
+  let at = width; // where the next line break is expected
+  while (at + breakLength <= n && (crlf ? text[at] === CR && text[at + 1] === LF : text[at] === LF)) {
+    counted += breakLength;
+    at += width + breakLength;
+  }
+  const covered = at - width; // the bytes before this are all counted or inside lines
+  for (let end = n; end > covered && (text[end - 1] === CR || text[end - 1] === LF); end--) counted++;
+  return counted;
+}
+
+/**
+ * The same strict decoding for text laid out as armor is (RFC 9580 6.2): lines of one width, a multiple of 4, each
+ * ended the same way, then a shorter last line with the padding and line breaks at the end. The full lines are
+ * decoded natively a window of lines at a time into one buffer of the window's size, and each window must decode
+ * to exactly 3 bytes per 4 characters: a skipped or misplaced character (outside the alphabet, "=", a line break
+ * inside a line) makes it come out short. The rest, short, goes through decodeStrictBase64. The decoded bytes go to `sink`
+ * window by window (it must not keep them: the buffer is refilled for the next window). True or false as
+ * decodeStrictBase64Streaming; undefined, before anything was given to `sink` or at a window that did not decode
+ * exactly, when the text is not laid out like that: the caller then decodes it another way.
+ */
+export function decodeStrictBase64Lines(
+  text: Buffer,
+  sink: (bytes: Buffer) => boolean,
+  windowChars = WINDOW_CHARS,
+): boolean | undefined {
+  if (text.indexOf(DASH) >= 0 || text.indexOf(UNDERSCORE) >= 0) return false;
+  const first = text.indexOf(LF);
+  if (first < 0) return undefined;
+  const crlf = first > 0 && text[first - 1] === CR;
+  const width = crlf ? first - 1 : first;
+  if (width === 0 || width % 4 !== 0) return undefined;
+  const breakLength = crlf ? 2 : 1;
+  const stride = width + breakLength;
+  // The full lines: those whose line break is where the first line's width puts it.
+  let fullLines = 0;
+  for (let at = width; at + breakLength <= text.length; at += stride) {
+    if (crlf ? text[at] !== CR || text[at + 1] !== LF : text[at] !== LF) break;
+    fullLines++;
+  }
+  const linesPerWindow = Math.max(1, Math.floor(windowChars / stride));
+  const window = Buffer.allocUnsafe((Math.min(linesPerWindow, fullLines) * width * 3) / 4);
+  for (let line = 0; line < fullLines;) {
+    const lines = Math.min(linesPerWindow, fullLines - line);
+    const expected = (lines * width * 3) / 4;
+    const chars = text.toString("latin1", line * stride, (line + lines) * stride);
+    if (window.write(chars, 0, expected, "base64") !== expected) return undefined;
+    if (!sink(window.subarray(0, expected))) return false;
+    line += lines;
+  }
+  // The full lines decoded exactly, so the rest starts at a group of 4 and decides alone (its end is the text's).
+  const restText = text.subarray(fullLines * stride);
+  if (restText.length > windowChars + stride) return undefined; // not a last line: no such layout
+  const rest = decodeStrictBase64(restText);
+  return rest !== undefined && (rest.length === 0 || sink(rest));
 }
 
 function count(b: Buffer, byte: number): number {

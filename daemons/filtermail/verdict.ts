@@ -11,7 +11,7 @@ import {
   recipientMatchesPassthrough,
   sameMailbox,
 } from "./address";
-import { MimeEntity, parseContentType, trimAscii, type Multipart } from "./mime";
+import { MimeEntity, trimAscii, type Multipart } from "./mime";
 import { checkArmoredPayload } from "./openpgp";
 import { REPLIES, type Reply } from "./replies";
 
@@ -90,11 +90,6 @@ export function decide(
     : isSecureJoin(entity)
       ? "securejoin"
       : undefined;
-  // Cleartext that claims otherwise (multipart/encrypted, a Secure-Join header) failed on its framing.
-  const refusedAs =
-    entity.contentType === "multipart/encrypted" || entity.header("secure-join") !== undefined
-      ? "framing"
-      : "cleartext";
 
   if (direction === "outgoing") {
     if (!fromMatches)
@@ -117,7 +112,7 @@ export function decide(
       recipientMatchesPassthrough(r, policy.passthroughRecipients, policy.mailDomain);
     if (envelope.rcptTos.every(passthrough)) return accept("passthrough");
     log.push(LOG.rejected);
-    return { accept: false, reply: REPLIES.encryptionNeeded, log, rule: refusedAs };
+    return { accept: false, reply: REPLIES.encryptionNeeded, log, rule: refusalRule(entity) };
   }
 
   // Incoming: a From that does not match the envelope is not refused, but the mail is reinjected with the null
@@ -150,7 +145,14 @@ export function decide(
   };
   if (envelope.rcptTos.every(allowed)) return accept("cleartext_allowed");
   log.push(LOG.rejected);
-  return { accept: false, reply: REPLIES.encryptionNeeded, log, rule: refusedAs };
+  return { accept: false, reply: REPLIES.encryptionNeeded, log, rule: refusalRule(entity) };
+}
+
+/** Cleartext that claims otherwise (multipart/encrypted, a Secure-Join header) failed on its framing. */
+function refusalRule(entity: MimeEntity): RefuseRule {
+  return entity.contentType === "multipart/encrypted" || entity.header("secure-join") !== undefined
+    ? "framing"
+    : "cleartext";
 }
 
 /** RFC 3156 PGP/MIME with a real encrypted payload (upstream `check_encrypted`), and no text around it. */
@@ -194,8 +196,7 @@ const MULTIPART_ENCODINGS = ["7bit", "8bit", "binary"];
 /** The structural headers occur at most once, and the Content-Type names each parameter once. */
 function readsOneWay(entity: MimeEntity): boolean {
   return (
-    STRUCTURAL_HEADERS.every((name) => entity.headerCount(name) <= 1) &&
-    !parseContentType(entity.header("content-type")).repeatedParam
+    STRUCTURAL_HEADERS.every((name) => entity.headerCount(name) <= 1) && !entity.contentTypeInfo.repeatedParam
   );
 }
 

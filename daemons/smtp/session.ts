@@ -152,8 +152,11 @@ export class SmtpSession {
         this.onDataBytes(chunk);
         return;
       case Mode.Busy:
-        // Input is paused while busy; a chunk already on its way is kept for later.
+        // The client sent more before our answer (pipelining): keep it for later, and read nothing more until
+        // the answer is out. Pausing only here spares the common case, a client that waits, two stream state
+        // changes per message.
         this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+        this.socket.pause();
         return;
       case Mode.Command:
       case Mode.Chunk:
@@ -365,9 +368,8 @@ export class SmtpSession {
   private async finishMessage(message: DataReader | MessageParts): Promise<void> {
     this.mode = Mode.Busy;
     // The client waits for our answer now: no deadline for it while the downstream works, and its next
-    // commands stay unread until the answer is out.
+    // commands stay unread until the answer is out (onBytes pauses the socket if any arrive).
     this.deadline.stop();
-    this.socket.pause();
     const envelope = this.envelope as Envelope;
     this.envelope = undefined;
     let answer: Reply;

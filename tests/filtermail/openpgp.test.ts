@@ -5,8 +5,10 @@ import {
   checkArmoredPayload,
   checkBase64Packets,
   decodeStrictBase64,
+  decodeStrictBase64Lines,
   decodeStrictBase64Streaming,
   PacketWalker,
+  regularLineBreaks,
 } from "../../daemons/filtermail/openpgp";
 import { armor, packet, partialPacket } from "./pgp";
 
@@ -154,6 +156,74 @@ describe("strict base64", () => {
       expect(streamed(Buffer.from(text))).toBeUndefined();
     },
   );
+
+  // Armor-like text: base64 of `bytes` in lines of `width`, CRLF or LF, then one edit (or none) at a position:
+  // a character inserted, one replaced, or one deleted.
+  const EDITS = ["", "A", "=", "\r", "\n", "\r\n", "-", "_", "*", " ", "\u00ff", "delete"] as const;
+  const armorText = fc
+    .record({
+      bytes: fc.uint8Array({ maxLength: 200 }),
+      width: fc.constantFrom(4, 8, 12, 64, 76, 6, 10),
+      crlf: fc.boolean(),
+      trailing: fc.constantFrom("", "\r\n", "\n", "\r\n\r\n"),
+      edit: fc.constantFrom(...EDITS),
+      replace: fc.boolean(),
+      at: fc.nat(),
+    })
+    .map(({ bytes, width, crlf, trailing, edit, replace, at }) => {
+      const b64 = Buffer.from(bytes).toString("base64");
+      const lines = b64.match(new RegExp(`.{1,${width}}`, "g")) ?? [];
+      let text = lines.join(crlf ? "\r\n" : "\n") + (lines.length > 0 ? trailing : "");
+      if (edit !== "" && text.length > 0) {
+        const i = at % text.length;
+        const cut = edit === "delete" || replace ? i + 1 : i;
+        text = text.slice(0, i) + (edit === "delete" ? "" : edit) + text.slice(cut);
+      }
+      return Buffer.from(text, "latin1");
+    });
+
+  it("decodes armor-like text the same line by line, natively and streaming", () => {
+    fc.assert(
+      fc.property(armorText, fc.constantFrom(1, 20, 100, 16 * 1024), (text, windowChars) => {
+        const expected = streamed(text);
+        expect(decodeStrictBase64(text)).toEqual(expected);
+        const chunks: Buffer[] = [];
+        // Copied: the windows share one buffer.
+        const lines = decodeStrictBase64Lines(text, (c) => (chunks.push(Buffer.from(c)), true), windowChars);
+        // Undefined only hands the text to another decoder; otherwise the answer and the bytes are the same.
+        if (lines !== undefined) expect(lines ? Buffer.concat(chunks) : undefined).toEqual(expected);
+        const walker = new PacketWalker();
+        const streamedVerdict = expected !== undefined && walker.push(expected) && walker.end();
+        expect(checkBase64Packets(text)).toBe(streamedVerdict);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("decodes the armor of a real message line by line, never falling back", () => {
+    const text = Buffer.from(
+      Buffer.concat([packet(1, Buffer.alloc(60, 1)), packet(18, Buffer.alloc(100_000, 3))])
+        .toString("base64")
+        .match(/.{1,76}/g)!
+        .join("\r\n") + "\r\n",
+    );
+    const walker = new PacketWalker();
+    expect(decodeStrictBase64Lines(text, (c) => walker.push(c))).toBe(true);
+    expect(walker.end()).toBe(true);
+    expect(regularLineBreaks(text)).toBe(text.length - text.toString().replace(/\r\n/g, "").length);
+  });
+
+  it("counts line breaks at most as often as they occur", () => {
+    const char = fc.constantFrom(..."AB=\r\n".split(""));
+    fc.assert(
+      fc.property(fc.array(char, { maxLength: 60 }), (chars) => {
+        const text = Buffer.from(chars.join(""));
+        const exact = chars.filter((c) => c === "\r" || c === "\n").length;
+        expect(regularLineBreaks(text)).toBeLessThanOrEqual(exact);
+      }),
+      { numRuns: 5000 },
+    );
+  });
 
   it("checks payloads over the native size limit with the streaming decoder", () => {
     const big = Buffer.concat([packet(1, Buffer.alloc(60, 1)), packet(18, Buffer.alloc(2_000_000, 3))]);

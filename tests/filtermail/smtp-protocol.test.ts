@@ -60,6 +60,83 @@ describe("DataReader and stuffedSlices", () => {
   });
 });
 
+/**
+ * What any DATA section means (RFC 5321 4.5.2), read line by line: lines end with CRLF only; a line that is "."
+ * ends the data, a leading "." of any other line is dropped. The message and the bytes the section took, or
+ * undefined while the end marker has not come.
+ */
+function unstuffLineByLine(wire: Buffer): { message: Buffer; consumed: number } | undefined {
+  const out: Buffer[] = [];
+  let pos = 0;
+  for (;;) {
+    if (wire[pos] === 0x2e) {
+      if (wire[pos + 1] === 0x0d && wire[pos + 2] === 0x0a)
+        return { message: Buffer.concat(out), consumed: pos + 3 };
+      pos++;
+    }
+    const crlf = wire.indexOf("\r\n", pos);
+    if (crlf < 0) return undefined;
+    out.push(wire.subarray(pos, crlf + 2));
+    pos = crlf + 2;
+  }
+}
+
+describe("DataReader on any bytes", () => {
+  it("reads what a line-by-line reading reads, however the bytes are split", () => {
+    // Few kinds of bytes, so that dots, line starts and line ends meet in every way; some chunks are long, and
+    // full of dots that do not start a line (the reader then changes how it searches).
+    const bytes = fc
+      .array(fc.constantFrom(".", ".", "\r", "\n", "\r\n", "\r\n.", "a", "....a", "\r\n.\r\n"), {
+        maxLength: 80,
+      })
+      .map((a) => Buffer.from(a.join("")));
+    fc.assert(
+      fc.property(bytes, fc.integer({ min: 1, max: 200 }), (wire, chunkSize) => {
+        const expected = unstuffLineByLine(wire);
+        const r = new DataReader(1 << 30);
+        let got: { message: Buffer; consumed: number } | undefined;
+        for (let i = 0; i < wire.length && !got; i += chunkSize) {
+          const res = r.feed(wire.subarray(i, i + chunkSize));
+          if (res.done) got = { message: r.take(), consumed: i + res.consumed };
+        }
+        expect(got).toEqual(expected);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+});
+
+describe("DataReader on text full of dots", () => {
+  it("reads what a line-by-line reading reads when dots inside lines make it change how it searches", () => {
+    // Long chunks of lines with many dots each (more than the reader tolerates before it searches differently),
+    // with lines starting with a dot among them.
+    const line = fc.oneof(
+      fc.array(fc.constantFrom(".", "a.b", "..", "x", ". ."), { maxLength: 40 }).map((a) => a.join("")),
+      fc.constantFrom(".", "..", ".x.", ""),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(line, { maxLength: 60 }),
+        fc.integer({ min: 1, max: 4096 }),
+        (lines, chunkSize) => {
+          const message = Buffer.from(lines.map((l) => `${l}\r\n`).join(""));
+          const wire = Buffer.concat([...stuffedSlices(message), Buffer.from("NOOP\r\n")]);
+          const expected = unstuffLineByLine(wire);
+          expect(expected?.message.equals(message)).toBe(true);
+          const r = new DataReader(1 << 30);
+          let got: { message: Buffer; consumed: number } | undefined;
+          for (let i = 0; i < wire.length && !got; i += chunkSize) {
+            const res = r.feed(wire.subarray(i, i + chunkSize));
+            if (res.done) got = { message: r.take(), consumed: i + res.consumed };
+          }
+          expect(got).toEqual(expected);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
+
 describe("parsePathArgument", () => {
   it("reads the address and upper-cases parameter keywords", () => {
     const p = parsePathArgument("FROM:<a@b.c> BODY=8BITMIME SMTPUTF8", "FROM")!;

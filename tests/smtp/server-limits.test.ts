@@ -2,7 +2,7 @@
 // replies, and ones that trickle bytes to keep a session open. Real loopback sockets, small injected deadlines.
 import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { reply } from "../../daemons/smtp/reply";
+import { reply, type Reply } from "../../daemons/smtp/reply";
 import { startSmtpServer, type SmtpServer } from "../../daemons/smtp/server";
 import { RawClient } from "../filtermail/harness";
 
@@ -11,7 +11,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function server(deadlineMs = 60_000): Promise<SmtpServer> {
+async function server(
+  deadlineMs = 60_000,
+  onData: () => Promise<Reply> = async () => reply(250, "OK"),
+): Promise<SmtpServer> {
   const s = await startSmtpServer(
     {
       host: "127.0.0.1",
@@ -22,7 +25,7 @@ async function server(deadlineMs = 60_000): Promise<SmtpServer> {
       maxConnections: 10,
       log: () => undefined,
     },
-    { onMailFrom: () => undefined, onData: async () => reply(250, "OK") },
+    { onMailFrom: () => undefined, onData },
   );
   cleanups.push(() => s.close());
   return s;
@@ -82,6 +85,39 @@ describe("SMTP server: backpressure", () => {
     await closed;
     const noops = written / "NOOP\r\n".length;
     expect(received).toBe("220 limits\r\n".length + noops * "250 OK\r\n".length + "221 OK\r\n".length);
+  });
+});
+
+describe("SMTP server: input while a message is handed on", () => {
+  it("reads no more than it already had while the handler decides, then answers everything in order", async () => {
+    let decide!: (r: Reply) => void;
+    let deciding!: () => void;
+    const handedOn = new Promise<void>((r) => (deciding = r));
+    const s = await server(60_000, () => {
+      deciding();
+      return new Promise<Reply>((r) => (decide = r));
+    });
+    const socket = await connect(s.port);
+    let received = "";
+    socket.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    socket.write("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nmessage\r\n.\r\n");
+    await handedOn;
+    // The client pipelines on without waiting for the answer (Postfix never does). The server is busy with the
+    // message and must leave this in the kernel's buffers, not read it into its own memory.
+    const total = 64 << 20;
+    const { accepted, written } = await floodUntilStalled(socket, "NOOP\r\n", total, 1000);
+    expect(accepted).toBeLessThan(total / 4);
+    const closed = new Promise((r) => socket.once("close", r));
+    decide(reply(250, "queued"));
+    socket.write("QUIT\r\n");
+    await closed;
+    const noops = written / "NOOP\r\n".length;
+    expect(received).toBe(
+      "220 limits\r\n250-limits\r\n250-PIPELINING\r\n250-SIZE 1048576\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n" +
+        "250 CHUNKING\r\n250 OK\r\n250 OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n250 queued\r\n" +
+        "250 OK\r\n".repeat(noops) +
+        "221 OK\r\n",
+    );
   });
 });
 
