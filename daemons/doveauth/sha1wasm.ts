@@ -84,6 +84,11 @@ class Bytes {
   append(other: Bytes): void {
     for (let i = 0; i < other.length; i++) this.byte(other.buf[i]);
   }
+  /** local.get or local.set of local `index`. */
+  local(op: typeof OP.local_get | typeof OP.local_set, index: number): void {
+    this.byte(op);
+    this.uleb(index);
+  }
   /** `other` after its length: a function body or a section's payload. */
   sized(other: Bytes): void {
     this.uleb(other.length);
@@ -130,18 +135,12 @@ interface Arith {
 
 function scalarArith(): Arith {
   const code = new Bytes();
-  const get = (l: number) => {
-    code.byte(OP.local_get);
-    code.uleb(l);
-  };
+  const get = (l: number) => code.local(OP.local_get, l);
   return {
     type: I32,
     code,
     get,
-    set: (l) => {
-      code.byte(OP.local_set);
-      code.uleb(l);
-    },
+    set: (l) => code.local(OP.local_set, l),
     load: (off) => {
       code.op(OP.i32_const, 0, OP.i32_load, 2);
       code.uleb(off);
@@ -188,10 +187,7 @@ function scalarArith(): Arith {
  */
 function simdArith(table: Map<number, number>): Arith {
   const code = new Bytes();
-  const get = (l: number) => {
-    code.byte(OP.local_get);
-    code.uleb(l);
-  };
+  const get = (l: number) => code.local(OP.local_get, l);
   const load = (off: number) => {
     code.op(OP.i32_const, 0);
     code.simd(SIMD.v128_load);
@@ -202,10 +198,7 @@ function simdArith(table: Map<number, number>): Arith {
     type: V128,
     code,
     get,
-    set: (l) => {
-      code.byte(OP.local_set);
-      code.uleb(l);
-    },
+    set: (l) => code.local(OP.local_set, l),
     load,
     storeAddress: () => code.op(OP.i32_const, 0),
     store: (off) => {

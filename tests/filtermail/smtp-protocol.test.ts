@@ -81,6 +81,16 @@ function unstuffLineByLine(wire: Buffer): { message: Buffer; consumed: number } 
   }
 }
 
+/** Feeds `wire` to a DataReader `chunkSize` bytes at a time: the message and the bytes its end consumed. */
+function readInChunks(wire: Buffer, chunkSize: number): { message: Buffer; consumed: number } | undefined {
+  const r = new DataReader(1 << 30);
+  for (let i = 0; i < wire.length; i += chunkSize) {
+    const res = r.feed(wire.subarray(i, i + chunkSize));
+    if (res.done) return { message: r.take(), consumed: i + res.consumed };
+  }
+  return undefined;
+}
+
 describe("DataReader on any bytes", () => {
   it("reads what a line-by-line reading reads, however the bytes are split", () => {
     // Few kinds of bytes, so that dots, line starts and line ends meet in every way; some chunks are long, and
@@ -93,13 +103,7 @@ describe("DataReader on any bytes", () => {
     fc.assert(
       fc.property(bytes, fc.integer({ min: 1, max: 200 }), (wire, chunkSize) => {
         const expected = unstuffLineByLine(wire);
-        const r = new DataReader(1 << 30);
-        let got: { message: Buffer; consumed: number } | undefined;
-        for (let i = 0; i < wire.length && !got; i += chunkSize) {
-          const res = r.feed(wire.subarray(i, i + chunkSize));
-          if (res.done) got = { message: r.take(), consumed: i + res.consumed };
-        }
-        expect(got).toEqual(expected);
+        expect(readInChunks(wire, chunkSize)).toEqual(expected);
       }),
       { numRuns: 20_000 },
     );
@@ -123,13 +127,7 @@ describe("DataReader on text full of dots", () => {
           const wire = Buffer.concat([...stuffedSlices(message), Buffer.from("NOOP\r\n")]);
           const expected = unstuffLineByLine(wire);
           expect(expected?.message.equals(message)).toBe(true);
-          const r = new DataReader(1 << 30);
-          let got: { message: Buffer; consumed: number } | undefined;
-          for (let i = 0; i < wire.length && !got; i += chunkSize) {
-            const res = r.feed(wire.subarray(i, i + chunkSize));
-            if (res.done) got = { message: r.take(), consumed: i + res.consumed };
-          }
-          expect(got).toEqual(expected);
+          expect(readInChunks(wire, chunkSize)).toEqual(expected);
         },
       ),
       { numRuns: 3000 },
