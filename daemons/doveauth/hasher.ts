@@ -20,42 +20,20 @@ export interface PasswordHasher {
 }
 
 /**
- * `concurrency` limits the calls of `hash` running at once, for a hash that runs elsewhere in parallel (threads
- * of its own). The default hash needs no limit: it queues the passwords itself and runs one slice at a time, and
- * it needs them all at once to fill its four lanes.
+ * Bounds the hashes waiting at once. The default hash needs no limit on how many run: it queues the passwords
+ * itself, runs one slice at a time, and needs them all at once to fill its four lanes.
  */
 export function boundedHasher(
   maxPending = MAX_PENDING_HASHES,
   hash: (password: string) => Promise<string> = pbkdf2Hash,
-  concurrency = Number.POSITIVE_INFINITY,
 ): PasswordHasher {
   let pending = 0;
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  // A finished hash hands its slot straight to the next waiting one, so `running` never exceeds `concurrency`.
-  const acquire = (): Promise<void> => {
-    if (running < concurrency) {
-      running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => waiting.push(resolve));
-  };
-  const release = (): void => {
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
-  };
   return {
     async hash(password) {
       if (pending >= maxPending) throw new HashQueueFullError(`${pending} password hashes already queued`);
       pending++;
       try {
-        await acquire();
-        try {
-          return await hash(password);
-        } finally {
-          release();
-        }
+        return await hash(password);
       } finally {
         pending--;
       }
