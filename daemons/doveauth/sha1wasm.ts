@@ -9,7 +9,9 @@
 // messages are 20 bytes after a 64-byte key block, so every block is the 5 words of U, 0x80000000, zeros and
 // the bit length 672: the generator folds those constant words into the code (round constants included), and
 // drops the message-schedule terms that are zero. The same generator writes the v128 code and a plain i32 copy
-// for a lone password. Long because the little assembler and the code it generates only make sense together.
+// for a lone password. The bytes of the format come from ../wasm/assembler.ts.
+
+import { Bytes, EMPTY_BLOCK, EXPORT, I32, MODULE_HEADER, OP, SECTION, SIMD, V128 } from "../wasm/assembler";
 
 // Memory layout (bytes). Every "word" is 16 bytes: the same SHA-1 word of the 4 lanes, lane i at +4*i, as
 // native little-endian u32 (what a Uint32Array sees). The JavaScript side fills and reads lanes there.
@@ -27,84 +29,6 @@ export const STATE = 576;
 const CONSTANTS = 1024;
 /** Lanes per v128. */
 export const LANES = 4;
-
-// WebAssembly opcodes used here (https://webassembly.github.io/spec/core/binary/instructions.html); SIMD ones
-// follow the 0xfd prefix, as LEB128.
-// prettier-ignore
-const OP = {
-  block: 0x02, loop: 0x03, br: 0x0c, br_if: 0x0d, end: 0x0b, local_get: 0x20, local_set: 0x21,
-  i32_load: 0x28, i32_store: 0x36, i32_const: 0x41, i32_eqz: 0x45, i32_add: 0x6a, i32_sub: 0x6b, i32_and: 0x71,
-  i32_or: 0x72, i32_xor: 0x73, i32_rotl: 0x77, simd: 0xfd,
-} as const;
-// prettier-ignore
-const SIMD = {
-  v128_load: 0, v128_store: 11, v128_or: 80, v128_xor: 81, v128_bitselect: 82,
-  i32x4_shl: 171, i32x4_shr_u: 173, i32x4_add: 174,
-} as const;
-const I32 = 0x7f;
-const V128 = 0x7b;
-const EMPTY_BLOCK = 0x40;
-
-/**
- * A growing byte buffer the module is written into. Plain number arrays and spreads made assembling take ~25 ms
- * and left ~4 MiB of heap behind; this writes each byte once.
- */
-class Bytes {
-  private buf = new Uint8Array(4096);
-  length = 0;
-  byte(b: number): void {
-    if (this.length === this.buf.length) {
-      const bigger = new Uint8Array(this.buf.length * 2);
-      bigger.set(this.buf);
-      this.buf = bigger;
-    }
-    this.buf[this.length++] = b;
-  }
-  op(...bytes: number[]): void {
-    for (const b of bytes) this.byte(b);
-  }
-  uleb(n: number): void {
-    do {
-      let b = n & 0x7f;
-      n >>>= 7;
-      if (n !== 0) b |= 0x80;
-      this.byte(b);
-    } while (n !== 0);
-  }
-  /** Signed LEB128 of a 32-bit pattern. */
-  sleb32(v: number): void {
-    let n = v | 0;
-    for (;;) {
-      const b = n & 0x7f;
-      n >>= 7;
-      if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return this.byte(b);
-      this.byte(b | 0x80);
-    }
-  }
-  append(other: Bytes): void {
-    for (let i = 0; i < other.length; i++) this.byte(other.buf[i]);
-  }
-  /** local.get or local.set of local `index`. */
-  local(op: typeof OP.local_get | typeof OP.local_set, index: number): void {
-    this.byte(op);
-    this.uleb(index);
-  }
-  /** `other` after its length: a function body or a section's payload. */
-  sized(other: Bytes): void {
-    this.uleb(other.length);
-    this.append(other);
-  }
-  /** Consecutive SIMD instructions with no immediates. */
-  simd(...ops: number[]): void {
-    for (const o of ops) {
-      this.byte(OP.simd);
-      this.uleb(o);
-    }
-  }
-  bytes(): Uint8Array<ArrayBuffer> {
-    return this.buf.slice(0, this.length);
-  }
-}
 
 const rotl = (x: number, n: number): number => ((x << n) | (x >>> (32 - n))) >>> 0;
 
@@ -423,36 +347,29 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
     absorbFunction(simdArith(table)),
   ];
   const out = new Bytes();
-  out.op(0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00); // magic, version
-  const section = (id: number, write: (payload: Bytes) => void) => {
-    const payload = new Bytes();
-    write(payload);
-    out.byte(id);
-    out.sized(payload);
-  };
-  section(1, (p) => p.op(2, 0x60, 1, I32, 0, 0x60, 0, 0)); // types: 0 (i32) -> (), 1 () -> ()
-  section(3, (p) => p.op(3, 0, 0, 1)); // functions: iterate4, iterate1, absorb4
-  section(5, (p) => p.op(1, 0, 1)); // one memory of one page
-  section(7, (p) => {
+  out.op(...MODULE_HEADER);
+  out.section(SECTION.type, (p) => p.op(2, 0x60, 1, I32, 0, 0x60, 0, 0)); // 0: (i32) -> (), 1: () -> ()
+  out.section(SECTION.function, (p) => p.op(3, 0, 0, 1)); // iterate4, iterate1, absorb4
+  out.section(SECTION.memory, (p) => p.op(1, 0, 1)); // one memory of one page
+  out.section(SECTION.export, (p) => {
     const exports: Array<[string, number, number]> = [
-      ["memory", 2, 0],
-      ["iterate4", 0, 0],
-      ["iterate1", 0, 1],
-      ["absorb4", 0, 2],
+      ["memory", EXPORT.memory, 0],
+      ["iterate4", EXPORT.function, 0],
+      ["iterate1", EXPORT.function, 1],
+      ["absorb4", EXPORT.function, 2],
     ];
     p.uleb(exports.length);
     for (const [name, kind, index] of exports) {
-      p.uleb(name.length);
-      for (const c of Buffer.from(name, "ascii")) p.byte(c);
+      p.name(name);
       p.op(kind, index);
     }
   });
-  section(10, (p) => {
+  out.section(SECTION.code, (p) => {
     p.uleb(functions.length);
     for (const f of functions) p.sized(f);
   });
   // The constant table, each value in all four lanes: one active data segment at CONSTANTS.
-  section(11, (p) => {
+  out.section(SECTION.data, (p) => {
     p.op(1, 0, OP.i32_const);
     p.sleb32(CONSTANTS);
     p.byte(OP.end);

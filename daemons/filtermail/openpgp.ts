@@ -1,10 +1,14 @@
 // Is an ASCII-armored payload really an OpenPGP encrypted message? (docs/daemons.md, 'Encryption filter':
-// the armor frame, then the packet sequence (PKESK | SKESK)* SEIPD ending exactly at the end.) The base64 is
-// decoded in windows and the packets are walked as a stream, so a 30 MB payload needs no second 30 MB buffer.
-// Hand-written rather than an OpenPGP library: the filter never decrypts or touches keys, it only checks the
-// armor and the packet headers, and must do that without copying the message. Decoding is most of the filter's
-// work on a large message; figures from `npm run bench -- filtermail` in docs/daemons.md, 'Speed'. See
-// docs/decisions.md, 'Hand-written protocol code'.
+// the armor frame, then the packet sequence (PKESK | SKESK)* SEIPD ending exactly at the end.) Armor as clients
+// write it is not decoded at all: its lines are checked to be base64 (base64wasm.ts) and only the packet headers
+// are decoded, where the layout puts them (checkLaidOutBase64Packets). Anything else, or a runtime without
+// WebAssembly SIMD, is decoded in windows and the packets are walked as a stream, so a 30 MB payload needs no
+// second 30 MB buffer either way. Hand-written rather than an OpenPGP library: the filter never decrypts or
+// touches keys, it only checks the armor and the packet headers, and must do that without copying the message.
+// Figures from `npm run bench -- filtermail` in docs/daemons.md, 'Speed'. See docs/decisions.md, 'Hand-written
+// protocol code'.
+
+import { LINES_WINDOW, MIN_LINE_WIDTH, validBase64Lines } from "./base64wasm";
 
 const BEGIN = Buffer.from("-----BEGIN PGP MESSAGE-----\r\n");
 const END = Buffer.from("-----END PGP MESSAGE-----");
@@ -58,7 +62,8 @@ SEXTET[CR] = SKIP;
 SEXTET[LF] = SKIP;
 SEXTET[EQ] = PAD;
 
-// How a payload is decoded, strictly in the same way each (the tests compare them): up to WINDOW_CHARS natively in
+// How a payload is decoded when checkLaidOutBase64Packets cannot decide it, strictly in the same way each (the tests
+// compare them): up to WINDOW_CHARS natively in
 // one piece; longer ones laid out in lines as armor is, natively a window of lines at a time
 // (decodeStrictBase64Lines), so that neither a 30 MB string nor a 22 MB copy is made, and a 100 KB payload decodes
 // in half the time (its string and copy cost more than the decoding); anything else natively in one piece up to
@@ -72,6 +77,8 @@ const UNDERSCORE = 0x5f;
 
 /** Strict base64 (see `decodeStrictBase64`) whose bytes form an encrypted OpenPGP message (`PacketWalker`). */
 export function checkBase64Packets(text: Buffer): boolean {
+  const checked = checkLaidOutBase64Packets(text);
+  if (checked !== undefined) return checked;
   if (text.length > WINDOW_CHARS) {
     const lineWalker = new PacketWalker();
     const lines = decodeStrictBase64Lines(text, (bytes) => lineWalker.push(bytes));
@@ -83,6 +90,56 @@ export function checkBase64Packets(text: Buffer): boolean {
     return bytes !== undefined && walker.push(bytes) && walker.end();
   }
   return decodeStrictBase64Streaming(text, (chunk) => walker.push(chunk)) && walker.end();
+}
+
+/**
+ * The same check for text laid out as armor is (see `decodeStrictBase64Lines`) without decoding it: the full
+ * lines are checked to hold only alphabet characters (base64wasm.ts), the short rest is decoded, and the packet
+ * walker reads only the bytes of the packet headers, each decoded from its four characters where the layout puts
+ * them; it skips the packet bodies. Undefined when the text is not laid out like that, or without WebAssembly
+ * SIMD: the caller then decodes it.
+ */
+export function checkLaidOutBase64Packets(text: Buffer): boolean | undefined {
+  const first = text.indexOf(LF);
+  if (first < 0) return undefined;
+  const crlf = first > 0 && text[first - 1] === CR;
+  const width = crlf ? first - 1 : first;
+  const stride = width + (crlf ? 2 : 1);
+  if (width < MIN_LINE_WIDTH || width % 4 !== 0 || stride > LINES_WINDOW) return undefined;
+  const lines = validBase64Lines(text, width, crlf, Math.floor(text.length / stride));
+  if (lines === undefined) return undefined;
+  // After the full lines, only the last line and line breaks: anything longer is not this layout.
+  const restText = text.subarray(lines * stride);
+  if (restText.length > 2 * stride) return undefined;
+  // The full lines hold only alphabet characters, a multiple of 4, so the text is strict exactly when the rest is.
+  const rest = decodeStrictBase64(restText);
+  if (rest === undefined) return false;
+  const fullBytes = (lines * width * 3) / 4;
+  const total = fullBytes + rest.length;
+  const byteAt = (at: number): number => {
+    if (at >= fullBytes) return rest[at - fullBytes];
+    const group = Math.floor(at / 3);
+    const char = group * 4;
+    const line = Math.floor(char / width);
+    const p = line * stride + (char - line * width);
+    const bits =
+      (SEXTET[text[p]] << 18) |
+      (SEXTET[text[p + 1]] << 12) |
+      (SEXTET[text[p + 2]] << 6) |
+      SEXTET[text[p + 3]];
+    return (bits >> (16 - 8 * (at - group * 3))) & 0xff;
+  };
+  const walker = new PacketWalker();
+  let at = 0;
+  while (at < total) {
+    const body = walker.bodyLeft();
+    if (body > 0) {
+      const skip = Math.min(body, total - at);
+      walker.skip(skip);
+      at += skip;
+    } else if (!walker.step(byteAt(at++))) return false;
+  }
+  return walker.end();
 }
 
 /**
@@ -276,50 +333,62 @@ export class PacketWalker {
   push(bytes: Buffer): boolean {
     let i = 0;
     while (i < bytes.length) {
-      switch (this.state) {
-        case State.Failed:
-          return false;
-        case State.Body: {
-          const skip = Math.min(this.remaining, bytes.length - i);
-          this.remaining -= skip;
-          i += skip;
-          if (this.remaining === 0) this.bodyDone();
-          break;
-        }
-        case State.Tag: {
-          const b = bytes[i++];
-          // Another packet follows the previous one, which therefore must have been a session key packet.
-          if (this.packets > 0 && this.lastTag !== TAG_PKESK && this.lastTag !== TAG_SKESK)
-            return this.fail();
-          if ((b & 0x80) === 0) return this.fail();
-          this.packets++;
-          this.oldFormat = (b & 0x40) === 0;
-          this.lengthBytes = [];
-          if (this.oldFormat) {
-            this.tag = (b >> 2) & 0x0f;
-            const lengthType = b & 0x03;
-            if (lengthType === 3) return this.fail(); // indeterminate length: cannot end exactly
-            this.lengthNeeded = [1, 2, 4][lengthType];
-          } else {
-            this.tag = b & 0x3f;
-            this.lengthNeeded = 1;
-          }
-          this.state = State.Length;
-          break;
-        }
-        case State.Length: {
-          this.lengthBytes.push(bytes[i++]);
-          if (!this.oldFormat && this.lengthBytes.length === 1) {
-            const o = this.lengthBytes[0];
-            if (o >= 192 && o < 224) this.lengthNeeded = 2;
-            else if (o === 255) this.lengthNeeded = 5;
-          }
-          if (this.lengthBytes.length === this.lengthNeeded) this.lengthDone();
-          break;
-        }
-      }
+      if (this.state === State.Failed) return false;
+      if (this.state === State.Body) {
+        const skip = Math.min(this.remaining, bytes.length - i);
+        this.skip(skip);
+        i += skip;
+      } else if (!this.step(bytes[i++])) return false;
     }
     return this.state !== State.Failed;
+  }
+
+  /** Octets of the current packet body still to skip (0 outside a body). */
+  bodyLeft(): number {
+    return this.state === State.Body ? this.remaining : 0;
+  }
+
+  /** Skips `n` <= bodyLeft() octets of the body. */
+  skip(n: number): void {
+    this.remaining -= n;
+    if (this.remaining === 0) this.bodyDone();
+  }
+
+  /** Reads one octet of a packet header (outside a body); false once the sequence cannot be an encrypted message. */
+  step(b: number): boolean {
+    switch (this.state) {
+      case State.Tag: {
+        // Another packet follows the previous one, which therefore must have been a session key packet.
+        if (this.packets > 0 && this.lastTag !== TAG_PKESK && this.lastTag !== TAG_SKESK) return this.fail();
+        if ((b & 0x80) === 0) return this.fail();
+        this.packets++;
+        this.oldFormat = (b & 0x40) === 0;
+        this.lengthBytes = [];
+        if (this.oldFormat) {
+          this.tag = (b >> 2) & 0x0f;
+          const lengthType = b & 0x03;
+          if (lengthType === 3) return this.fail(); // indeterminate length: cannot end exactly
+          this.lengthNeeded = [1, 2, 4][lengthType];
+        } else {
+          this.tag = b & 0x3f;
+          this.lengthNeeded = 1;
+        }
+        this.state = State.Length;
+        return true;
+      }
+      case State.Length: {
+        this.lengthBytes.push(b);
+        if (!this.oldFormat && this.lengthBytes.length === 1) {
+          const o = this.lengthBytes[0];
+          if (o >= 192 && o < 224) this.lengthNeeded = 2;
+          else if (o === 255) this.lengthNeeded = 5;
+        }
+        if (this.lengthBytes.length === this.lengthNeeded) this.lengthDone();
+        return true;
+      }
+      default:
+        return this.fail();
+    }
   }
 
   /** True when the data ended exactly after a final SEIPD packet. */

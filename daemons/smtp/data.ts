@@ -179,8 +179,24 @@ export function stuffedSlices(message: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let from = 0;
   if (message.length > 0 && message[0] === DOT) out.push(DOT_BYTE);
+  // Dots first, as DataReader.feed does and for the same reason: base64 has none.
+  let dotMisses = 0;
+  let dotSearchOff = false;
   for (;;) {
-    const hit = message.indexOf(CRLF_DOT, from);
+    let hit = -1; // where the next CR LF "." starts
+    if (!dotSearchOff) {
+      for (let dot = message.indexOf(DOT, from + 2); dot >= 0; dot = message.indexOf(DOT, dot + 1)) {
+        if (message[dot - 1] === LF && message[dot - 2] === CR) {
+          hit = dot - 2;
+          break;
+        }
+        if (++dotMisses > dotMissBudget(dot)) {
+          dotSearchOff = true;
+          hit = message.indexOf(CRLF_DOT, from);
+          break;
+        }
+      }
+    } else hit = message.indexOf(CRLF_DOT, from);
     if (hit < 0) break;
     out.push(message.subarray(from, hit + 3), DOT_BYTE);
     from = hit + 3;

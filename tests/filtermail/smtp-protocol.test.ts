@@ -42,6 +42,26 @@ describe("DataReader and stuffedSlices", () => {
     expect(out.tooBig).toBe(true);
   });
 
+  it("stuffs exactly the lines that start with a dot, dot-heavy text included", () => {
+    // The reference: one three-byte search per stuffed line, as RFC 5321 4.5.2 reads.
+    const reference = (message: Buffer): Buffer => {
+      const text = message.toString("latin1");
+      const stuffed = (text.startsWith(".") ? "." : "") + text.replace(/\r\n\./g, "\r\n..");
+      return Buffer.from(stuffed + (text === "" || text.endsWith("\r\n") ? ".\r\n" : "\r\n.\r\n"), "latin1");
+    };
+    const piece = fc.oneof(
+      fc.constantFrom(".", "\r\n.", "\r\n", "\r", "\n", "x", "..", "a.b."),
+      fc.string({ maxLength: 5 }),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 400 }), (pieces) => {
+        const message = Buffer.from(pieces.join(""), "latin1");
+        expect(Buffer.concat(stuffedSlices(message)).equals(reference(message))).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it("round-trips any message through stuffing and unstuffing, however the wire is split", () => {
     const lines = fc.array(
       fc.oneof(fc.constantFrom(".", "..", ".\r", "", "\r", "x.y", "-- b"), fc.string()),
