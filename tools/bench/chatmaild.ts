@@ -7,13 +7,24 @@ import { join } from "node:path";
 import { writeDaemonBundle } from "../../components/assets";
 import { CHATMAILD_NODE_FLAGS, SERVICES, type ServiceName } from "../../core/server";
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+// Ports handed out by this process: the kernel may offer a port again once its probe closed, and chatmaild
+// refuses a configuration in which two of its ports are the same.
+const handedOut = new Set<number>();
+
+/** A loopback port that is free now and was not handed out before by this process. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /**
