@@ -1,10 +1,10 @@
 // chatmaild's Prometheus endpoint: GET /metrics on metricsAddress:9103 (docs/metrics.md), started by
 // daemons/main.ts next to the services when metricsAddress is set. It serves the counters the daemons move in
 // this process and the gauges read from the server (system.ts); nothing here is per address or per client.
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { METRICS_FACTS, METRICS_PORT } from "../../core/server";
 import type { DaemonConfig } from "../config";
 import { createLogger, type Logger } from "../dictproxy/log";
+import { startHttpServer, type HttpRequest, type HttpResponse } from "../http/server";
 import type { Service } from "../service";
 import { CONTENT_TYPE } from "./registry";
 import { METRICS, type RelayMetrics } from "./relay";
@@ -42,46 +42,35 @@ export async function startMetrics(
   const metrics = opts.metrics ?? METRICS;
   const facts = opts.facts ?? (await readFacts(opts.factsPath ?? METRICS_FACTS, log));
   addSystemMetrics(metrics.registry, config, { ...opts, facts, log });
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    req.resume();
-    const path = (req.url ?? "/").split("?")[0];
-    if (path !== METRICS_PATH) {
-      res.writeHead(404, { "Content-Type": "text/plain" }).end(`see ${METRICS_PATH}\n`);
-      return;
+  const handle = async (req: HttpRequest): Promise<HttpResponse> => {
+    if (req.path !== METRICS_PATH)
+      return { status: 404, headers: { "Content-Type": "text/plain" }, body: `see ${METRICS_PATH}\n` };
+    if (req.method !== "GET" && req.method !== "HEAD")
+      return { status: 405, headers: { Allow: "GET, HEAD" } };
+    try {
+      // HEAD gets the same headers and Content-Length; the server leaves the body out.
+      const text = await metrics.registry.render();
+      return {
+        status: 200,
+        headers: { "Content-Type": CONTENT_TYPE, "Cache-Control": "no-store" },
+        body: text,
+      };
+    } catch (err) {
+      log.error(`rendering metrics: ${(err as Error).message}`);
+      return { status: 500 };
     }
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res.writeHead(405, { Allow: "GET, HEAD" }).end();
-      return;
-    }
-    metrics.registry.render().then(
-      (text) => {
-        res.writeHead(200, { "Content-Type": CONTENT_TYPE, "Cache-Control": "no-store" });
-        res.end(req.method === "HEAD" ? undefined : text);
-      },
-      (err: Error) => {
-        log.error(`rendering metrics: ${err.message}`);
-        res.writeHead(500).end();
-      },
-    );
   };
-  const server = createServer(handle);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
   const host = opts.host ?? config.metricsAddress;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? METRICS_PORT, host, () => resolve());
+  const server = await startHttpServer({
+    name: "metrics",
+    host,
+    port: opts.port ?? METRICS_PORT,
+    log,
+    handle,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 60_000,
   });
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  const port = server.port;
   log.info(`serving ${METRICS_PATH} on ${host.includes(":") ? `[${host}]` : host}:${port}`);
-  return {
-    port,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-    },
-  };
+  return { port, close: () => server.close() };
 }

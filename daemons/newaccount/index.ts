@@ -5,10 +5,10 @@
 // login. A small HTTP service instead of CGI: no process start per request and no fcgiwrap to run
 // (docs/decisions.md, 'newaccount as an HTTP service').
 import { randomInt } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { DaemonConfig } from "../config";
 import { pythonJson } from "../dictproxy/protocol";
 import { createLogger, type Logger } from "../dictproxy/log";
+import { startHttpServer, type HttpRequest, type HttpResponse } from "../http/server";
 import { METRICS, type RefusalReason, type RelayMetrics } from "../metrics/relay";
 import type { Service } from "../service";
 import { CreationLimiter } from "../doveauth/creationlimit";
@@ -102,20 +102,23 @@ export interface NewAccountOptions {
  * The client's address: nginx's X-Real-IP when the request comes through the local proxy, else the peer.
  * clientKey() ignores loopback, so requests without a real client address count only towards the total.
  */
-export function clientAddress(req: IncomingMessage): string | undefined {
-  const peer = req.socket.remoteAddress;
+export function clientAddress(req: HttpRequest): string | undefined {
+  const peer = req.remoteAddress;
   const header = req.headers["x-real-ip"];
   const local = peer === "127.0.0.1" || peer === "::1" || peer === "::ffff:127.0.0.1";
-  return local && typeof header === "string" ? header.trim() : peer;
+  return local && header !== undefined ? header.trim() : peer;
 }
 
 export interface NewAccountService extends Service {
   readonly port: number;
 }
 
-function send(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
-  res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store", ...extra });
-  res.end(`${body}\n`);
+function json(status: number, body: string, extra: Record<string, string> = {}): HttpResponse {
+  return {
+    status,
+    headers: { "Content-Type": "application/json", "Cache-Control": "no-store", ...extra },
+    body: `${body}\n`,
+  };
 }
 
 export async function startNewAccount(
@@ -125,57 +128,39 @@ export async function startNewAccount(
   const log = opts.log ?? createLogger("newaccount");
   const limiter = new CreationLimiter(config, opts.now);
   const metrics = opts.metrics ?? METRICS;
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    req.resume(); // the request body (Delta Chat sends none) is not needed
-    const url = req.url ?? "/";
-    const q = url.indexOf("?");
-    const path = q === -1 ? url : url.slice(0, q);
-    const query = q === -1 ? "" : url.slice(q + 1);
-    if (!(NEW_ACCOUNT_PATHS as readonly string[]).includes(path)) {
-      send(res, 404, pythonJson({ reason: "not found" }));
-      return;
-    }
-    if (req.method !== "POST") {
-      send(res, 405, pythonJson({ reason: "use POST" }), { Allow: "POST" });
-      return;
-    }
-    const result = newAccount(config, query);
+  const handle = (req: HttpRequest): HttpResponse => {
+    // The request body (Delta Chat sends none) was read and dropped by the server.
+    if (!(NEW_ACCOUNT_PATHS as readonly string[]).includes(req.path))
+      return json(404, pythonJson({ reason: "not found" }));
+    if (req.method !== "POST") return json(405, pythonJson({ reason: "use POST" }), { Allow: "POST" });
+    const result = newAccount(config, req.query);
     // Invite checks first, so a wrong token costs no one a creation.
     const limited = result.ok ? limiter.take(clientAddress(req)) : undefined;
     if (limited) {
       log.warn(`refused new account: ${limited}`);
       metrics.creationRefusals.inc({ reason: "rate_limit" });
-      send(res, 429, pythonJson({ reason: "Too many new accounts right now; try again in a minute." }), {
+      return json(429, pythonJson({ reason: "Too many new accounts right now; try again in a minute." }), {
         "Retry-After": "60",
       });
-      return;
     }
     if (!result.ok) {
       log.warn(`refused new account: ${result.reason}`);
       metrics.creationRefusals.inc({ reason: result.refusal });
-      send(res, result.status, pythonJson({ reason: result.reason }));
-      return;
+      return json(result.status, pythonJson({ reason: result.reason }));
     }
     const body: Record<string, string> = { email: result.email, password: result.password };
     if (result.dcloginUrl) body.dclogin_url = result.dcloginUrl;
     metrics.accountCreations.inc({ via: "new" });
-    send(res, 200, pythonJson(body));
+    return json(200, pythonJson(body));
   };
-  const server = createServer(handle);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? config.newAccountPort, opts.host ?? "127.0.0.1", () => resolve());
+  const server = await startHttpServer({
+    name: "newaccount",
+    host: opts.host ?? "127.0.0.1",
+    port: opts.port ?? config.newAccountPort,
+    log,
+    handle,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 10_000,
   });
-  const address = server.address();
-  return {
-    port: typeof address === "object" && address ? address.port : 0,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-    },
-  };
+  return { port: server.port, close: () => server.close() };
 }
