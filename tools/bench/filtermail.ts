@@ -22,7 +22,7 @@ import { ReplyReader } from "../../daemons/smtp/reply-reader";
 import { cpuMs, memoryMb, peakDuring, startChatmaild } from "./chatmaild";
 import { median, summary } from "./stats";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const RUN_MS = Number(process.env.BENCH_RUN_MS ?? 1500);
 const WARMUP_MS = 300;
 const CONCURRENCY = [1, 10, 50];
