@@ -10,7 +10,7 @@ import {
   PacketWalker,
   regularLineBreaks,
 } from "../../daemons/filtermail/openpgp";
-import { armor, packet, partialPacket } from "./pgp";
+import { armor, editedArmor, packet, partialPacket } from "./pgp";
 
 const PKESK = packet(1, Buffer.alloc(60, 1));
 const SKESK = packet(3, Buffer.alloc(30, 3));
@@ -157,30 +157,9 @@ describe("strict base64", () => {
     },
   );
 
-  // Armor-like text: base64 of `bytes` in lines of `width`, CRLF or LF, then one edit (or none) at a position:
-  // a character inserted, one replaced, or one deleted.
-  const EDITS = ["", "A", "=", "\r", "\n", "\r\n", "-", "_", "*", " ", "\u00ff", "delete"] as const;
-  const armorText = fc
-    .record({
-      bytes: fc.uint8Array({ maxLength: 200 }),
-      width: fc.constantFrom(4, 8, 12, 64, 76, 6, 10),
-      crlf: fc.boolean(),
-      trailing: fc.constantFrom("", "\r\n", "\n", "\r\n\r\n"),
-      edit: fc.constantFrom(...EDITS),
-      replace: fc.boolean(),
-      at: fc.nat(),
-    })
-    .map(({ bytes, width, crlf, trailing, edit, replace, at }) => {
-      const b64 = Buffer.from(bytes).toString("base64");
-      const lines = b64.match(new RegExp(`.{1,${width}}`, "g")) ?? [];
-      let text = lines.join(crlf ? "\r\n" : "\n") + (lines.length > 0 ? trailing : "");
-      if (edit !== "" && text.length > 0) {
-        const i = at % text.length;
-        const cut = edit === "delete" || replace ? i + 1 : i;
-        text = text.slice(0, i) + (edit === "delete" ? "" : edit) + text.slice(cut);
-      }
-      return Buffer.from(text, "latin1");
-    });
+  const armorText = editedArmor(fc.uint8Array({ maxLength: 200 }), [4, 8, 12, 64, 76, 6, 10]).map(
+    (a) => a.text,
+  );
 
   it("decodes armor-like text the same line by line, natively and streaming", () => {
     fc.assert(

@@ -1,5 +1,6 @@
 // Builds OpenPGP packet sequences and ASCII armor byte by byte, for tests that need exact packet shapes
 // (partial lengths, old-format headers, literal data) or encrypted-looking messages of any size.
+import fc from "fast-check";
 
 /** An OpenPGP packet with a new-format header and a one-, two- or five-octet length. */
 export function packet(tag: number, body: Buffer): Buffer {
@@ -57,4 +58,54 @@ export function encryptedMessage(from: string, to: string, size: number): Buffer
     "",
   ].join("\r\n");
   return Buffer.concat([Buffer.from(head), payload, Buffer.from("--b1--\r\n")]);
+}
+
+/** What `editedArmor` may do to the text: insert one of these, replace a character by it, or delete one. */
+export const ARMOR_EDITS = [
+  "",
+  "A",
+  "=",
+  "\r",
+  "\n",
+  "\r\n",
+  "-",
+  "_",
+  "*",
+  " ",
+  "\u00ff",
+  "delete",
+] as const;
+
+/**
+ * Armor-like text: base64 of `bytes` in lines of one of `widths`, CRLF or LF, trailing line breaks, then one of
+ * `edits` (or none, "") at a position: a character inserted, one replaced, or one deleted.
+ */
+export function editedArmor(
+  bytes: fc.Arbitrary<Uint8Array>,
+  widths: readonly number[],
+  edits: readonly string[] = ARMOR_EDITS,
+): fc.Arbitrary<{ text: Buffer; width: number; lines: number; edited: boolean }> {
+  return fc
+    .record({
+      bytes,
+      width: fc.constantFrom(...widths),
+      crlf: fc.boolean(),
+      trailing: fc.constantFrom("", "\r\n", "\n", "\r\n\r\n"),
+      edit: fc.constantFrom(...edits),
+      replace: fc.boolean(),
+      at: fc.nat(),
+    })
+    .map(({ bytes, width, crlf, trailing, edit, replace, at }) => {
+      const lines =
+        Buffer.from(bytes)
+          .toString("base64")
+          .match(new RegExp(`.{1,${width}}`, "g")) ?? [];
+      let text = lines.join(crlf ? "\r\n" : "\n") + (lines.length > 0 ? trailing : "");
+      if (edit !== "" && text.length > 0) {
+        const i = at % text.length;
+        const cut = edit === "delete" || replace ? i + 1 : i;
+        text = text.slice(0, i) + (edit === "delete" ? "" : edit) + text.slice(cut);
+      }
+      return { text: Buffer.from(text, "latin1"), width, lines: lines.length, edited: edit !== "" };
+    });
 }
