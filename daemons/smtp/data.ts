@@ -15,12 +15,39 @@ const LF = 0x0a;
 const DOT = 0x2e;
 const CRLF_DOT = Buffer.from("\r\n.");
 /**
- * How many dots inside lines feed() may meet in a chunk, up to `at`, before it stops looking for dots and looks
- * for CRLF "." instead: the few of a header (addresses, host names), then one per 512 bytes. So a 64 KiB chunk
- * costs at most 160 extra searches, and text with a dot every few bytes switches early.
+ * How many dots inside lines a CrlfDotSearch may meet in a buffer, up to `at`, before it stops looking for dots
+ * and looks for CRLF "." instead: the few of a header (addresses, host names), then one per 512 bytes. So a
+ * 64 KiB chunk costs at most 160 extra searches, and text with a dot every few bytes switches early.
  */
 function dotMissBudget(at: number): number {
   return 32 + (at >> 9);
+}
+
+/**
+ * Finds each CR LF "." of one buffer, in order (a stuffed dot or the end marker when reading, a dot to stuff when
+ * writing). The dot is looked for first: a search for one byte is several times faster than one for three, and
+ * the body of an encrypted message (base64) has no dots at all, its header a few. Where dots inside lines are
+ * common, it goes over to the three-byte search for the rest of the buffer, so a buffer costs a bounded number of
+ * extra searches (dotMissBudget).
+ */
+class CrlfDotSearch {
+  /** Dots met so far that did not start a line. */
+  private misses = 0;
+  private dotsOff = false;
+
+  /** Where the first CR LF "." at or after `from` starts, or -1. */
+  next(buf: Buffer, from: number): number {
+    if (this.dotsOff) return buf.indexOf(CRLF_DOT, from);
+    for (let dot = buf.indexOf(DOT, from + 2); dot >= 0; dot = buf.indexOf(DOT, dot + 1)) {
+      if (buf[dot - 1] === LF && buf[dot - 2] === CR) return dot - 2;
+      if (++this.misses > dotMissBudget(dot)) {
+        this.dotsOff = true;
+        // No CR LF "." starts before this dot: the dots before it did not start lines.
+        return buf.indexOf(CRLF_DOT, dot - 1);
+      }
+    }
+    return -1;
+  }
 }
 
 // Where the reader is relative to the line structure of the bytes seen so far.
@@ -76,31 +103,13 @@ export class DataReader {
   feed(chunk: Buffer): DataFeedResult {
     let emitFrom = 0; // start of the pending slice of `chunk` still to be stored
     let i = 0;
-    let dotMisses = 0; // dots in this chunk that did not start a line
-    let dotSearchOff = false;
+    const search = new CrlfDotSearch();
     const n = chunk.length;
     while (i < n) {
       if (this.at === At.Mid) {
         // Fast path: inside a line only a CRLF followed by "." matters (a stuffed dot or the end marker), so
-        // jump to the next one natively instead of stepping through every line. The dot is looked for first: a
-        // search for one byte is several times faster than one for three, and the body of an encrypted message
-        // (base64) has no dots at all, its header a few. Where dots inside lines are common, the reader goes over
-        // to the three-byte search for the rest of the chunk, so a chunk costs a bounded number of extra
-        // searches (dotMissBudget).
-        let hit = -1;
-        if (!dotSearchOff) {
-          for (let dot = chunk.indexOf(DOT, i + 2); dot >= 0; dot = chunk.indexOf(DOT, dot + 1)) {
-            if (chunk[dot - 1] === LF && chunk[dot - 2] === CR) {
-              hit = dot - 2;
-              break;
-            }
-            if (++dotMisses > dotMissBudget(dot)) {
-              dotSearchOff = true;
-              hit = chunk.indexOf(CRLF_DOT, dot - 1);
-              break;
-            }
-          }
-        } else hit = chunk.indexOf(CRLF_DOT, i);
+        // jump to the next one natively instead of stepping through every line (CrlfDotSearch).
+        const hit = search.next(chunk, i);
         if (hit >= 0) {
           i = hit + 2;
           this.at = At.LineStart;
@@ -179,24 +188,9 @@ export function stuffedSlices(message: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let from = 0;
   if (message.length > 0 && message[0] === DOT) out.push(DOT_BYTE);
-  // Dots first, as DataReader.feed does and for the same reason: base64 has none.
-  let dotMisses = 0;
-  let dotSearchOff = false;
+  const search = new CrlfDotSearch();
   for (;;) {
-    let hit = -1; // where the next CR LF "." starts
-    if (!dotSearchOff) {
-      for (let dot = message.indexOf(DOT, from + 2); dot >= 0; dot = message.indexOf(DOT, dot + 1)) {
-        if (message[dot - 1] === LF && message[dot - 2] === CR) {
-          hit = dot - 2;
-          break;
-        }
-        if (++dotMisses > dotMissBudget(dot)) {
-          dotSearchOff = true;
-          hit = message.indexOf(CRLF_DOT, from);
-          break;
-        }
-      }
-    } else hit = message.indexOf(CRLF_DOT, from);
+    const hit = search.next(message, from);
     if (hit < 0) break;
     out.push(message.subarray(from, hit + 3), DOT_BYTE);
     from = hit + 3;
