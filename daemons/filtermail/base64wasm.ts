@@ -199,23 +199,19 @@ function build(): Checker | null {
 }
 
 /**
- * How many of the first `maxLines` lines of `text` (each `width` bytes, width >= MIN_LINE_WIDTH, then CR LF or
- * LF, `stride` <= LINES_WINDOW bytes apart, the last one's break inside `text`) hold only base64 alphabet bytes ("=" is not one) and end with that
- * line break; it stops at the first that does not. Undefined when WebAssembly SIMD is not available.
+ * How many of the lines at the start of `text` (each `width` bytes, width >= MIN_LINE_WIDTH, then CR LF or LF;
+ * a line whose break would lie past the end of `text` does not count) hold only base64 alphabet bytes ("=" is not
+ * one) and end with that line break; it stops at the first that does not. Undefined when WebAssembly SIMD is not
+ * available.
  */
-export function validBase64Lines(
-  text: Uint8Array,
-  width: number,
-  crlf: boolean,
-  maxLines: number,
-): number | undefined {
+export function validBase64Lines(text: Uint8Array, width: number, crlf: boolean): number | undefined {
   checker ??= build();
   if (checker === null) return undefined;
   const stride = width + (crlf ? 2 : 1);
   if (width < MIN_LINE_WIDTH || stride > LINES_WINDOW)
     throw new RangeError(`validBase64Lines: width ${width}`);
   const perWindow = Math.floor(LINES_WINDOW / stride);
-  const whole = Math.min(maxLines, Math.floor(text.length / stride)); // lines whose break is inside `text`
+  const whole = Math.floor(text.length / stride); // lines whose break is inside `text`
   let done = 0;
   while (done < whole) {
     const lines = Math.min(perWindow, whole - done);

@@ -62,12 +62,11 @@ SEXTET[CR] = SKIP;
 SEXTET[LF] = SKIP;
 SEXTET[EQ] = PAD;
 
-// How a payload is decoded when checkLaidOutBase64Packets cannot decide it, strictly in the same way each (the tests
-// compare them): up to WINDOW_CHARS natively in
-// one piece; longer ones laid out in lines as armor is, natively a window of lines at a time
-// (decodeStrictBase64Lines), so that neither a 30 MB string nor a 22 MB copy is made, and a 100 KB payload decodes
-// in half the time (its string and copy cost more than the decoding); anything else natively in one piece up to
-// NATIVE_MAX_CHARS, beyond that through a JS decoder with bounded memory (3-4 times slower).
+// How a payload is decoded when checkLaidOutBase64Packets cannot decide it (another layout, or no WebAssembly
+// SIMD), strictly in the same way each (the tests compare them): up to WINDOW_CHARS natively in one piece; longer
+// ones laid out in lines as armor is, natively a window of lines at a time (decodeStrictBase64Lines), so that
+// neither a 30 MB string nor a 22 MB copy is made; anything else natively in one piece up to NATIVE_MAX_CHARS,
+// beyond that through a JS decoder with bounded memory (3-4 times slower).
 const WINDOW_CHARS = 16 * 1024;
 const NATIVE_MAX_CHARS = 1024 * 1024;
 // Decoded bytes handed to the packet walker per step by the streaming decoder.
@@ -92,6 +91,15 @@ export function checkBase64Packets(text: Buffer): boolean {
   return decodeStrictBase64Streaming(text, (chunk) => walker.push(chunk)) && walker.end();
 }
 
+/** The layout the first line sets: its width and line break (CR LF or LF); undefined when there is no LF. */
+function firstLineLayout(text: Buffer): { width: number; crlf: boolean; stride: number } | undefined {
+  const first = text.indexOf(LF);
+  if (first < 0) return undefined;
+  const crlf = first > 0 && text[first - 1] === CR;
+  const width = crlf ? first - 1 : first;
+  return { width, crlf, stride: width + (crlf ? 2 : 1) };
+}
+
 /**
  * The same check for text laid out as armor is (see `decodeStrictBase64Lines`) without decoding it: the full
  * lines are checked to hold only alphabet characters (base64wasm.ts), the short rest is decoded, and the packet
@@ -100,13 +108,11 @@ export function checkBase64Packets(text: Buffer): boolean {
  * SIMD: the caller then decodes it.
  */
 export function checkLaidOutBase64Packets(text: Buffer): boolean | undefined {
-  const first = text.indexOf(LF);
-  if (first < 0) return undefined;
-  const crlf = first > 0 && text[first - 1] === CR;
-  const width = crlf ? first - 1 : first;
-  const stride = width + (crlf ? 2 : 1);
+  const layout = firstLineLayout(text);
+  if (layout === undefined) return undefined;
+  const { width, crlf, stride } = layout;
   if (width < MIN_LINE_WIDTH || width % 4 !== 0 || stride > LINES_WINDOW) return undefined;
-  const lines = validBase64Lines(text, width, crlf, Math.floor(text.length / stride));
+  const lines = validBase64Lines(text, width, crlf);
   if (lines === undefined) return undefined;
   // After the full lines, only the last line and line breaks: anything longer is not this layout.
   const restText = text.subarray(lines * stride);
@@ -184,16 +190,15 @@ export function decodeStrictBase64(text: Buffer): Buffer | undefined {
  */
 export function regularLineBreaks(text: Buffer): number {
   const n = text.length;
-  const first = text.indexOf(LF);
-  if (first < 0) return 0;
-  const crlf = first > 0 && text[first - 1] === CR;
-  const width = crlf ? first - 1 : first;
-  const breakLength = crlf ? 2 : 1;
+  const layout = firstLineLayout(text);
+  if (layout === undefined) return 0;
+  const { width, crlf, stride } = layout;
+  const breakLength = stride - width;
   let counted = 0;
   let at = width; // where the next line break is expected
   while (at + breakLength <= n && (crlf ? text[at] === CR && text[at + 1] === LF : text[at] === LF)) {
     counted += breakLength;
-    at += width + breakLength;
+    at += stride;
   }
   const covered = at - width; // the bytes before this are all counted or inside lines
   for (let end = n; end > covered && (text[end - 1] === CR || text[end - 1] === LF); end--) counted++;
@@ -205,10 +210,10 @@ export function regularLineBreaks(text: Buffer): number {
  * ended the same way, then a shorter last line with the padding and line breaks at the end. The full lines are
  * decoded natively a window of lines at a time into one buffer of the window's size, and each window must decode
  * to exactly 3 bytes per 4 characters: a skipped or misplaced character (outside the alphabet, "=", a line break
- * inside a line) makes it come out short. The rest, short, goes through decodeStrictBase64. The decoded bytes go to `sink`
- * window by window (it must not keep them: the buffer is refilled for the next window). True or false as
- * decodeStrictBase64Streaming; undefined, before anything was given to `sink` or at a window that did not decode
- * exactly, when the text is not laid out like that: the caller then decodes it another way.
+ * inside a line) makes it come out short. The rest, short, goes through decodeStrictBase64. The decoded bytes go
+ * to `sink` window by window (it must not keep them: the buffer is refilled for the next window). True or false
+ * as decodeStrictBase64Streaming; undefined, before anything was given to `sink` or at a window that did not
+ * decode exactly, when the text is not laid out like that: the caller then decodes it another way.
  */
 export function decodeStrictBase64Lines(
   text: Buffer,
@@ -216,13 +221,11 @@ export function decodeStrictBase64Lines(
   windowChars = WINDOW_CHARS,
 ): boolean | undefined {
   if (text.indexOf(DASH) >= 0 || text.indexOf(UNDERSCORE) >= 0) return false;
-  const first = text.indexOf(LF);
-  if (first < 0) return undefined;
-  const crlf = first > 0 && text[first - 1] === CR;
-  const width = crlf ? first - 1 : first;
+  const layout = firstLineLayout(text);
+  if (layout === undefined) return undefined;
+  const { width, crlf, stride } = layout;
   if (width === 0 || width % 4 !== 0) return undefined;
-  const breakLength = crlf ? 2 : 1;
-  const stride = width + breakLength;
+  const breakLength = stride - width;
   // The full lines: those whose line break is where the first line's width puts it.
   let fullLines = 0;
   for (let at = width; at + breakLength <= text.length; at += stride) {
