@@ -117,13 +117,8 @@ export function checkLaidOutBase64Packets(text: Buffer): boolean | undefined {
   // After the full lines, only the last line and line breaks: anything longer is not this layout.
   const restText = text.subarray(lines * stride);
   if (restText.length > 2 * stride) return undefined;
-  // The full lines hold only alphabet characters, a multiple of 4, so the text is strict exactly when the rest is.
-  const rest = decodeStrictBase64(restText);
-  if (rest === undefined) return false;
   const fullBytes = (lines * width * 3) / 4;
-  const total = fullBytes + rest.length;
   const byteAt = (at: number): number => {
-    if (at >= fullBytes) return rest[at - fullBytes];
     const group = Math.floor(at / 3);
     const char = group * 4;
     const line = Math.floor(char / width);
@@ -137,15 +132,17 @@ export function checkLaidOutBase64Packets(text: Buffer): boolean | undefined {
   };
   const walker = new PacketWalker();
   let at = 0;
-  while (at < total) {
+  while (at < fullBytes) {
     const body = walker.bodyLeft();
     if (body > 0) {
-      const skip = Math.min(body, total - at);
+      const skip = Math.min(body, fullBytes - at);
       walker.skip(skip);
       at += skip;
     } else if (!walker.step(byteAt(at++))) return false;
   }
-  return walker.end();
+  // The full lines hold only alphabet characters, a multiple of 4, so the text is strict exactly when the rest is.
+  // The rest is short: decoded in JavaScript straight into the walker, with no string or buffer made for it.
+  return decodeStrictBase64Streaming(restText, (bytes) => walker.push(bytes)) && walker.end();
 }
 
 /**
@@ -260,12 +257,14 @@ function count(b: Buffer, byte: number): number {
  * most OUT_CHUNK_BYTES; false as soon as the text is not strict base64 or the sink says stop.
  */
 export function decodeStrictBase64Streaming(text: Buffer, sink: (chunk: Buffer) => boolean): boolean {
-  const out = Buffer.allocUnsafe(OUT_CHUNK_BYTES);
+  const len = text.length;
+  // No bigger than the text needs: the last line of an armor decodes to a few dozen bytes.
+  const size = Math.min(OUT_CHUNK_BYTES, Math.floor(len / 4) * 3 + 3);
+  const out = Buffer.allocUnsafe(size);
   let k = 0;
   let quad = 0; // sextets collected so far, most significant first
   let n = 0; // how many sextets are in `quad`
   let i = 0;
-  const len = text.length;
   for (; i < len; i++) {
     const v = SEXTET[text[i]];
     if (v >= 0) {
@@ -277,7 +276,7 @@ export function decodeStrictBase64Streaming(text: Buffer, sink: (chunk: Buffer) 
         k += 3;
         n = 0;
         quad = 0;
-        if (k + 3 > OUT_CHUNK_BYTES) {
+        if (k + 3 > size) {
           if (!sink(out.subarray(0, k))) return false;
           k = 0;
         }

@@ -199,7 +199,16 @@ const fromValue = fc.oneof(
   ),
 );
 
-const ctChars = fc.constantFrom(...'ab/=;" \t\\*xB0-'.split(""), "\r\n ", "\u00e9", "\u2028");
+const ctChars = fc.constantFrom(
+  ...'ab/=;" \t\\*xB0-'.split(""),
+  "\r\n ",
+  "\u00e9",
+  "\u2028",
+  "\u00a0",
+  "\u0001",
+  "\u000b",
+  "\u007f",
+);
 const ctValue = fc.oneof(
   fc.array(ctChars, { maxLength: 40 }).map((a) => a.join("")),
   fc.constantFrom(
@@ -207,6 +216,8 @@ const ctValue = fc.oneof(
     'multipart/mixed; boundary="a\\"b"; boundary*0="c"',
     "text/plain; charset=utf-8; format=flowed",
     'Multipart/Report; report-type=delivery-status; boundary="x;y"',
+    "text/plain; a=1; b=2; c=3; d=4; e=5; f=6; g=7; h=8; i=9; j=10; a*0=x",
+    "text/plain; a=1; b=2; c=3; d=4; e=5; f=6; g=7; h=8; i=9; j=10; k*=x",
   ),
 );
 
