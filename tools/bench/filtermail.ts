@@ -23,7 +23,7 @@ import { cpuMs, memoryMb, peakDuring, startChatmaild } from "./chatmaild";
 import { median, summary } from "./stats";
 
 // Seven rounds: on two cores shared by three processes, the median of five still moved from 39 to 47 % between
-// back-to-back runs of the same code (docs/benchmarks.md, 'Last run').
+// back-to-back runs of the same code (docs/benchmarks.md, 'What the figures mean').
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const RUN_MS = Number(process.env.BENCH_RUN_MS ?? 1500);
 const WARMUP_MS = 300;
